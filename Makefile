@@ -1,0 +1,32 @@
+# Plain entry points. `make demo` and `make test` are the README's quick start.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo emulator test validate clean
+
+$(STAMP): setup.py pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required (set PYTHON=/path/to/python3.11)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Runs the Genesys Cloud emulator in the foreground (Ctrl-C stops it).
+emulator: $(STAMP)
+	$(BIN)/python -m genesys_pipeline.emulator --host 127.0.0.1 --port 8765 --seed 7 --daily-volume 2000
+
+demo: emulator
+
+validate: $(STAMP)
+	$(BIN)/dagster definitions validate -w workspace.yaml
+
+test: $(STAMP)
+	$(BIN)/dagster definitions validate -w workspace.yaml
+	$(BIN)/pytest -q
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,1 @@
+"""Genesys Cloud conversation analytics into Snowflake, as Dagster assets."""

@@ -1,0 +1,385 @@
+"""Request handling, independent of the HTTP plumbing: a request in, a `Response` out.
+
+Every `/api/v2` request goes through the same gate, in the real service's order as far as a client
+can tell: bearer check (401), per-token rate limit (429 with Retry-After), injected faults, size and
+content-type checks, then the endpoint. Every response carries `ININ-Correlation-Id`; API responses
+also carry the `inin-ratelimit-*` headers.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+import random
+import re
+import threading
+import uuid
+from datetime import date
+from typing import Any, Callable
+from urllib.parse import parse_qs
+
+from .auth import TokenIssuer
+from .clock import EmulatorClock, iso_ms, parse_iso
+from .config import EmulatorConfig
+from .errors import ApiError, OAuthError, bad_request, not_found, too_many_requests
+from .jobs import JobStore
+from .lookups import filter_entities, listing, multi_values
+from .querying import (
+    Interval,
+    day_matched_plans,
+    has_filters,
+    record_matches,
+    sort_plans,
+    validate_filters,
+    validate_order,
+)
+from .ratelimit import SlidingWindowLimiter
+from .synthetic import ContactCentre
+
+JSON_TYPE = "application/json; charset=UTF-8"
+FAULT_KINDS = ("429", "503", "504", "reset")
+
+
+@dataclasses.dataclass
+class Response:
+    status: int
+    body: Any = None  # JSON-ready value, or None for an empty body
+    headers: dict[str, str] = dataclasses.field(default_factory=dict)
+    reset_connection: bool = False  # an injected fault: drop the TCP connection with a RST
+
+    def encoded(self) -> bytes:
+        if self.body is None:
+            return b""
+        return json.dumps(self.body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+@dataclasses.dataclass
+class Request:
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]  # lower-cased names
+    body: bytes
+
+    @property
+    def params(self) -> dict[str, list[str]]:
+        return parse_qs(self.query, keep_blank_values=False)
+
+    def json(self) -> dict[str, Any]:
+        if not self.body.strip():
+            raise bad_request("The request body is required.")
+        try:
+            value = json.loads(self.body)
+        except ValueError as error:
+            raise bad_request(f"The request body is not valid JSON: {error}")
+        if not isinstance(value, dict):
+            raise bad_request("The request body must be a JSON object.")
+        return value
+
+
+class Stats:
+    """Counters a test or benchmark reads to see what the emulator really served."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.counts: collections.Counter[str] = collections.Counter()
+
+    def add(self, key: str, amount: int = 1) -> None:
+        with self._lock:
+            self.counts[key] += amount
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(sorted(self.counts.items()))
+
+
+Handler = Callable[[Request, re.Match[str]], Any]
+
+
+class EmulatorApp:
+    def __init__(self, config: EmulatorConfig) -> None:
+        self.config = config
+        self.clock = EmulatorClock(config.start_time(), config.clock_rate)
+        self.centre = ContactCentre(config.seed, config.daily_volume, config.site_timezone)
+        self.tokens = TokenIssuer(config.client_id, config.client_secret, config.token_lifetime_seconds)
+        self.limiter = SlidingWindowLimiter(config.rate_limit_per_minute)
+        self.jobs = JobStore(config, self.centre, self.clock.now_ms)
+        self.stats = Stats()
+        self._fault_draws = random.Random(config.seed ^ 0xFA17)
+        self._fault_lock = threading.Lock()
+        details = "/api/v2/analytics/conversations/details"
+        self._api_routes: list[tuple[str, re.Pattern[str], Handler]] = [
+            ("POST", re.compile(rf"{details}/query"), self._details_query),
+            ("POST", re.compile(rf"{details}/jobs"), self._submit_job),
+            ("GET", re.compile(rf"{details}/jobs/availability"), self._availability),
+            ("GET", re.compile(rf"{details}/jobs/(?P<job>[^/]+)/results"), self._job_results),
+            ("GET", re.compile(rf"{details}/jobs/(?P<job>[^/]+)"), self._job_status),
+            ("DELETE", re.compile(rf"{details}/jobs/(?P<job>[^/]+)"), self._cancel_job),
+            ("GET", re.compile(details), self._multi_get),
+            ("GET", re.compile(r"/api/v2/analytics/conversations/(?P<id>[^/]+)/details"), self._single_get),
+            ("GET", re.compile(r"/api/v2/routing/queues"), self._lookup("queues")),
+            ("GET", re.compile(r"/api/v2/routing/queues/(?P<id>[^/]+)"), self._lookup_one("queues")),
+            ("GET", re.compile(r"/api/v2/routing/wrapupcodes"), self._lookup("wrapup_codes")),
+            ("GET", re.compile(r"/api/v2/routing/wrapupcodes/(?P<id>[^/]+)"), self._lookup_one("wrapup_codes")),
+            ("GET", re.compile(r"/api/v2/users"), self._lookup("users")),
+            ("GET", re.compile(r"/api/v2/users/(?P<id>[^/]+)"), self._lookup_one("users")),
+            ("GET", re.compile(r"/api/v2/authorization/divisions"), self._lookup("divisions")),
+            ("GET", re.compile(r"/api/v2/authorization/divisions/(?P<id>[^/]+)"), self._lookup_one("divisions")),
+        ]  # fmt: skip
+
+    # --- dispatch -------------------------------------------------------------------------------
+
+    def handle(self, request: Request) -> Response:
+        correlation_id = str(uuid.uuid4())
+        if request.path == "/oauth/token":
+            response = self._token(request)
+        elif request.path.startswith("/emulator/"):
+            response = self._admin(request)
+        else:
+            response = self._api(request, correlation_id)
+        response.headers.setdefault("Content-Type", JSON_TYPE)
+        response.headers["ININ-Correlation-Id"] = correlation_id
+        self.stats.add(f"status.{response.status}")
+        return response
+
+    def _token(self, request: Request) -> Response:
+        self.stats.add("requests.oauth_token")
+        if request.method != "POST":
+            return Response(405, {"error": "invalid_request", "description": "use POST",
+                                  "error_description": "use POST"})  # fmt: skip
+        try:
+            return Response(200, self.tokens.issue(request.headers.get("authorization"), request.body, request.query))
+        except OAuthError as error:
+            return Response(error.status, error.body())
+
+    def _api(self, request: Request, correlation_id: str) -> Response:
+        rate_headers: dict[str, str] = {}
+        try:
+            token = self.tokens.authenticate(request.headers.get("authorization"))
+            admitted, rate_headers = self.limiter.hit(token)
+            if not admitted:
+                self.stats.add("rate_limited")
+                raise too_many_requests(int(rate_headers["Retry-After"]))
+            fault = self._draw_fault()
+            if fault == "reset":
+                self.stats.add("faults.reset")
+                return Response(0, reset_connection=True)
+            if fault is not None:
+                self.stats.add(f"faults.{fault}")
+                raise _injected(fault, self.config.fault_retry_after_seconds)
+            if len(request.body) > self.config.max_request_bytes:
+                raise ApiError(413, "request.entity.too.large", "The request is over the maximum size.")
+            handler, match = self._route(request)
+            self.stats.add(f"requests.{handler.__name__.strip('_')}")
+            result = handler(request, match)
+            response = result if isinstance(result, Response) else Response(200, result)
+        except ApiError as error:
+            response = Response(error.status, error.body(correlation_id), dict(error.headers))
+        response.headers.update({k: v for k, v in rate_headers.items() if k != "Retry-After" or response.status == 429})
+        return response
+
+    def _route(self, request: Request) -> tuple[Handler, re.Match[str]]:
+        path_known = False
+        for method, pattern, handler in self._api_routes:
+            match = pattern.fullmatch(request.path)
+            if match:
+                path_known = True
+                if method == request.method:
+                    if method == "POST":
+                        _require_json(request)
+                    return handler, match
+        if path_known:
+            raise ApiError(405, "method.not.allowed", f"{request.method} is not allowed here.")
+        raise not_found()
+
+    def _draw_fault(self) -> str | None:
+        if self.config.fault_rate <= 0:
+            return None
+        with self._fault_lock:
+            if self._fault_draws.random() >= self.config.fault_rate:
+                return None
+            return self._fault_draws.choice(FAULT_KINDS)
+
+    # --- conversation details ---------------------------------------------------------------------
+
+    def _details_query(self, request: Request, _: re.Match[str]) -> dict[str, Any]:
+        body = request.json()
+        interval = Interval(body.get("interval"))
+        filtered = has_filters(body)
+        limit_days = self.config.query_max_days_filtered if filtered else self.config.query_max_days_unfiltered
+        if interval.days > limit_days:
+            raise bad_request(
+                "You must specify a search interval as part of your query that does not exceed "
+                f"{limit_days} days."
+            )
+        order, order_by = validate_order(body)
+        validate_filters(body)
+        page_size, page_number = self._paging(body.get("paging"))
+        if page_size * page_number > self.config.query_pagination_cap:
+            raise bad_request(
+                f"Pagination may not exceed {self.config.query_pagination_cap} results. Page through "
+                "several smaller intervals (for example hour by hour) instead of one large interval."
+            )
+        now_ms = self.clock.now_ms()
+        plans = list(day_matched_plans(self.centre.day_plans, interval, now_ms))
+        records: dict[str, dict[str, Any]] = {}
+        if filtered:
+            kept = []
+            for plan in plans:
+                record = self.centre.render(plan, now_ms, with_attributes=False)
+                if record is not None and record_matches(record, body):
+                    kept.append(plan)
+                    records[plan.conversation_id] = record
+            plans = kept
+        sort_plans(plans, order, order_by, now_ms)
+        total_hits = len(plans)
+        start = (page_number - 1) * page_size
+        if self.config.live_drift and page_number > 1:
+            # New records landed before this page since the previous one: the window slides back and
+            # the tail of the previous page is served again.
+            start = max(0, start - 2 * (page_number - 1))
+            total_hits += page_number % 3
+        page = plans[start : start + page_size]
+        if not page:
+            return {"totalHits": total_hits}
+        conversations = [
+            records.get(plan.conversation_id) or self.centre.render(plan, now_ms, with_attributes=False)
+            for plan in page
+        ]
+        return {"conversations": conversations, "totalHits": total_hits}
+
+    def _paging(self, paging: Any) -> tuple[int, int]:
+        if paging is None:
+            return 25, 1
+        if not isinstance(paging, dict) or "pageSize" not in paging or "pageNumber" not in paging:
+            raise bad_request("paging must be an object with pageSize and pageNumber", "invalid.value")
+        page_size, page_number = paging["pageSize"], paging["pageNumber"]
+        if not isinstance(page_size, int) or not 1 <= page_size <= self.config.query_max_page_size:
+            raise bad_request(
+                f"paging.pageSize must be between 1 and {self.config.query_max_page_size}, got {page_size!r}",
+                "invalid.value",
+            )
+        if not isinstance(page_number, int) or page_number < 1:
+            raise bad_request(f"paging.pageNumber must be at least 1, got {page_number!r}", "invalid.value")
+        return page_size, page_number
+
+    def _single_get(self, _: Request, match: re.Match[str]) -> dict[str, Any]:
+        plan = self.centre.find_plan(match["id"])
+        record = plan and self.centre.render(plan, self.clock.now_ms(), with_attributes=False)
+        if not record:
+            raise not_found()
+        return record
+
+    def _multi_get(self, request: Request, _: re.Match[str]) -> dict[str, Any]:
+        ids = multi_values(request.params, "id")
+        if not ids:
+            raise bad_request("At least one conversation id is required (id=...).", "invalid.value")
+        if len(ids) > self.config.multiget_max_ids:
+            raise bad_request(f"At most {self.config.multiget_max_ids} ids may be requested at once.", "invalid.value")
+        now_ms = self.clock.now_ms()
+        found = []
+        for conversation_id in dict.fromkeys(ids):
+            plan = self.centre.find_plan(conversation_id)
+            record = plan and self.centre.render(plan, now_ms, with_attributes=False)
+            if record:
+                found.append(record)
+        return {"conversations": found}
+
+    # --- jobs -----------------------------------------------------------------------------------
+
+    def _submit_job(self, request: Request, _: re.Match[str]) -> Response:
+        job = self.jobs.submit(request.json())
+        return Response(202, {"jobId": job.job_id})
+
+    def _job_status(self, _: Request, match: re.Match[str]) -> dict[str, Any]:
+        return self.jobs.status(match["job"])
+
+    def _job_results(self, request: Request, match: re.Match[str]) -> dict[str, Any]:
+        params = request.params
+        cursor = (params.get("cursor") or [None])[0]
+        page_size = (params.get("pageSize") or [None])[0]
+        return self.jobs.results(match["job"], cursor, page_size)
+
+    def _cancel_job(self, _: Request, match: re.Match[str]) -> Response:
+        self.jobs.cancel(match["job"])
+        return Response(204)
+
+    def _availability(self, _: Request, __: re.Match[str]) -> dict[str, Any]:
+        return {"dataAvailabilityDate": iso_ms(self.jobs.watermark_ms())}
+
+    # --- lookups --------------------------------------------------------------------------------
+
+    def _lookup(self, kind: str) -> Handler:
+        def lookup_listing(request: Request, _: re.Match[str]) -> dict[str, Any]:
+            entities = filter_entities(kind, getattr(self.centre, kind), request.params)
+            return listing(request.path, entities, request.params, self.config.lookup_max_page_size)
+
+        lookup_listing.__name__ = f"list_{kind}"
+        return lookup_listing
+
+    def _lookup_one(self, kind: str) -> Handler:
+        def lookup_entity(_: Request, match: re.Match[str]) -> dict[str, Any]:
+            for entity in getattr(self.centre, kind):
+                if entity["id"] == match["id"]:
+                    return entity
+            raise not_found()
+
+        lookup_entity.__name__ = f"get_{kind}"
+        return lookup_entity
+
+    # --- emulator-only admin endpoints (not part of the Genesys API) ------------------------------
+
+    def _admin(self, request: Request) -> Response:
+        try:
+            if request.path == "/emulator/stats" and request.method == "GET":
+                return Response(200, self.stats.snapshot())
+            if request.path == "/emulator/clock":
+                if request.method == "POST":
+                    body = request.json()
+                    if "now" in body:
+                        self.clock.set(parse_iso(str(body["now"])))
+                    else:
+                        self.clock.advance(float(body.get("advanceSeconds", 0)))
+                return Response(200, {"now": iso_ms(self.clock.now_ms())})
+            if request.path == "/emulator/tokens/revoke" and request.method == "POST":
+                return Response(200, {"revoked": self.tokens.revoke_all()})
+            if request.path == "/emulator/truth/conversations" and request.method == "GET":
+                return Response(200, self._truth(request))
+        except ApiError as error:
+            return Response(error.status, error.body("admin"))
+        except ValueError as error:
+            return Response(400, bad_request(str(error)).body("admin"))
+        return Response(404, not_found().body("admin"))
+
+    def _truth(self, request: Request) -> dict[str, Any]:
+        """Ground truth: ids of conversations that started in [start, end) and exist now."""
+        interval = Interval((request.params.get("interval") or [None])[0])
+        now_ms = self.clock.now_ms()
+        ids = [
+            plan.conversation_id
+            for day in interval.touched_utc_days()
+            for plan in self.centre.day_plans(day)
+            if interval.start_ms <= plan.start_ms < interval.end_ms and plan.start_ms <= now_ms
+        ]
+        return {"count": len(ids), "conversationIds": ids, "asOf": iso_ms(now_ms)}
+
+    def conversations_started(self, day: date) -> list[str]:
+        """In-process ground truth: ids of the conversations that started on a UTC day, by now."""
+        now_ms = self.clock.now_ms()
+        return [p.conversation_id for p in self.centre.day_plans(day) if p.start_ms <= now_ms]
+
+
+def _require_json(request: Request) -> None:
+    content_type = request.headers.get("content-type", "")
+    if request.body and not content_type.lower().startswith("application/json"):
+        raise ApiError(415, "unsupported.media.type", f"Unsupported Content-Type {content_type!r}; use application/json.")
+
+
+def _injected(kind: str, retry_after: int) -> ApiError:
+    if kind == "429":
+        return too_many_requests(retry_after)
+    if kind == "503":
+        return ApiError(503, "service.unavailable", "The service is currently unavailable.")
+    return ApiError(504, "request.timeout", "The request timed out.")
+

@@ -1,0 +1,91 @@
+"""Every knob of the emulator in one place.
+
+Limits that `shared/reference/genesys-api.md` marks UNCONFIRMED are fields here, so that tests can set
+them low and a user who learns the real value can set it without touching code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime, timezone
+
+# Documented demo credentials: the emulator is a local stand-in, these guard nothing real.
+DEMO_CLIENT_ID = "emulator-client-id"
+DEMO_CLIENT_SECRET = "emulator-client-secret"
+
+
+@dataclasses.dataclass
+class EmulatorConfig:
+    # --- network and identity ---
+    host: str = "127.0.0.1"
+    port: int = 0  # 0 = any free port
+    client_id: str = DEMO_CLIENT_ID
+    client_secret: str = DEMO_CLIENT_SECRET
+
+    # --- the synthetic contact centre ---
+    seed: int = 7
+    daily_volume: int = 2000  # conversations starting on each UTC day
+    site_timezone: str = "America/Chicago"  # local time of the diurnal volume curve
+
+    # --- the clock ---
+    # The emulator's "now". None = the real time at start-up. The clock then moves at `clock_rate`
+    # emulated seconds per real second (0 freezes it, which makes responses byte-for-byte repeatable).
+    now: datetime | None = None
+    clock_rate: float = 1.0
+
+    # --- platform limits ---
+    rate_limit_per_minute: int = 300  # per token, sliding 60 s window
+    token_lifetime_seconds: int = 86400  # UNCONFIRMED exact default (86399 vs 86400)
+    max_request_bytes: int = 512_000
+
+    # --- injected faults: share of API requests answered with a 429/503/504 or a connection reset ---
+    fault_rate: float = 0.0
+    fault_retry_after_seconds: int = 1
+
+    # --- synchronous details query ---
+    query_max_page_size: int = 100  # UNCONFIRMED (100 vs 200)
+    query_pagination_cap: int = 100_000  # "Pagination may not exceed 100000 results."
+    query_max_days_unfiltered: int = 7
+    query_max_days_filtered: int = 31
+    multiget_max_ids: int = 100  # UNCONFIRMED
+
+    # --- async detail jobs ---
+    job_result_cap: int = 400_000  # "Pagination may not exceed 400000 results"
+    job_default_page_size: int = 1000  # UNCONFIRMED
+    job_max_page_size: int = 1000  # UNCONFIRMED
+    job_max_interval_days: int = 31  # UNCONFIRMED
+    job_queued_seconds: float = 0.5  # real seconds in QUEUED, UNCONFIRMED
+    job_pending_seconds: float = 1.0  # real seconds in PENDING before FULFILLED, UNCONFIRMED
+    job_ttl_seconds: float = 3600.0  # results expire this long after completion, UNCONFIRMED
+    max_concurrent_jobs: int = 5  # QUEUED+PENDING jobs per client; over it -> 429, UNCONFIRMED
+    job_failure_rate: float = 0.0  # share of jobs that end FAILED
+    data_availability_lag_seconds: float = 6 * 3600  # watermark = now - lag, UNCONFIRMED
+
+    # --- lookups ---
+    lookup_max_page_size: int = 500  # UNCONFIRMED
+
+    # --- query behaviour ---
+    # "Live drift": each query page is computed as if a few new records had been inserted before it,
+    # so records shift across page boundaries and reappear (as the real API does on live data).
+    live_drift: bool = False
+
+    def __post_init__(self) -> None:
+        if self.now is not None and self.now.tzinfo is None:
+            raise ValueError(f"EmulatorConfig.now must be timezone-aware, got {self.now!r}")
+        if self.daily_volume < 0:
+            raise ValueError(f"EmulatorConfig.daily_volume must be >= 0, got {self.daily_volume}")
+        if not 0.0 <= self.fault_rate <= 1.0:
+            raise ValueError(f"EmulatorConfig.fault_rate must be within [0, 1], got {self.fault_rate}")
+        if not 0.0 <= self.job_failure_rate <= 1.0:
+            raise ValueError(
+                f"EmulatorConfig.job_failure_rate must be within [0, 1], got {self.job_failure_rate}"
+            )
+        if self.rate_limit_per_minute < 1:
+            raise ValueError(
+                f"EmulatorConfig.rate_limit_per_minute must be >= 1, got {self.rate_limit_per_minute}"
+            )
+        if self.clock_rate < 0:
+            raise ValueError(f"EmulatorConfig.clock_rate must be >= 0, got {self.clock_rate}")
+
+    def start_time(self) -> datetime:
+        return self.now if self.now is not None else datetime.now(timezone.utc)

@@ -1,0 +1,31 @@
+from setuptools import find_packages, setup
+
+# The dagster family is pinned exactly: an unpinned install resolves dagster-aws/-snowflake to 2021
+# releases (0.11.x) that import `dagster.core` and fail, while `pip check` reports nothing wrong.
+DAGSTER_FAMILY = [
+    "dagster==1.13.27",
+    "dagster-webserver==1.13.27",
+    "dagster-aws==0.29.27",
+    "dagster-snowflake==0.29.27",
+]
+
+setup(
+    name="genesys_pipeline",
+    version="0.1.0",
+    description="Genesys Cloud conversation analytics into Snowflake, with Dagster",
+    python_requires=">=3.11,<3.12",
+    packages=find_packages(exclude=["genesys_pipeline_tests", "genesys_pipeline_tests.*"]),
+    install_requires=[
+        *DAGSTER_FAMILY,
+        "httpx==0.28.1",
+        "pyarrow==26.0.1",
+    ],
+    extras_require={
+        "dev": [
+            "pytest==9.2.0",
+            "pytest-timeout==2.4.0",
+            # The official SDK, only to prove the emulator's responses deserialize without loss.
+            "purecloudplatformclientv2==269.0.0",
+        ],
+    },
+)
