@@ -9,6 +9,12 @@ DAGSTER_FAMILY = [
     "dagster-snowflake==0.29.27",
 ]
 
+LOCAL_STACK = [
+    "fakesnow==0.12.1",
+    "moto[server]==5.2.5",
+    "fsspec==2026.9.0",  # fakesnow's DuckDB reads s3:// through an fsspec filesystem we register
+]
+
 setup(
     name="genesys_pipeline",
     version="0.1.0",
@@ -21,7 +27,11 @@ setup(
         "pyarrow==26.0.1",
     ],
     extras_require={
+        # The local stack: stand-ins that speak the real S3 and Snowflake wire protocols. Pinned
+        # exactly: the S3 shim in genesys_pipeline/stand_ins.py patches a fakesnow internal.
+        "local": LOCAL_STACK,
         "dev": [
+            *LOCAL_STACK,
             "pytest==9.2.0",
             "pytest-timeout==2.4.0",
             # The official SDK, only to prove the emulator's responses deserialize without loss.

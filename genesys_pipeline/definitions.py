@@ -2,4 +2,10 @@
 
 import dagster as dg
 
-defs = dg.Definitions()
+from .assets import raw_conversations
+from .environments import current_environment, resources_for
+
+defs = dg.Definitions(
+    assets=[raw_conversations],
+    resources=resources_for(current_environment()),
+)

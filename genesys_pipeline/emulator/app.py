@@ -140,7 +140,8 @@ class EmulatorApp:
             response = self._api(request, correlation_id)
         response.headers.setdefault("Content-Type", JSON_TYPE)
         response.headers["ININ-Correlation-Id"] = correlation_id
-        self.stats.add(f"status.{response.status}")
+        if not response.reset_connection:
+            self.stats.add(f"status.{response.status}")
         return response
 
     def _token(self, request: Request) -> Response:
@@ -238,8 +239,9 @@ class EmulatorApp:
         if self.config.live_drift and page_number > 1:
             # New records landed before this page since the previous one: the window slides back and
             # the tail of the previous page is served again.
-            start = max(0, start - 2 * (page_number - 1))
-            total_hits += page_number % 3
+            shift = min(start, 2 * (page_number - 1))
+            start -= shift
+            total_hits += shift
         page = plans[start : start + page_size]
         if not page:
             return {"totalHits": total_hits}

@@ -93,7 +93,10 @@ class EmulatorServer:
         return f"http://{self.config.host}:{self.port}"
 
     def start(self) -> "EmulatorServer":
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="genesys-emulator", daemon=True)
+        # A short poll interval: shutdown() waits for the serve loop's next poll.
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="genesys-emulator", daemon=True
+        )
         self._thread.start()
         return self
 

@@ -39,8 +39,9 @@ def raw(emulator):
 
 def test_details_query_pages(client, raw):
     analytics = sdk.AnalyticsApi(client)
-    for interval in (day_interval(PAST_DAY), day_interval(CLOCK.date())):  # a closed day and one with ongoing records
-        for page_number in (1, 2, 3):
+    # A closed day (three full pages) and the current day, whose first page holds ongoing records.
+    for interval, pages in ((day_interval(PAST_DAY), (1, 2, 3)), (day_interval(CLOCK.date()), (1,))):
+        for page_number in pages:
             query = sdk.ConversationQuery()
             query.interval = interval
             query.paging = sdk.PagingSpec()

@@ -1,0 +1,394 @@
+"""Fleshes a conversation's `Timeline` out into a full `Conversation` (participants, sessions,
+segments, metrics, evaluations, surveys, late wrap-up codes, participant attributes).
+
+The random stream continues where `draw_timeline` stopped, so the same seed gives the same record;
+nothing drawn here moves an instant the timeline fixed. Participant attributes come from a separate
+stream, so a record with attributes is otherwise identical to the one without.
+
+Metrics follow genesys-api.md s5.7: each is emitted when what it measures completes (tTalk at the end
+of each talk span, tHeld at the end of each hold, tAcw and tHandle when wrap-up ends, nOffered on
+queue entry...). tHandle = talk + hold + wrap-up (+ preview and dialling for agent-placed calls).
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from . import texts
+from .directory import SERVICE_LEVEL_MS, Directory
+from .enrichment import add_attributes, evaluation, survey
+from .parties import Parties
+from .records import Conversation, Participant, Segment, Session
+from .scenarios import AgentTurn, QueueVisit, Timeline, draw_timeline
+
+WRAP_UP_TIMEOUT = "ININ-WRAP-UP-TIMEOUT"
+_ATTRIBUTE_SALT = 0x5A17_A77B
+_HOLDS = (0,) * 14 + (1, 1, 1, 1, 2, 3)  # holds per talk span of a voice agent: 70% none, some 2+
+_IN_QUEUE_FLOW_TYPES = {"voice": "INQUEUECALL", "email": "INQUEUEEMAIL", "message": "INQUEUESHORTMESSAGE"}
+
+Metrics = list[tuple[int, str, int]]  # (emit epoch ms, name, value)
+
+
+def build_conversation(
+    directory: Directory, conversation_id: str, seed: int, start: int, *, with_attributes: bool
+) -> Conversation:
+    rng = random.Random(seed)
+    timeline = draw_timeline(rng, directory, start)
+    conversation = _Builder(rng, directory, timeline, conversation_id).build()
+    if with_attributes:
+        add_attributes(random.Random(seed ^ _ATTRIBUTE_SALT), conversation)
+    return conversation
+
+
+def _session(scalars: dict[str, Any], segments: list[Segment], metrics: Metrics, **extra: Any) -> Session:
+    metrics.sort(key=lambda metric: (metric[0], metric[1]))
+    return Session(dict(sorted(scalars.items())), segments, metrics, **extra)  # the API's scalar order
+
+
+class _Builder:
+    def __init__(self, rng: random.Random, directory: Directory, timeline: Timeline, conversation_id: str):
+        self.rng, self.directory, self.timeline, self.media = rng, directory, timeline, timeline.media
+        self.parties = Parties(rng, timeline, conversation_id, directory.edge_ids)
+        self.subject = self.parties.subject
+        initiator = "customer" if self.media == "message" else None
+        self.conversation = Conversation(
+            conversation_id, timeline.start, timeline.end, timeline.direction, timeline.self_served,
+            initiator, [], directory.home_division_id, [],
+        )  # fmt: skip
+        self.wrapped: dict[int, tuple[str, Segment]] = {}  # id(turn) -> (agent user id, wrap-up segment)
+
+    def build(self) -> Conversation:
+        add = self.conversation.participants.append
+        if self.timeline.direction == "outbound":
+            self._voice_outbound()
+        else:
+            add(self._customer())
+            if self.media == "voice":
+                add(self._ivr())
+            for number, visit in enumerate(self.timeline.visits):
+                self._visit(visit, first=number == 0)
+        self.conversation.participants.sort(key=lambda p: p.sessions[0].segments[0].start)
+        self._restatements()
+        return self.conversation
+
+    def _queue_id(self, queue: int) -> str:
+        return self.directory.queue_specs[queue].id
+
+    def _customer_hangs_up(self) -> bool:
+        """Who ends the call: the customer (their segment ends `endpoint`) or the other side (`peer`)."""
+        final = self.timeline.final_turn()
+        if final is not None:
+            return final.ended_by == "peer"
+        return bool(self.timeline.visits) or self.rng.random() < 0.6  # abandoned, or hung up in the IVR
+
+    # --- inbound: customer, IVR, queues, agents ---
+
+    def _customer(self) -> Participant:
+        timeline, parties = self.timeline, self.parties
+        scalars = parties.scalars("inbound", peer=False, routed=bool(timeline.visits))
+        scalars["sessionId"] = parties.origin_session_id
+        if self.media == "voice":
+            scalars["recording"] = True
+            if self.rng.random() < 0.5:
+                scalars["remoteNameDisplayable"] = parties.customer_name
+        head = parties.head("customer", parties.phone if self.media == "voice" else parties.customer_name)
+        segments = [Segment(timeline.start, timeline.customer_connect, "system")]
+        ends = [visit.start for visit in timeline.visits[1:]] + [timeline.customer_end]
+        for number, visit in enumerate(timeline.visits):  # one interact per queue
+            start = timeline.customer_connect if number == 0 else visit.start
+            queue_id = self._queue_id(visit.queue)
+            segments.append(Segment(start, ends[number], "interact", queue_id, subject=self.subject))
+        if not timeline.visits:
+            segments.append(Segment(timeline.customer_connect, timeline.customer_end, "interact"))
+        if self.media == "callback":  # the request lasts until the agent calls back (a second session)
+            dial = timeline.dial
+            assert dial is not None
+            segments[-1].end, segments[-1].disconnect = dial.contacting, "transfer"
+            sessions = [_session(scalars, segments, [])]
+            if dial.answered:
+                sessions.append(self._dialled_party())
+            return Participant(head, sessions)
+        segments[-1].disconnect = "endpoint" if self._customer_hangs_up() else "peer"
+        segments[-1].q850 = self.media == "voice"
+        connected = timeline.customer_end - timeline.customer_connect
+        metrics = [
+            (timeline.customer_connect, "nConnected", 1),
+            (timeline.customer_end, "tConnected", connected),
+        ]
+        stats = [parties.media_stat(timeline.customer_end + 40)] if self.media == "voice" else []
+        return Participant(head, [_session(scalars, segments, metrics, stats=stats)])
+
+    def _ivr(self) -> Participant:
+        timeline, rng, parties = self.timeline, self.rng, self.parties
+        flow_id, flow_name = rng.choice(self.directory.ivr_flows)
+        start = timeline.start + rng.randint(5, 60)
+        flow = {
+            "entryReason": parties.dnis, "entryType": "dnis", "flowId": flow_id, "flowName": flow_name,
+            "flowType": "INBOUNDCALL", "flowVersion": f"{rng.randint(2, 40)}.0", "startingLanguage": "en-us",
+        }  # fmt: skip
+        exited: dict[str, Any] = {"endingLanguage": "en-us"} | flow
+        segments = [Segment(start, start + rng.randint(30, 60), "system")]
+        if timeline.visits:
+            target = self.directory.queue_specs[timeline.visits[0].queue]
+            exited |= {"exitReason": "TRANSFER", "transferTargetAddress": target.id}
+            exited |= {"transferTargetName": target.name, "transferType": "ACD"}
+            segments.append(Segment(segments[0].end, timeline.ivr_end, "ivr", disconnect="transfer"))
+            exit_metric = "tFlowExit"
+        else:  # self-served: the caller hangs up, or the flow ends the call
+            caller_left = self.conversation.participants[0].sessions[0].segments[-1].disconnect == "endpoint"
+            exited["exitReason"] = "CUSTOMER_DISCONNECT" if caller_left else "FLOW_DISCONNECT"
+            disconnect = "peer" if caller_left else "endpoint"
+            segments.append(
+                Segment(segments[0].end, timeline.ivr_end, "ivr", disconnect=disconnect, q850=True)
+            )
+            exit_metric = "tFlowDisconnect"
+        flow_ms, end = timeline.ivr_end - start, timeline.ivr_end
+        metrics = [
+            (start, "nFlow", 1),
+            (end, "tIvr", flow_ms),
+            (end, "tFlow", flow_ms),
+            (end, exit_metric, flow_ms),
+        ]
+        session = _session(
+            parties.scalars("inbound", peer=True), segments, metrics, stats=[parties.media_stat(end)],
+            flow=flow, flow_exited=(end, dict(sorted(exited.items()))),  # AnalyticsFlow: alphabetical scalars
+        )  # fmt: skip
+        return Participant(parties.head("ivr", flow_name), [session])
+
+    def _visit(self, visit: QueueVisit, first: bool) -> None:
+        add = self.conversation.participants.append
+        self.conversation.divisions.append((visit.start, self.directory.queue_specs[visit.queue].division_id))
+        add(self._acd(visit, from_ivr=first and self.media == "voice"))
+        if visit.rona is not None:
+            add(self._rona(visit.rona))
+        if visit.agent is None:
+            return
+        if self.media == "callback":
+            add(self._callback_agent(visit.agent, visit.offer))
+            return
+        add(self._agent(visit.agent, visit.offer))
+        if visit.agent.consult is not None:
+            add(self._agent(visit.agent.consult.colleague, None))
+
+    def _acd(self, visit: QueueVisit, from_ivr: bool) -> Participant:
+        spec = self.directory.queue_specs[visit.queue]
+        scalars = self.parties.scalars("inbound", peer=True, routed=True)
+        if from_ivr:
+            scalars["flowInType"] = "ivr"
+        flow = None
+        if self.media in _IN_QUEUE_FLOW_TYPES:
+            flow_id, flow_name = self.directory.in_queue_flow
+            flow = {"flowId": flow_id, "flowName": flow_name, "flowType": _IN_QUEUE_FLOW_TYPES[self.media]}
+            flow["flowVersion"] = "15.0"
+        waited, outcome = visit.end - visit.offer, "transfer" if visit.agent else "peer"
+        segments = [
+            Segment(visit.start, visit.offer, "delay", spec.id, subject=self.subject),
+            Segment(visit.offer, visit.end, "interact", spec.id, disconnect=outcome, subject=self.subject),
+        ]
+        metrics = [(visit.offer, "nOffered", 1), (visit.end, "tAcd" if visit.agent else "tAbandon", waited)]
+        if waited > SERVICE_LEVEL_MS[self.media]:
+            metrics.append((visit.end, "nOverSla", 1))
+        return Participant(
+            self.parties.head("acd", spec.name), [_session(scalars, segments, metrics, flow=flow)]
+        )
+
+    def _agent_head(self, turn: AgentTurn) -> tuple[dict[str, Any], str]:
+        taken = tuple(p.head["userId"] for p in self.conversation.participants if "userId" in p.head)
+        agent = self.directory.pick_agent(self.rng, turn.queue, exclude=taken)
+        name = agent.name if self.parties.show_agent_names else None
+        return self.parties.head("agent", name, agent.user_id), agent.user_id
+
+    def _rona(self, turn: AgentTurn) -> Participant:
+        """Redirect on no answer: alerted until the queue's alerting timeout, then back to the queue."""
+        head, _ = self._agent_head(turn)
+        queue_id, alerted = self._queue_id(turn.queue), turn.answer - turn.alert
+        segments = [
+            Segment(turn.alert, turn.answer, "alert", queue_id, disconnect="client", subject=self.subject)
+        ]
+        metrics = [(turn.answer, "tAlert", alerted), (turn.answer, "tNotResponding", alerted)]
+        if self.rng.random() < 0.3:
+            metrics.append((turn.answer, "nError", 1))
+        return Participant(
+            head, [_session(self.parties.scalars("inbound", peer=True, routed=True), segments, metrics)]
+        )
+
+    def _agent(self, turn: AgentTurn, offered_at: int | None) -> Participant:
+        """An agent answering from a queue (`offered_at` = queue entry) or a consulted colleague (None)."""
+        head, user_id = self._agent_head(turn)
+        queue_id = self._queue_id(turn.queue)
+        segments = [Segment(turn.alert, turn.answer, "alert", queue_id, subject=self.subject)]
+        metrics = [(turn.answer, "tAlert", turn.answer - turn.alert)]
+        if offered_at is not None:
+            metrics.append((turn.answer, "tAnswered", turn.answer - offered_at))
+        consult = turn.consult
+        if consult is None:
+            self._talk(segments, metrics, turn.answer, turn.talk_end, queue_id)
+        else:  # the customer waits on hold while the agent talks to a colleague
+            self._talk(segments, metrics, turn.answer, consult.start, queue_id, holds=False)
+            segments.append(Segment(consult.start, consult.end, "hold", queue_id))
+            held = consult.end - consult.start
+            metrics += [
+                (consult.start, "nConsult", 1),
+                (consult.end, "tHeld", held),
+                (consult.end, "tHeldComplete", held),
+            ]
+            if consult.transferred:
+                metrics += [(consult.end, "nConsultTransferred", 1), (consult.end, "nTransferred", 1)]
+            else:
+                self._talk(segments, metrics, consult.end, turn.talk_end, queue_id, holds=False)
+        if turn.ended_by == "transfer":
+            metrics += [(turn.talk_end, "nBlindTransferred", 1), (turn.talk_end, "nTransferred", 1)]
+        self._wrapup(segments, metrics, turn, user_id, handle_from=turn.answer)
+        stats = [self.parties.media_stat(turn.talk_end + 30)] if self.media == "voice" else []
+        scalars = self.parties.scalars("inbound", peer=True, routed=True)
+        return Participant(head, [_session(scalars, segments, metrics, stats=stats)])
+
+    def _talk(
+        self,
+        segments: list[Segment],
+        metrics: Metrics,
+        start: int,
+        end: int,
+        queue_id: str,
+        holds: bool = True,
+    ) -> None:
+        """Interact segments tiling [start, end], with holds in between for some voice calls."""
+        span, rng = end - start, self.rng
+        count = rng.choice(_HOLDS) if holds and self.media in ("voice", "callback") and span > 60_000 else 0
+        held = [rng.randint(10_000, 120_000) for _ in range(count)]
+        if sum(held) > span * 0.4:  # keep at least 60% of the span as talk
+            held = [h * int(span * 0.4) // sum(held) for h in held]
+        free = span - sum(held)
+        cuts = sorted(rng.sample(range(2000, free - 2000, 1000), count))
+        talks = [b - a for a, b in zip([0, *cuts], [*cuts, free], strict=True)]
+        at = start
+        for talk_ms, hold_ms in zip(talks, [*held, 0], strict=True):
+            segments.append(Segment(at, at + talk_ms, "interact", queue_id, subject=self.subject))
+            metrics += [(at + talk_ms, "tTalk", talk_ms), (at + talk_ms, "tTalkComplete", talk_ms)]
+            at += talk_ms
+            if hold_ms:
+                segments.append(Segment(at, at + hold_ms, "hold", queue_id))
+                metrics += [(at + hold_ms, "tHeld", hold_ms), (at + hold_ms, "tHeldComplete", hold_ms)]
+                at += hold_ms
+
+    def _wrapup(
+        self, segments: list[Segment], metrics: Metrics, turn: AgentTurn, user_id: str, handle_from: int
+    ) -> None:
+        segments[-1].disconnect = turn.ended_by
+        ended = self.timeline.dial is not None or (
+            self.media == "voice" and turn.ended_by in ("peer", "client")
+        )
+        wrapup = Segment(turn.talk_end, turn.wrap_end, "wrapup", self._queue_id(turn.queue))
+        wrapup.disconnect, wrapup.q850, wrapup.subject = turn.ended_by, ended, self.subject
+        wrapup.wrapups = ((turn.wrap_end, *self._wrapup_code(turn)),)
+        segments.append(wrapup)
+        self.wrapped[id(turn)] = (user_id, wrapup)
+        metrics.append((turn.wrap_end, "tAcw", turn.wrap_end - turn.talk_end))
+        metrics.append((turn.wrap_end, "tHandle", turn.wrap_end - handle_from))
+
+    def _wrapup_code(self, turn: AgentTurn, instead_of: str | None = None) -> tuple[str, str | None]:
+        if turn.timeout_wrap and instead_of is None:
+            return WRAP_UP_TIMEOUT, None
+        codes = [
+            code for code in self.directory.queue_specs[turn.queue].wrapup_code_ids if code != instead_of
+        ]
+        return self.rng.choice(codes), self.rng.choice(
+            texts.WRAPUP_NOTES
+        ) if self.rng.random() < 0.3 else None
+
+    # --- agent-placed calls: voice outbound, and the call-back of a callback ---
+
+    def _dial_segments(self, turn: AgentTurn, queue_id: str) -> tuple[list[Segment], Metrics]:
+        dial = self.timeline.dial
+        assert dial is not None
+        segments = [
+            Segment(dial.start, dial.contacting, "dialing", queue_id),
+            Segment(dial.contacting, dial.connected, "contacting", queue_id),
+        ]
+        metrics = [
+            (dial.contacting, "tDialing", dial.contacting - dial.start),
+            (dial.connected, "tContacting", dial.connected - dial.contacting),
+        ]
+        if dial.answered:
+            self._talk(segments, metrics, dial.connected, turn.talk_end, queue_id)
+        return segments, metrics
+
+    def _dialled_party(self) -> Session:
+        """The customer's side of an agent-placed call: ringing, then talking if answered."""
+        dial, end = self.timeline.dial, self.timeline.customer_end
+        assert dial is not None
+        scalars = self.parties.scalars("outbound", peer=False, media="voice")
+        scalars |= {"peerId": self.parties.origin_session_id, "recording": True}
+        segments = [
+            Segment(dial.contacting, dial.connected, "alert", disconnect=None if dial.answered else "peer")
+        ]
+        metrics: Metrics = []
+        if dial.answered:
+            disconnect = "endpoint" if self._customer_hangs_up() else "peer"
+            segments.append(Segment(dial.connected, end, "interact", disconnect=disconnect, q850=True))
+            metrics = [(dial.connected, "nConnected", 1), (end, "tConnected", end - dial.connected)]
+        return _session(scalars, segments, metrics)
+
+    def _voice_outbound(self) -> None:
+        timeline, turn, parties = self.timeline, self.timeline.dial_turn, self.parties
+        assert turn is not None
+        spec = self.directory.queue_specs[turn.queue]
+        self.conversation.divisions.append((timeline.start, spec.division_id))
+        head, user_id = self._agent_head(turn)
+        scalars = parties.scalars("outbound", peer=False)
+        scalars["sessionId"] = parties.origin_session_id  # the agent's call starts the conversation
+        segments, metrics = self._dial_segments(turn, spec.id)
+        metrics.append((timeline.start, "nOutbound", 1))
+        self._wrapup(segments, metrics, turn, user_id, handle_from=timeline.start)
+        stats = [parties.media_stat(turn.talk_end)]
+        purpose = "external" if self.rng.random() < 0.6 else "customer"
+        self.conversation.participants += [
+            Participant(head, [_session(scalars, segments, metrics, stats=stats)]),
+            Participant(parties.head(purpose, parties.phone), [self._dialled_party()]),
+        ]
+
+    def _callback_agent(self, turn: AgentTurn, offered_at: int) -> Participant:
+        """Alerted with the callback, previews it, then calls the customer on a second (voice) session."""
+        dial = self.timeline.dial
+        assert dial is not None
+        head, user_id = self._agent_head(turn)
+        queue_id = self._queue_id(turn.queue)
+        callback_segments = [
+            Segment(turn.alert, turn.answer, "alert", queue_id),
+            Segment(turn.answer, dial.start, "callback", queue_id),
+        ]
+        callback_metrics = [
+            (turn.answer, "tAlert", turn.answer - turn.alert),
+            (turn.answer, "tAnswered", turn.answer - offered_at),
+        ]
+        segments, metrics = self._dial_segments(turn, queue_id)
+        self._wrapup(segments, metrics, turn, user_id, handle_from=turn.answer)
+        callback_scalars = self.parties.scalars("inbound", peer=True, routed=True)
+        voice_scalars = self.parties.scalars("outbound", peer=True, media="voice")
+        stats = [self.parties.media_stat(turn.talk_end)]
+        return Participant(head, [
+            _session(callback_scalars, callback_segments, callback_metrics),
+            _session(voice_scalars, segments, metrics, stats=stats),
+        ])  # fmt: skip
+
+    # --- later restatements: late or changed wrap-up code, evaluation, survey ---
+
+    def _restatements(self) -> None:
+        timeline, rng, final = self.timeline, self.rng, self.timeline.final_turn()
+        if final is None:
+            return
+        user_id, wrapup = self.wrapped[id(final)]
+        queue_id = self._queue_id(final.queue)
+        if timeline.late_wrapup_at is not None:
+            (at, code, note), late = wrapup.wrapups[0], timeline.late_wrapup_at
+            if timeline.late_wrapup_changes_code:
+                wrapup.wrapups = ((at, code, note), (late, *self._wrapup_code(final, instead_of=code)))
+            else:  # the agent left wrap-up without a code; it is filled in later
+                wrapup.wrapups = ((at, None, None), (late, code, note))
+        if timeline.evaluation_at is not None:
+            record = evaluation(rng, self.directory, timeline.evaluation_at, queue_id, user_id)
+            self.conversation.evaluations.append((timeline.evaluation_at, record))
+        if timeline.survey_at is not None:
+            record = survey(rng, self.directory, timeline.survey_at, queue_id, user_id, self.media)
+            self.conversation.surveys.append((timeline.survey_at, record))

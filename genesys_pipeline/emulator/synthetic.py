@@ -1,0 +1,150 @@
+"""The emulator's deterministic synthetic contact centre: the data the emulated API serves.
+
+`ContactCentre(seed, daily_volume)` is a pure function of its arguments:
+- `day_plans(day)`: the `daily_volume` conversations starting on that UTC day, as compact plans;
+- `find_plan(conversation_id)`: the plan behind an id, decoded from the id itself (see ids.py);
+- `render(plan, as_of_ms, with_attributes=...)`: the conversation-detail record at an instant, ongoing
+  or complete, later restated by evaluations, surveys and late wrap-up codes;
+- `divisions`, `queues`, `wrapup_codes`, `users`: the lookup entities (directory.py).
+
+How a conversation is made: a per-conversation seed gives its start time (a diurnal curve in the
+site's local time) and a timeline (scenarios.py: scenario, key instants, restatement times), cheap
+enough to plan 100,000 conversations in about two seconds. `render` redraws the same timeline and
+fleshes it out (builder.py), then shows what exists at `as_of_ms` (records.py).
+
+Bounds the server relies on: a conversation lasts at most `MAX_LIFETIME_MS` (36 h); its record never
+changes after `last_change_ms` (<= end + 72 h).
+"""
+
+from __future__ import annotations
+
+import bisect
+import collections
+import dataclasses
+import functools
+import itertools
+import random
+import threading
+from datetime import date, datetime, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from .builder import WRAP_UP_TIMEOUT, build_conversation
+from .directory import Directory
+from .ids import MAX_DAILY_VOLUME, ConversationIdCodec, day_number, derive_key, mix64
+from .records import materialize
+from .scenarios import MAX_LIFETIME_MS, draw_timeline
+
+__all__ = ["MAX_LIFETIME_MS", "WRAP_UP_TIMEOUT", "ContactCentre", "ConversationPlan"]
+
+DAY_MS = 86_400_000
+_BIN_MS = 15 * 60_000  # start times are drawn per quarter hour of the UTC day, then uniformly within it
+# Relative contact volume by local hour: busy 8-18, quiet (never zero) at night.
+_HOURLY_VOLUME = (
+    0.15, 0.10, 0.08, 0.07, 0.08, 0.15, 0.35, 0.70, 1.00, 1.25, 1.35, 1.30,
+    1.15, 1.20, 1.30, 1.25, 1.10, 0.95, 0.70, 0.50, 0.40, 0.32, 0.25, 0.20,
+)  # fmt: skip
+_START_SALT = 0x57A2_7000_0000_0001
+_CACHED_DAYS = 16
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ConversationPlan:
+    conversation_id: str  # UUID string
+    start_ms: int  # conversationStart, epoch milliseconds UTC
+    end_ms: int  # conversationEnd: when the last participant's last segment (incl. wrap-up) ends
+    last_change_ms: int  # the last later restatement (>= end_ms); the record never changes after it
+    media_type: str  # voice, callback, chat, email, message
+    originating_direction: str  # inbound | outbound
+    seed: int  # per-conversation seed used to expand the full record
+
+
+class ContactCentre:
+    def __init__(self, seed: int, daily_volume: int, site_timezone: str = "America/Chicago") -> None:
+        if not 0 <= daily_volume <= MAX_DAILY_VOLUME:
+            raise ValueError(f"daily_volume must be within [0, {MAX_DAILY_VOLUME}], got {daily_volume}")
+        self.daily_volume = daily_volume
+        self.site_timezone = site_timezone
+        ZoneInfo(site_timezone)  # fail now on an unknown zone, not on the first request
+        self._directory = Directory(seed)
+        # Full API entities, sorted by name. Shared: callers must not mutate them.
+        self.divisions: list[dict[str, Any]] = self._directory.divisions
+        self.queues: list[dict[str, Any]] = self._directory.queues
+        self.wrapup_codes: list[dict[str, Any]] = self._directory.wrapup_codes
+        self.users: list[dict[str, Any]] = self._directory.users
+        self._codec = ConversationIdCodec(seed)
+        self._plan_key = derive_key(seed, "plans")
+        self._lock = threading.Lock()  # guards the LRU; held while a day is computed, so it is computed once
+        self._days: collections.OrderedDict[date, list[ConversationPlan]] = collections.OrderedDict()
+
+    def day_plans(self, day: date) -> list[ConversationPlan]:
+        """The conversations starting on UTC `day`, sorted by (start_ms, conversation_id)."""
+        with self._lock:
+            plans = self._days.get(day)
+            if plans is None:
+                number = day_number(day)
+                curve = _day_curve(self.site_timezone, number)
+                plans = [self._plan(number, index, curve) for index in range(self.daily_volume)]
+                plans.sort(key=lambda plan: (plan.start_ms, plan.conversation_id))
+                self._days[day] = plans
+                if len(self._days) > _CACHED_DAYS:
+                    self._days.popitem(last=False)
+            else:
+                self._days.move_to_end(day)
+        return list(plans)  # a copy: callers sort and filter it
+
+    def find_plan(self, conversation_id: str) -> ConversationPlan | None:
+        """The plan of a conversation of this centre, or None for any other id. O(1), no scan."""
+        decoded = self._codec.decode(conversation_id)
+        if decoded is None or decoded[1] >= self.daily_volume:
+            return None
+        number, index = decoded
+        return self._plan(number, index, _day_curve(self.site_timezone, number))
+
+    def render(
+        self, plan: ConversationPlan, as_of_ms: int, *, with_attributes: bool
+    ) -> dict[str, Any] | None:
+        """The conversation-detail record as the API returns it at `as_of_ms`; None before it starts.
+
+        `with_attributes` adds participant attributes, as job results (AnalyticsConversation) have and
+        the query and single get (AnalyticsConversationWithoutAttributes) do not.
+        """
+        if plan.start_ms > as_of_ms:
+            return None
+        conversation = build_conversation(
+            self._directory, plan.conversation_id, plan.seed, plan.start_ms, with_attributes=with_attributes
+        )
+        return materialize(conversation, as_of_ms)
+
+    def _plan(self, number: int, index: int, curve: _DayCurve) -> ConversationPlan:
+        seed = mix64(self._plan_key ^ (number * (MAX_DAILY_VOLUME + 1) + index))  # distinct per (day, index)
+        start = curve.start_ms(mix64(seed ^ _START_SALT))
+        timeline = draw_timeline(random.Random(seed), self._directory, start)
+        return ConversationPlan(
+            self._codec.encode(number, index), start, timeline.end, timeline.last_change,
+            timeline.media, timeline.direction, seed,
+        )  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _DayCurve:
+    """The diurnal volume curve over one UTC day, as cumulative weights of its quarter hours."""
+
+    day_start_ms: int
+    cumulative: tuple[float, ...]
+
+    def start_ms(self, bits: int) -> int:
+        """An instant from 64 random bits: the high half picks the quarter hour, the low half the instant."""
+        quarter = bisect.bisect_right(self.cumulative, (bits >> 32) / 2**32 * self.cumulative[-1])
+        return self.day_start_ms + quarter * _BIN_MS + ((bits & 0xFFFF_FFFF) * _BIN_MS >> 32)
+
+
+@functools.lru_cache(maxsize=64)
+def _day_curve(site_timezone: str, number: int) -> _DayCurve:
+    zone, day_start_ms = ZoneInfo(site_timezone), number * DAY_MS
+    local_hours = (
+        datetime.fromtimestamp((day_start_ms + quarter * _BIN_MS) / 1000, timezone.utc).astimezone(zone).hour
+        for quarter in range(DAY_MS // _BIN_MS)
+    )
+    weights = (_HOURLY_VOLUME[hour] for hour in local_hours)
+    return _DayCurve(day_start_ms, tuple(itertools.accumulate(weights)))

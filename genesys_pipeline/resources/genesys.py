@@ -1,0 +1,227 @@
+"""`GenesysResource`: the Genesys Cloud API client as a Dagster resource.
+
+Configuration is validated when the resource is built (definitions load, and again when Dagster
+resolves `EnvVar`s at run start), so a typo in a region or URL fails before any run does. The HTTP
+client is created per use by `get_client()`: Dagster resources are immutable pydantic models and
+are copied between processes, while an httpx connection pool, a cached token and a throttle are
+live state that belongs to one unit of work.
+
+    genesys = GenesysResource(
+        region="mypurecloud.de",
+        client_id=dg.EnvVar("GENESYS_CLIENT_ID"),
+        client_secret=dg.EnvVar("GENESYS_CLIENT_SECRET"),
+    )
+
+    @dg.asset
+    def conversations(context, genesys: GenesysResource):
+        with genesys.get_client() as client:
+            for conversation in client.query_conversation_details(start, end):
+                ...
+            context.add_output_metadata(client.stats.as_metadata())
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Iterator, Optional
+from urllib.parse import urlsplit
+
+import dagster as dg
+import httpx
+from pydantic import ConfigDict, Field, model_validator
+
+from .genesys_client import GenesysClient
+from .genesys_http import RequestThrottle, log
+
+# Genesys Cloud regions by domain (genesys-api.md section 1.4, SDK 269 `PureCloudRegionHosts`):
+# the API host is `api.<domain>`, the login host `login.<domain>`.
+GENESYS_REGIONS: dict[str, str] = {
+    "mypurecloud.com": "us_east_1",
+    "use2.us-gov-pure.cloud": "us_east_2",
+    "usw2.pure.cloud": "us_west_2",
+    "cac1.pure.cloud": "ca_central_1",
+    "sae1.pure.cloud": "sa_east_1",
+    "mxc1.pure.cloud": "mx_central_1",
+    "mypurecloud.ie": "eu_west_1",
+    "euw2.pure.cloud": "eu_west_2",
+    "mypurecloud.de": "eu_central_1",
+    "euc2.pure.cloud": "eu_central_2",
+    "edee1.eusc-pure.cloud": "eusc_de_east_1",
+    "mec1.pure.cloud": "me_central_1",
+    "aps1.pure.cloud": "ap_south_1",
+    "mypurecloud.jp": "ap_northeast_1",
+    "apne2.pure.cloud": "ap_northeast_2",
+    "apne3.pure.cloud": "ap_northeast_3",
+    "apse1.pure.cloud": "ap_southeast_1",
+    "mypurecloud.com.au": "ap_southeast_2",
+}
+_REGION_BY_SDK_KEY = {key: domain for domain, key in GENESYS_REGIONS.items()}
+
+
+class GenesysResource(dg.ConfigurableResource):
+    """Genesys Cloud API access with OAuth client credentials, retries and a request budget.
+
+    Give either `region` or both `api_base_url` and `login_base_url` (an emulator or a proxy).
+    Use `get_client()` for a `GenesysClient`.
+    """
+
+    # Validation errors must not echo input values: they would include the client secret.
+    model_config = ConfigDict(hide_input_in_errors=True)
+
+    region: Optional[str] = Field(
+        default=None,
+        description=(
+            "Genesys Cloud region as its domain, e.g. 'mypurecloud.com', 'usw2.pure.cloud', "
+            "'mypurecloud.de' (the SDK key such as 'eu_central_1' is accepted too). The API and "
+            "login hosts are api.<domain> and login.<domain>. Leave unset when giving base URLs."
+        ),
+    )
+    api_base_url: Optional[str] = Field(
+        default=None,
+        description="Explicit API base URL (e.g. an emulator 'http://127.0.0.1:8765'); needs login_base_url.",
+    )
+    login_base_url: Optional[str] = Field(
+        default=None,
+        description="Explicit login base URL serving /oauth/token; needs api_base_url.",
+    )
+    client_id: str = Field(description="OAuth client-credentials client id (use dg.EnvVar).")
+    client_secret: str = Field(
+        description="OAuth client secret (use dg.EnvVar). Never logged or shown.", repr=False
+    )
+    connect_timeout_seconds: float = Field(default=10.0, gt=0, description="TCP/TLS connect timeout.")
+    read_timeout_seconds: float = Field(
+        default=60.0, gt=0, description="Read timeout per response; details queries can be slow."
+    )
+    query_page_size: int = Field(
+        default=100,
+        ge=1,
+        le=200,
+        description="paging.pageSize of the details query. 100 is the documented safe maximum.",
+    )
+    job_page_size: int = Field(default=1000, ge=1, le=1000, description="pageSize of detail job results.")
+    lookup_page_size: int = Field(
+        default=100, ge=1, le=500, description="pageSize of queue/wrap-up/user/division listings."
+    )
+    multiget_chunk_size: int = Field(
+        default=100, ge=1, le=500, description="Conversation ids per multi-get request."
+    )
+    query_result_cap: int = Field(
+        default=100_000,
+        ge=1,
+        description="Results a details query may page through ('Pagination may not exceed 100000 results').",
+    )
+    job_result_cap: int = Field(
+        default=400_000, ge=1, description="Results a detail job may page through (400,000)."
+    )
+    max_attempts: int = Field(
+        default=6,
+        ge=1,
+        le=50,
+        description="Attempts per request (first try included) on 429, 502/503/504 and transport errors.",
+    )
+    backoff_base_seconds: float = Field(
+        default=1.0, ge=0, description="Exponential backoff base: attempt n waits up to base * 2**(n-1)."
+    )
+    backoff_cap_seconds: float = Field(default=60.0, ge=0, description="Upper bound of one backoff wait.")
+    requests_per_minute: int = Field(
+        default=300,
+        ge=1,
+        description="Client-side request budget (the platform allows 300/min per token by default).",
+    )
+    job_poll_interval_seconds: float = Field(
+        default=2.0, gt=0, description="First wait before polling a detail job; grows 1.5x per poll."
+    )
+    job_poll_max_interval_seconds: float = Field(
+        default=30.0, gt=0, description="Longest wait between two polls of a detail job."
+    )
+    job_timeout_seconds: float = Field(
+        default=3600.0, gt=0, description="Give up (and cancel) a detail job not FULFILLED by then."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _validate_endpoints(cls, data: Any) -> Any:
+        # mode="before" sees the raw values, so fields given as dg.EnvVar (not resolved until a
+        # run starts) can be told apart and skipped here; Dagster rebuilds the resource with the
+        # resolved values at run start, and this validator then checks them too.
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        given = {name: _given(data.get(name)) for name in ("region", "api_base_url", "login_base_url")}
+        if given["region"] and (given["api_base_url"] or given["login_base_url"]):
+            raise ValueError(
+                "region: give either region or api_base_url + login_base_url, not both"
+            )
+        if not given["region"]:
+            if not given["api_base_url"] and not given["login_base_url"]:
+                raise ValueError(
+                    "region: set region (e.g. 'mypurecloud.com') or both api_base_url and login_base_url"
+                )
+            for name, other in (("api_base_url", "login_base_url"), ("login_base_url", "api_base_url")):
+                if not given[name]:
+                    raise ValueError(f"{name}: required together with {other}")
+        for name in ("region", "api_base_url", "login_base_url"):
+            value = data.get(name)
+            if not given[name] or isinstance(value, dg.EnvVar):
+                continue
+            data[name] = _normalise_region(value) if name == "region" else _normalise_url(name, value)
+        for name in ("client_id", "client_secret"):
+            value = data.get(name)
+            if isinstance(value, str) and not isinstance(value, dg.EnvVar) and not value.strip():
+                raise ValueError(f"{name}: must not be empty")
+        return data
+
+    @property
+    def resolved_api_base_url(self) -> str:
+        """Where `/api/v2/...` is served."""
+        return self.api_base_url or f"https://api.{self.region}"
+
+    @property
+    def resolved_login_base_url(self) -> str:
+        """Where `/oauth/token` is served."""
+        return self.login_base_url or f"https://login.{self.region}"
+
+    @contextlib.contextmanager
+    def get_client(self, *, throttle: RequestThrottle | None = None) -> Iterator[GenesysClient]:
+        """A `GenesysClient` on one keep-alive httpx connection pool, closed on exit.
+
+        The client's throttle holds it to `requests_per_minute` across all threads using it.
+        Pass one `RequestThrottle` to several `get_client()` calls to share one budget.
+        """
+        timeout = httpx.Timeout(self.read_timeout_seconds, connect=self.connect_timeout_seconds)
+        with httpx.Client(
+            timeout=timeout,
+            headers={"Accept": "application/json", "User-Agent": "genesys-pipeline/0.1 (httpx)"},
+            limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
+        ) as http:
+            client = GenesysClient(self, http, throttle or RequestThrottle(self.requests_per_minute))
+            try:
+                yield client
+            finally:
+                log.info("Genesys client stats: %s", client.stats.snapshot())
+
+
+def _given(value: Any) -> bool:
+    return value is not None and not (isinstance(value, str) and not value.strip())
+
+
+def _normalise_region(value: str) -> str:
+    text = value.strip().lower().removeprefix("https://").rstrip("/")
+    for host_prefix in ("api.", "login."):
+        text = text.removeprefix(host_prefix)
+    domain = text if text in GENESYS_REGIONS else _REGION_BY_SDK_KEY.get(text.replace("-", "_"))
+    if domain is None:
+        raise ValueError(
+            f"region: unknown Genesys Cloud region {value!r}; valid regions: "
+            + ", ".join(GENESYS_REGIONS)
+        )
+    return domain
+
+
+def _normalise_url(name: str, value: str) -> str:
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{name}: must be an http(s) URL such as 'https://api.mypurecloud.com', got {value!r}")
+    if parts.query or parts.fragment:
+        raise ValueError(f"{name}: must not have a query string or fragment, got {value!r}")
+    return value.strip().rstrip("/")

@@ -1,0 +1,432 @@
+"""The Genesys Cloud API calls the pipeline makes, on top of `GenesysTransport`.
+
+Get a client from `GenesysResource.get_client()`; it is not meant to be built directly. All
+methods are safe to call from several threads at once: they share one keep-alive connection pool,
+one token and one request budget.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Callable, Generator, Iterable, Iterator, Mapping, Self
+
+import httpx
+
+from .genesys_errors import (
+    DetailJobError,
+    GenesysApiError,
+    JobResultCapExceeded,
+    QueryCapExceeded,
+)
+from .genesys_http import (
+    AccessTokens,
+    GenesysClientStats,
+    GenesysTransport,
+    RequestThrottle,
+    RetryPolicy,
+    log,
+)
+
+if TYPE_CHECKING:
+    from .genesys import GenesysResource
+
+DETAILS_PATH = "/api/v2/analytics/conversations/details"
+QUERY_PATH = f"{DETAILS_PATH}/query"
+JOBS_PATH = f"{DETAILS_PATH}/jobs"
+AVAILABILITY_PATH = f"{JOBS_PATH}/availability"
+QUEUES_PATH = "/api/v2/routing/queues"
+WRAPUP_CODES_PATH = "/api/v2/routing/wrapupcodes"
+USERS_PATH = "/api/v2/users"
+DIVISIONS_PATH = "/api/v2/authorization/divisions"
+
+JOB_FAILED_STATES = ("FAILED", "CANCELLED", "EXPIRED")
+# Both caps answer 400 with this text; translated into QueryCapExceeded/JobResultCapExceeded.
+_CAP_MESSAGE = "Pagination may not exceed"
+
+Conversation = dict[str, Any]
+
+
+class ConversationStream(Iterator[Conversation]):
+    """A single-use iterator of conversation records that reports its progress as it goes.
+
+    Nothing is requested until the first `next()`. To stop early, call `close()` or use it as a
+    context manager: that runs the stream's cleanup (a detail job is cancelled) at once rather than
+    whenever the iterator is garbage-collected.
+    """
+
+    def __init__(self, interval: str) -> None:
+        self.interval = interval
+        self.pages = 0  # response pages received
+        self.conversations = 0  # records yielded so far
+        self._generator: Generator[Conversation, None, None] | None = None
+
+    def _start(self, produce: Callable[[], Generator[Conversation, None, None]]) -> Self:
+        self._generator = produce()
+        return self
+
+    def __iter__(self) -> Self:
+        return self
+
+    def __next__(self) -> Conversation:
+        assert self._generator is not None
+        return next(self._generator)
+
+    def close(self) -> None:
+        if self._generator is not None:
+            self._generator.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+class DetailsQueryStream(ConversationStream):
+    """Conversations of a synchronous details query, page by page."""
+
+    def __init__(self, interval: str) -> None:
+        super().__init__(interval)
+        self.total_hits: int | None = None  # the latest `totalHits` (approximate, may drift)
+        self.duplicates_skipped = 0  # records served again on a later page (live data shifts)
+
+
+class DetailJobStream(ConversationStream):
+    """Conversations of an async detail job: submit, wait for FULFILLED, page by cursor."""
+
+    def __init__(self, interval: str) -> None:
+        super().__init__(interval)
+        self.job_id: str | None = None
+        self.state: str | None = None  # the job's last known state
+        self.data_availability_date: datetime | None = None  # watermark on the latest page
+        self.cancelled = False  # True if the stream deleted its unfinished job
+
+
+class GenesysClient:
+    """Genesys Cloud analytics and lookup calls. See `GenesysResource` for the settings."""
+
+    def __init__(
+        self, settings: "GenesysResource", http: httpx.Client, throttle: RequestThrottle
+    ) -> None:
+        self._settings = settings
+        self.stats = GenesysClientStats()
+        policy = RetryPolicy(
+            settings.max_attempts, settings.backoff_base_seconds, settings.backoff_cap_seconds
+        )
+        tokens = AccessTokens(
+            http,
+            settings.resolved_login_base_url,
+            settings.client_id,
+            settings.client_secret,
+            policy,
+            self.stats,
+        )
+        self._transport = GenesysTransport(
+            http, settings.resolved_api_base_url, tokens, throttle, policy, self.stats
+        )
+
+    def __repr__(self) -> str:
+        return f"GenesysClient(api_base_url={self._settings.resolved_api_base_url!r})"
+
+    # --- synchronous details query -------------------------------------------------------------
+
+    def query_conversation_details(
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        conversation_filters: list[dict[str, Any]] | None = None,
+        segment_filters: list[dict[str, Any]] | None = None,
+        order: str = "asc",
+        order_by: str = "conversationStart",
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> DetailsQueryStream:
+        """Page `POST .../details/query` for `[start, end)` to the end; yield each conversation.
+
+        The API matches conversations that *started on a UTC day the interval touches*. Paging
+        stops at an empty page or once `pageNumber * pageSize >= totalHits`; records served twice
+        (live data shifts pages) are yielded once, and then paging goes on to an empty page. Raises `QueryCapExceeded` before
+        yielding anything if `totalHits` exceeds `query_result_cap`, and in any case before
+        requesting a page past it, so the caller can split the interval.
+        """
+        interval = format_interval(start, end)
+        body: dict[str, Any] = {"interval": interval, "order": order, "orderBy": order_by}
+        if conversation_filters:
+            body["conversationFilters"] = conversation_filters
+        if segment_filters:
+            body["segmentFilters"] = segment_filters
+        body.update(extra_body or {})
+        stream = DetailsQueryStream(interval)
+        return stream._start(lambda: self._query_pages(stream, body))
+
+    def _query_pages(
+        self, stream: DetailsQueryStream, body: dict[str, Any]
+    ) -> Generator[Conversation, None, None]:
+        page_size, cap = self._settings.query_page_size, self._settings.query_result_cap
+
+        def cap_exceeded() -> QueryCapExceeded:
+            return QueryCapExceeded(
+                interval=stream.interval, total_hits=stream.total_hits, cap=cap, page_size=page_size
+            )
+
+        # Only the ids are kept to drop duplicates, never the records themselves.
+        seen: set[str] = set()
+        page_number = 0
+        while True:
+            page_number += 1
+            if page_number * page_size > cap:
+                raise cap_exceeded()
+            try:
+                payload = self._json("POST", QUERY_PATH, json={
+                    **body, "paging": {"pageSize": page_size, "pageNumber": page_number},
+                })  # fmt: skip
+            except GenesysApiError as error:
+                if error.status == 400 and _CAP_MESSAGE in error.message:
+                    raise cap_exceeded() from error
+                raise
+            stream.pages += 1
+            if isinstance(payload.get("totalHits"), int):
+                stream.total_hits = payload["totalHits"]
+            if page_number == 1 and stream.total_hits is not None and stream.total_hits > cap:
+                raise cap_exceeded()
+            conversations = payload.get("conversations") or []
+            for conversation in conversations:
+                conversation_id = conversation.get("conversationId")
+                if conversation_id in seen:
+                    stream.duplicates_skipped += 1
+                    continue
+                seen.add(conversation_id)
+                stream.conversations += 1
+                yield conversation
+            if not conversations:
+                return
+            # totalHits says where the end is, unless records were served twice: then the data
+            # is shifting under the pages and totalHits may lag, so page on to an empty page.
+            past_total = stream.total_hits is not None and page_number * page_size >= stream.total_hits
+            if past_total and not stream.duplicates_skipped:
+                return
+
+    # --- async detail jobs ---------------------------------------------------------------------
+
+    def run_details_job(
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        conversation_filters: list[dict[str, Any]] | None = None,
+        segment_filters: list[dict[str, Any]] | None = None,
+        order: str | None = None,
+        order_by: str | None = None,
+        start_of_day_interval_matching: bool | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> DetailJobStream:
+        """Submit a detail job for `[start, end)`, wait until FULFILLED, yield its conversations.
+
+        Jobs read the data lake: only data before `get_data_availability()` is complete; the
+        stream reports the watermark it saw as `data_availability_date`. By default a job matches
+        conversations whose lifetime overlaps the interval. Raises `DetailJobError` if the job
+        ends FAILED/CANCELLED/EXPIRED or exceeds `job_timeout_seconds`, `JobResultCapExceeded`
+        once more than `job_result_cap` results would be paged. If the stream fails or is closed
+        (or interrupted, e.g. KeyboardInterrupt) before the last page, the job is cancelled.
+        """
+        body: dict[str, Any] = {"interval": format_interval(start, end)}
+        optional = {
+            "conversationFilters": conversation_filters,
+            "segmentFilters": segment_filters,
+            "order": order,
+            "orderBy": order_by,
+            "startOfDayIntervalMatching": start_of_day_interval_matching,
+        }
+        body.update({key: value for key, value in optional.items() if value is not None})
+        body.update(extra_body or {})
+        stream = DetailJobStream(body["interval"])
+        return stream._start(lambda: self._run_job(stream, body))
+
+    def _run_job(
+        self, stream: DetailJobStream, body: dict[str, Any]
+    ) -> Generator[Conversation, None, None]:
+        completed = False
+        try:
+            stream.job_id = self.submit_details_job(body)
+            stream.state = "QUEUED"
+            status = self.wait_for_details_job(stream.job_id, progress=stream)
+            stream.state = status["state"]
+            yield from self._job_results(stream, stream.job_id)
+            completed = True
+        finally:
+            # try/finally, not except: GeneratorExit (the consumer closed the stream) and
+            # KeyboardInterrupt are BaseExceptions and must free the job's slot too.
+            if stream.job_id is not None and not completed:
+                stream.cancelled = self.cancel_details_job(stream.job_id, quiet=True)
+
+    def submit_details_job(self, body: Mapping[str, Any]) -> str:
+        """`POST .../details/jobs` (expects 202 `{jobId}`); return the job id. A 429 (too many
+        concurrent jobs) is retried like any 429."""
+        payload = self._json("POST", JOBS_PATH, json=dict(body))
+        job_id = payload.get("jobId")
+        if not job_id:
+            raise DetailJobError(job_id="?", state="NOT_SUBMITTED", error_message=f"no jobId in {payload}")
+        log.info("Submitted Genesys detail job %s for %s", job_id, body.get("interval"))
+        return str(job_id)
+
+    def get_details_job_status(self, job_id: str) -> dict[str, Any]:
+        """`GET .../details/jobs/{jobId}`: `{state, errorMessage?, submissionDate, ...}`."""
+        return self._json("GET", f"{JOBS_PATH}/{job_id}")
+
+    def wait_for_details_job(
+        self, job_id: str, *, progress: DetailJobStream | None = None
+    ) -> dict[str, Any]:
+        """Poll the job with a growing interval until FULFILLED and return that status. Raises
+        `DetailJobError` on FAILED/CANCELLED/EXPIRED or after `job_timeout_seconds`. The state
+        seen by each poll is written to `progress.state` if given."""
+        settings = self._settings
+        delay = settings.job_poll_interval_seconds
+        deadline = time.monotonic() + settings.job_timeout_seconds
+        while True:
+            time.sleep(delay)
+            status = self.get_details_job_status(job_id)
+            state = str(status.get("state"))
+            if progress is not None:
+                progress.state = state
+            if state == "FULFILLED":
+                return status
+            if state in JOB_FAILED_STATES:
+                raise DetailJobError(job_id=job_id, state=state, error_message=status.get("errorMessage"))
+            if time.monotonic() + delay > deadline:
+                raise DetailJobError(
+                    job_id=job_id,
+                    state=state,
+                    error_message=f"not FULFILLED within {settings.job_timeout_seconds:g} s",
+                )
+            delay = min(delay * 1.5, settings.job_poll_max_interval_seconds)
+
+    def _job_results(self, stream: DetailJobStream, job_id: str) -> Iterator[Conversation]:
+        page_size, cap = self._settings.job_page_size, self._settings.job_result_cap
+        path = f"{JOBS_PATH}/{job_id}/results"
+        cursor: str | None = None
+        while True:
+            # Never ask for results past the cap: shrink the last page to end exactly at it.
+            remaining = cap - stream.conversations
+            if remaining <= 0:
+                raise JobResultCapExceeded(job_id=job_id, cap=cap)
+            params: dict[str, Any] = {"pageSize": min(page_size, remaining)}
+            if cursor:
+                params["cursor"] = cursor
+            try:
+                payload = self._json("GET", path, params=params)
+            except GenesysApiError as error:
+                if error.status == 400 and _CAP_MESSAGE in error.message:
+                    raise JobResultCapExceeded(job_id=job_id, cap=cap) from error
+                raise
+            stream.pages += 1
+            if payload.get("dataAvailabilityDate"):
+                stream.data_availability_date = parse_datetime(payload["dataAvailabilityDate"])
+            for conversation in payload.get("conversations") or []:
+                stream.conversations += 1
+                yield conversation
+            cursor = payload.get("cursor")
+            if not cursor:
+                return
+
+    def cancel_details_job(self, job_id: str, *, quiet: bool = False) -> bool:
+        """`DELETE .../details/jobs/{jobId}`. With `quiet`, a failure is logged, not raised (used
+        on cleanup paths, where it must not hide the original error). True if the delete
+        succeeded."""
+        try:
+            self._transport.request("DELETE", f"{JOBS_PATH}/{job_id}")
+        except Exception as error:
+            if not quiet:
+                raise
+            log.warning("Could not cancel Genesys detail job %s: %s", job_id, error)
+            return False
+        log.info("Cancelled Genesys detail job %s", job_id)
+        return True
+
+    def get_data_availability(self) -> datetime:
+        """The data-lake watermark: job results are complete for data before this instant."""
+        payload = self._json("GET", AVAILABILITY_PATH)
+        return parse_datetime(payload["dataAvailabilityDate"])
+
+    # --- conversations by id -------------------------------------------------------------------
+
+    def get_conversations(self, conversation_ids: Iterable[str]) -> Iterator[Conversation]:
+        """`GET .../details?id=a,b,...` in chunks of `multiget_chunk_size`; yield the records
+        found (unknown ids are skipped by the API). Duplicate ids are requested once."""
+        chunk_size = self._settings.multiget_chunk_size
+        chunk: list[str] = []
+        for conversation_id in dict.fromkeys(conversation_ids):
+            chunk.append(conversation_id)
+            if len(chunk) == chunk_size:
+                yield from self._multi_get(chunk)
+                chunk = []
+        if chunk:
+            yield from self._multi_get(chunk)
+
+    def _multi_get(self, ids: list[str]) -> list[Conversation]:
+        return self._json("GET", DETAILS_PATH, params={"id": ",".join(ids)}).get("conversations") or []
+
+    # --- lookups (id -> name) ------------------------------------------------------------------
+
+    def iter_queues(self, params: Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+        """Every routing queue (`GET /api/v2/routing/queues`)."""
+        return self._iter_listing(QUEUES_PATH, params)
+
+    def iter_wrapup_codes(self, params: Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+        """Every wrap-up code (`GET /api/v2/routing/wrapupcodes`)."""
+        return self._iter_listing(WRAPUP_CODES_PATH, params)
+
+    def iter_users(
+        self, state: str = "any", params: Mapping[str, Any] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Every user (`GET /api/v2/users`). `state="any"` by default: the API's default
+        (`active`) hides deleted agents, whose ids still appear in historical conversations."""
+        return self._iter_listing(USERS_PATH, {**(params or {}), "state": state})
+
+    def iter_divisions(self, params: Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+        """Every division (`GET /api/v2/authorization/divisions`)."""
+        return self._iter_listing(DIVISIONS_PATH, params)
+
+    def _iter_listing(self, path: str, params: Mapping[str, Any] | None) -> Iterator[dict[str, Any]]:
+        page_number = 1
+        while True:
+            payload = self._json("GET", path, params={
+                **(params or {}), "pageSize": self._settings.lookup_page_size, "pageNumber": page_number,
+            })  # fmt: skip
+            entities = payload.get("entities") or []
+            yield from entities
+            page_count = payload.get("pageCount")
+            if (
+                not entities
+                or not payload.get("nextUri")
+                or (isinstance(page_count, int) and page_number >= page_count)
+            ):
+                return
+            page_number += 1
+
+    # --- plumbing ------------------------------------------------------------------------------
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        response = self._transport.request(method, path, **kwargs)
+        body = response.json() if response.content else {}
+        return body if isinstance(body, dict) else {}
+
+
+def format_interval(start: datetime, end: datetime) -> str:
+    """`2024-05-09T00:00:00.000Z/2024-05-10T00:00:00.000Z`; both ends must be timezone-aware."""
+    if start.tzinfo is None or end.tzinfo is None:
+        raise ValueError("interval start and end must be timezone-aware datetimes (use UTC)")
+    if end <= start:
+        raise ValueError(f"interval end {end.isoformat()} is not after its start {start.isoformat()}")
+    return f"{_iso_ms(start)}/{_iso_ms(end)}"
+
+
+def _iso_ms(instant: datetime) -> str:
+    utc = instant.astimezone(timezone.utc)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def parse_datetime(text: str) -> datetime:
+    """Parse the API's ISO-8601 UTC timestamps (`2024-05-01T06:00:00.000Z`)."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(timezone.utc)
+

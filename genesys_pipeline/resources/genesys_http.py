@@ -1,0 +1,426 @@
+"""HTTP plumbing of the Genesys client: OAuth tokens, the client-side throttle, retries, stats.
+
+Kept apart from the resource so the rules the API imposes (genesys-api.md sections 1 and 4) sit in
+one place:
+- tokens come from `POST {login}/oauth/token` with Basic auth and are cached until shortly before
+  `expires_in`; a 401 from `/api/v2` gets exactly one fresh token and one more try;
+- 429 waits `Retry-After` (else `inin-ratelimit-reset`, else the "[N] seconds" in the message);
+  502/503/504, timeouts and dropped connections back off exponentially with full jitter; every
+  other 4xx fails at once with the ErrorBody's fields;
+- a sliding-window throttle keeps the client at or under its request budget, so a run spends its
+  budget on work instead of on 429s.
+
+Secrets: the client secret only ever goes into the Basic header of the token request and the
+token only into Bearer headers. Neither is logged, put in an exception or shown by a repr.
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import dataclasses
+import random
+import re
+import threading
+import time
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import dagster as dg
+import httpx
+
+from .genesys_errors import (
+    GenesysApiError,
+    GenesysAuthError,
+    GenesysRetriesExhausted,
+    GenesysTransportError,
+)
+
+log = dg.get_dagster_logger("genesys")
+
+RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+# Transport failures worth another try. Deliberately not httpx.TransportError as a whole: an
+# UnsupportedProtocol or LocalProtocolError is a bug on our side and would fail again.
+RETRYABLE_EXCEPTIONS: tuple[type[Exception], ...] = (
+    httpx.TimeoutException,  # connect/read/write/pool timeouts
+    httpx.NetworkError,  # ConnectError, ReadError (e.g. connection reset), WriteError, CloseError
+    httpx.RemoteProtocolError,  # server closed a keep-alive connection mid-response
+    httpx.ProxyError,
+)
+_RETRY_IN_MESSAGE = re.compile(r"Retry the request in \[(\d+(?:\.\d+)?)\] seconds")
+
+
+# --- stats -----------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class GenesysClientStats:
+    """What the client did, for logs and Dagster metadata. Thread-safe; read with `snapshot()`."""
+
+    requests: int = 0  # /api/v2 requests sent, every attempt counted (retries included)
+    token_requests: int = 0  # POST /oauth/token calls
+    retries: int = 0  # attempts repeated after a 429, 5xx or transport error
+    rate_limited: int = 0  # 429 responses seen
+    server_errors: int = 0  # 502/503/504 responses seen
+    transport_errors: int = 0  # timeouts and dropped connections seen
+    token_refreshes: int = 0  # new tokens fetched because the API answered 401
+    throttle_waits: int = 0  # requests the client-side throttle held back
+    throttle_wait_seconds: float = 0.0  # total time spent held back by the throttle
+    _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, **increments: float) -> None:
+        with self._lock:
+            for name, amount in increments.items():
+                setattr(self, name, getattr(self, name) + amount)
+
+    def snapshot(self) -> dict[str, int | float]:
+        with self._lock:
+            return {
+                field.name: getattr(self, field.name)
+                for field in dataclasses.fields(self)
+                if not field.name.startswith("_")
+            }
+
+    def as_metadata(self, prefix: str = "genesys_") -> dict[str, dg.MetadataValue]:
+        """The counters as Dagster metadata, e.g. for `MaterializeResult(metadata=...)`."""
+        return {
+            f"{prefix}{name}": dg.MetadataValue.float(round(value, 3))
+            if isinstance(value, float)
+            else dg.MetadataValue.int(value)
+            for name, value in self.snapshot().items()
+        }
+
+
+# --- throttle --------------------------------------------------------------------------------
+
+
+class RequestThrottle:
+    """Keeps a client at or below `limit` requests in any `window_seconds`, across threads.
+
+    A sliding log, like the API's own per-token window: a request may start while fewer than
+    `limit` requests are in flight or finished within the last window. A finished request is
+    dated by when its *response arrived*, which is no earlier than when the server counted it; so
+    a new request is never counted by the server inside the window of the one it replaces, however
+    the latency varies. That costs one latency per window, not a safety margin on the budget, so
+    the client still runs at its budget.
+    """
+
+    def __init__(self, limit: int, window_seconds: float = 60.0) -> None:
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, got {limit}")
+        self.limit = limit
+        self.window_seconds = window_seconds
+        self._finished: collections.deque[float] = collections.deque()  # response times, ascending
+        self._in_flight = 0
+        self._condition = threading.Condition()
+
+    def acquire(self) -> float:
+        """Block until a request may start; return the seconds spent waiting."""
+        started = time.monotonic()
+        with self._condition:
+            while True:
+                now = time.monotonic()
+                while self._finished and self._finished[0] <= now - self.window_seconds:
+                    self._finished.popleft()
+                if len(self._finished) + self._in_flight < self.limit:
+                    self._in_flight += 1
+                    return now - started
+                # Full: wait until the oldest finished request leaves the window, or until an
+                # in-flight one finishes (release() notifies), whichever comes first.
+                timeout = self._finished[0] + self.window_seconds - now if self._finished else None
+                self._condition.wait(timeout)
+
+    def release(self) -> None:
+        """Mark one acquired request as finished (call exactly once per `acquire`)."""
+        with self._condition:
+            self._in_flight -= 1
+            self._finished.append(time.monotonic())
+            self._condition.notify_all()
+
+
+# --- retry policy ----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int
+    backoff_base_seconds: float
+    backoff_cap_seconds: float
+
+    def backoff(self, attempt: int) -> float:
+        """Exponential backoff with full jitter: uniform(0, min(cap, base * 2**(attempt-1)))."""
+        ceiling = min(self.backoff_cap_seconds, self.backoff_base_seconds * 2 ** (attempt - 1))
+        return random.uniform(0, ceiling)
+
+    def delay(self, attempt: int, response: httpx.Response | None) -> float:
+        """Seconds to wait before attempt `attempt + 1`. For a 429 the server's hint is the floor
+        (it says when the window frees); the jittered backoff on top spreads repeated 429s, e.g.
+        job submissions waiting for a concurrent-job slot."""
+        backoff = self.backoff(attempt)
+        hint = retry_after_seconds(response) if response is not None else None
+        return backoff if hint is None else max(hint, backoff)
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    """The server's wait hint. For a 429: Retry-After, else inin-ratelimit-reset, else the
+    message's "[N] seconds". For other statuses only an explicit Retry-After counts: every
+    response carries inin-ratelimit-reset, and on a 503 it says nothing about the outage."""
+    headers = ("Retry-After", "inin-ratelimit-reset") if response.status_code == 429 else ("Retry-After",)
+    for header in headers:
+        value = response.headers.get(header)
+        if value:
+            try:
+                return max(0.0, float(value))
+            except ValueError:
+                try:  # Retry-After may also be an HTTP date
+                    return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+                except (TypeError, ValueError):
+                    pass
+    if response.status_code != 429:
+        return None
+    match = _RETRY_IN_MESSAGE.search(str(_json_object(response).get("message") or ""))
+    return float(match.group(1)) if match else None
+
+
+# --- tokens ----------------------------------------------------------------------------------
+
+
+class AccessTokens:
+    """OAuth client-credentials tokens, fetched lazily and cached until shortly before expiry."""
+
+    def __init__(
+        self,
+        http: httpx.Client,
+        login_base_url: str,
+        client_id: str,
+        client_secret: str,
+        policy: RetryPolicy,
+        stats: GenesysClientStats,
+    ) -> None:
+        self._http = http
+        self._token_url = f"{login_base_url}/oauth/token"
+        self._client_id = client_id
+        credentials = f"{client_id}:{client_secret}".encode()
+        self._basic = "Basic " + base64.b64encode(credentials).decode("ascii")
+        self._policy = policy
+        self._stats = stats
+        self._lock = threading.Lock()
+        self._token: str | None = None
+        self._refresh_at = 0.0
+
+    def __repr__(self) -> str:
+        return f"AccessTokens(token_url={self._token_url!r}, client_id={self._client_id!r})"
+
+    def get(self) -> str:
+        with self._lock:  # one thread fetches, the others wait for its token
+            if self._token is None or time.monotonic() >= self._refresh_at:
+                self._token, lifetime = self._fetch()
+                # Renew 10% early (at most 60 s) so a token never expires mid-request.
+                self._refresh_at = time.monotonic() + lifetime - min(60.0, 0.1 * lifetime)
+            return self._token
+
+    def invalidate(self, token: str) -> bool:
+        """Drop `token` after a 401. False if another thread already replaced it."""
+        with self._lock:
+            if self._token != token:
+                return False
+            self._token = None
+            return True
+
+    def _fetch(self) -> tuple[str, float]:
+        attempt = 0
+        while True:
+            attempt += 1
+            self._stats.add(token_requests=1)
+            try:
+                response = self._http.post(
+                    self._token_url,
+                    data={"grant_type": "client_credentials"},
+                    headers={"Authorization": self._basic},
+                )
+            except RETRYABLE_EXCEPTIONS as error:
+                if attempt >= self._policy.max_attempts:
+                    raise GenesysTransportError(
+                        method="POST", path="/oauth/token", attempts=attempt, reason=_describe(error)
+                    ) from None
+                self._pause("POST /oauth/token", _describe(error), attempt, None)
+                continue
+            if response.status_code == 200:
+                body = response.json()
+                return str(body["access_token"]), float(body.get("expires_in") or 3600)
+            if response.status_code in RETRYABLE_STATUSES:
+                if attempt >= self._policy.max_attempts:
+                    raise GenesysRetriesExhausted(
+                        attempts=attempt, **_error_fields("POST", "/oauth/token", response)
+                    )
+                self._pause("POST /oauth/token", f"HTTP {response.status_code}", attempt, response)
+                continue
+            raise self._rejected(response)
+
+    def _pause(self, what: str, reason: str, attempt: int, response: httpx.Response | None) -> None:
+        delay = self._policy.delay(attempt, response)
+        log.warning("Genesys %s failed (%s); retrying in %.1fs", what, reason, delay)
+        self._stats.add(retries=1)
+        time.sleep(delay)
+
+    def _rejected(self, response: httpx.Response) -> GenesysAuthError:
+        # The login service answers OAuth-style {"error", "description"}, not an ErrorBody.
+        body = _json_object(response)
+        error = str(body.get("error") or "unknown_error")
+        description = body.get("error_description") or body.get("description") or response.reason_phrase
+        return GenesysAuthError(
+            f"Genesys token request to {self._token_url} for client_id {self._client_id!r} was "
+            f"rejected with HTTP {response.status_code} {error}: {description}. Check the client "
+            "id and secret, and that region/login_base_url point at the org's login host.",
+            status=response.status_code,
+            error=error,
+        )
+
+
+# --- transport -------------------------------------------------------------------------------
+
+
+class GenesysTransport:
+    """Sends `/api/v2` requests with a bearer token, through the throttle, with retries."""
+
+    def __init__(
+        self,
+        http: httpx.Client,
+        api_base_url: str,
+        tokens: AccessTokens,
+        throttle: RequestThrottle,
+        policy: RetryPolicy,
+        stats: GenesysClientStats,
+    ) -> None:
+        self._http = http
+        self._api_base_url = api_base_url
+        self._tokens = tokens
+        self._throttle = throttle
+        self._policy = policy
+        self._stats = stats
+
+    def __repr__(self) -> str:
+        return f"GenesysTransport(api_base_url={self._api_base_url!r})"
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+    ) -> httpx.Response:
+        """Send one logical request; return its 2xx response or raise a `GenesysError`."""
+        attempt = 0
+        refreshed = False
+        while True:
+            attempt += 1
+            token = self._tokens.get()
+            waited = self._throttle.acquire()
+            if waited > 0.001:
+                self._stats.add(throttle_waits=1, throttle_wait_seconds=waited)
+            self._stats.add(requests=1)
+            try:
+                response = self._http.request(
+                    method,
+                    self._api_base_url + path,
+                    params=params,
+                    json=json,
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+            except RETRYABLE_EXCEPTIONS as error:
+                self._stats.add(transport_errors=1)
+                if attempt >= self._policy.max_attempts:
+                    # `from None`: the httpx exception adds nothing a user needs and keeps the
+                    # request object (with its Authorization header) out of the error chain.
+                    raise GenesysTransportError(
+                        method=method, path=path, attempts=attempt, reason=_describe(error)
+                    ) from None
+                self._pause(method, path, _describe(error), attempt, None)
+                continue
+            finally:
+                self._throttle.release()
+
+            status = response.status_code
+            if status < 300:
+                return response
+            if status == 401:
+                fields = _error_fields(method, path, response)
+                if refreshed:
+                    raise GenesysAuthError(
+                        f"Genesys API {method} {path} answered HTTP 401 {fields['code']} "
+                        f"({fields['message']}) even with a freshly issued token (correlation id "
+                        f"{fields['correlation_id']}); check the OAuth client's roles and org",
+                        status=401,
+                        code=fields["code"],
+                        correlation_id=fields["correlation_id"],
+                    )
+                # The token expired or was revoked early: fetch a new one and try once more.
+                # This attempt does not count against the retry budget.
+                refreshed = True
+                attempt -= 1
+                if self._tokens.invalidate(token):
+                    self._stats.add(token_refreshes=1)
+                log.info("Genesys API answered 401 on %s %s; fetching a new token", method, path)
+                continue
+            if status in RETRYABLE_STATUSES:
+                self._stats.add(**{"rate_limited" if status == 429 else "server_errors": 1})
+                if attempt >= self._policy.max_attempts:
+                    raise GenesysRetriesExhausted(
+                        attempts=attempt, **_error_fields(method, path, response)
+                    )
+                fields = _error_fields(method, path, response)
+                self._pause(
+                    method,
+                    path,
+                    f"HTTP {status} {fields['code']}, correlation id {fields['correlation_id']}",
+                    attempt,
+                    response,
+                )
+                continue
+            raise GenesysApiError(**_error_fields(method, path, response))
+
+    def _pause(
+        self, method: str, path: str, reason: str, attempt: int, response: httpx.Response | None
+    ) -> None:
+        delay = self._policy.delay(attempt, response)
+        log.warning(
+            "Genesys API %s %s failed (%s); retry %d of %d in %.1fs",
+            method, path, reason, attempt, self._policy.max_attempts - 1, delay,
+        )  # fmt: skip
+        self._stats.add(retries=1)
+        time.sleep(delay)
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _json_object(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _error_fields(method: str, path: str, response: httpx.Response) -> dict[str, Any]:
+    """The ErrorBody of a failed response, as GenesysApiError keyword arguments."""
+    body = _json_object(response)
+    message = body.get("message")
+    if not message:
+        # Not an ErrorBody (e.g. a proxy's HTML page): keep a short, single-line excerpt.
+        message = " ".join(response.text.split())[:200] or response.reason_phrase
+    return {
+        "method": method,
+        "path": path,
+        "status": response.status_code,
+        "code": body.get("code"),
+        "message": str(message),
+        "correlation_id": response.headers.get("ININ-Correlation-Id") or body.get("contextId"),
+        "body": body,
+    }
+
+
+def _describe(error: Exception) -> str:
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__

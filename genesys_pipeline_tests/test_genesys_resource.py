@@ -1,0 +1,535 @@
+"""GenesysResource and its client, over real HTTP against the in-process Genesys emulator.
+
+The emulator's ground truth (`conversations_started`, its request counters) is the oracle: the
+client must return exactly the conversations that exist, survive injected faults and token
+revocation, cancel what it abandons, stay under its request budget, and never leak a secret.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from datetime import date, datetime, timedelta, timezone
+from typing import Any, Callable, Iterator
+
+import dagster as dg
+import pytest
+
+import genesys_pipeline.emulator.ratelimit as emulator_ratelimit
+from genesys_pipeline.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, EmulatorConfig, EmulatorServer
+from genesys_pipeline.resources import (
+    GENESYS_REGIONS,
+    DetailJobError,
+    GenesysApiError,
+    GenesysAuthError,
+    GenesysClient,
+    GenesysResource,
+    JobResultCapExceeded,
+    QueryCapExceeded,
+    RequestThrottle,
+)
+from genesys_pipeline.resources.genesys_client import format_interval
+
+# ##### FIXTURES
+
+CLOCK = datetime(2024, 5, 10, 12, tzinfo=timezone.utc)
+PAST_DAY = date(2024, 5, 8)  # wholly before the data-availability watermark (CLOCK - 6 h)
+DAY = date(2024, 5, 9)
+
+EMULATOR_DEFAULTS: dict[str, Any] = dict(
+    seed=7,
+    daily_volume=300,
+    now=CLOCK,
+    clock_rate=0.0,
+    rate_limit_per_minute=300,
+    fault_rate=0.0,
+    token_lifetime_seconds=86400,
+    job_queued_seconds=0.05,
+    job_pending_seconds=0.1,
+    data_availability_lag_seconds=6 * 3600,
+)
+# Short waits keep the file fast; the retry logic is the same at any scale.
+FAST_CLIENT: dict[str, Any] = dict(
+    backoff_base_seconds=0.02,
+    backoff_cap_seconds=0.2,
+    job_poll_interval_seconds=0.05,
+    job_poll_max_interval_seconds=0.1,
+)
+
+
+@pytest.fixture
+def start_emulator() -> Iterator[Callable[..., EmulatorServer]]:
+    servers: list[EmulatorServer] = []
+
+    def start(**overrides: Any) -> EmulatorServer:
+        server = EmulatorServer(EmulatorConfig(**{**EMULATOR_DEFAULTS, **overrides})).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def emulator(start_emulator: Callable[..., EmulatorServer]) -> EmulatorServer:
+    return start_emulator()
+
+
+def resource_for(emulator: EmulatorServer, **overrides: Any) -> GenesysResource:
+    fields = dict(
+        api_base_url=emulator.base_url,
+        login_base_url=emulator.base_url,
+        client_id=DEMO_CLIENT_ID,
+        client_secret=DEMO_CLIENT_SECRET,
+        **FAST_CLIENT,
+    )
+    return GenesysResource(**{**fields, **overrides})
+
+
+@contextlib.contextmanager
+def client_for(emulator: EmulatorServer, **overrides: Any) -> Iterator[GenesysClient]:
+    with resource_for(emulator, **overrides).get_client() as client:
+        yield client
+
+
+def day_bounds(day: date) -> tuple[datetime, datetime]:
+    start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+    return start, start + timedelta(days=1)
+
+
+def record_issued_tokens(emulator: EmulatorServer) -> list[str]:
+    """Wrap the emulator's token issuer so the test knows every access token handed out."""
+    issued: list[str] = []
+    original = emulator.app.tokens.issue
+
+    def issue(*args: Any) -> dict[str, object]:
+        body = original(*args)
+        issued.append(str(body["access_token"]))
+        return body
+
+    emulator.app.tokens.issue = issue  # type: ignore[method-assign]
+    return issued
+
+
+def assert_no_secrets(texts: list[str], secrets: list[str]) -> None:
+    for secret in secrets:
+        for text in texts:
+            assert secret not in text, f"secret {secret[:6]}... leaked into: {text[:200]}"
+
+
+# ##### CONFIGURATION
+
+
+@pytest.mark.parametrize(
+    ("fields", "field_named", "also"),
+    [
+        (dict(region="mars.pure.cloud"), "region", "mypurecloud.com.au"),  # lists the valid ones
+        (dict(), "region", "api_base_url"),
+        (dict(region="mypurecloud.com", api_base_url="http://a", login_base_url="http://a"), "region", "not both"),
+        (dict(api_base_url="http://127.0.0.1:1"), "login_base_url", "api_base_url"),
+        (dict(api_base_url="ftp://x", login_base_url="http://x"), "api_base_url", "http(s)"),
+        (dict(api_base_url="http://x", login_base_url="127.0.0.1:8765"), "login_base_url", "http(s)"),
+        (dict(region="mypurecloud.de", query_page_size=0), "query_page_size", ""),
+        (dict(region="mypurecloud.de", job_page_size=5000), "job_page_size", ""),
+        (dict(region="mypurecloud.de", lookup_page_size=0), "lookup_page_size", ""),
+        (dict(region="mypurecloud.de", requests_per_minute=0), "requests_per_minute", ""),
+        (dict(region="mypurecloud.de", client_secret=" "), "client_secret", "empty"),
+    ],
+)
+def test_bad_configuration_fails_at_load_naming_the_field(fields: dict, field_named: str, also: str) -> None:
+    secret = "do-not-print-this-secret"
+    with pytest.raises(Exception) as raised:
+        GenesysResource(**{"client_id": "id", "client_secret": secret, **fields})
+    message = str(raised.value)
+    assert field_named in message and also in message
+    if fields.get("client_secret") is None:
+        assert secret not in message
+
+
+@pytest.mark.parametrize("domain", sorted(GENESYS_REGIONS))
+def test_every_region_maps_to_its_api_and_login_hosts(domain: str) -> None:
+    resource = GenesysResource(region=domain, client_id="id", client_secret="secret")
+    assert resource.resolved_api_base_url == f"https://api.{domain}"
+    assert resource.resolved_login_base_url == f"https://login.{domain}"
+
+
+def test_region_table_and_aliases() -> None:
+    assert len(GENESYS_REGIONS) == 18
+    by_key = GenesysResource(region="ap_southeast_2", client_id="id", client_secret="s")
+    assert by_key.resolved_api_base_url == "https://api.mypurecloud.com.au"
+    explicit = GenesysResource(
+        api_base_url="http://127.0.0.1:8765/", login_base_url="http://127.0.0.1:8765", client_id="i", client_secret="s"
+    )
+    assert explicit.resolved_api_base_url == explicit.resolved_login_base_url == "http://127.0.0.1:8765"
+
+
+def test_secret_is_not_in_the_resource_repr() -> None:
+    resource = GenesysResource(region="usw2.pure.cloud", client_id="id", client_secret="hush-hush-123")
+    assert "hush-hush-123" not in repr(resource) and "hush-hush-123" not in str(resource)
+
+
+# ##### DETAILS QUERY
+
+
+def test_query_pages_a_full_day_to_exactly_the_ground_truth(emulator: EmulatorServer) -> None:
+    start, end = day_bounds(DAY)
+    with client_for(emulator) as client:
+        stream = client.query_conversation_details(start, end)
+        ids = [conversation["conversationId"] for conversation in stream]
+    truth = emulator.app.conversations_started(DAY)
+    assert len(truth) >= 250
+    assert len(ids) == len(set(ids)) and set(ids) == set(truth)
+    assert stream.total_hits == len(truth) and stream.conversations == len(truth)
+    # It stops on totalHits instead of asking for a trailing empty page.
+    assert emulator.app.stats.snapshot()["requests.details_query"] == -(-len(truth) // 100) == stream.pages
+    assert client.stats.retries == 0 and client.stats.token_requests == 1
+
+
+def test_query_and_job_under_injected_faults_return_the_same_ids(
+    start_emulator: Callable[..., EmulatorServer],
+) -> None:
+    emulator = start_emulator(fault_rate=0.3)
+    start, end = day_bounds(DAY)
+    with client_for(emulator, query_page_size=20, job_page_size=60, max_attempts=10) as client:
+        ids = [conversation["conversationId"] for conversation in client.query_conversation_details(start, end)]
+        past_start, past_end = day_bounds(PAST_DAY)
+        job = client.run_details_job(past_start, past_end, start_of_day_interval_matching=True)
+        job_ids = [conversation["conversationId"] for conversation in job]
+        stats = client.stats.snapshot()
+    assert sorted(ids) == sorted(emulator.app.conversations_started(DAY))
+    assert sorted(job_ids) == sorted(emulator.app.conversations_started(PAST_DAY))
+    served = emulator.app.stats.snapshot()
+    faults = {kind: served.get(f"faults.{kind}", 0) for kind in ("429", "503", "504", "reset")}
+    assert all(faults.values()), faults  # every kind of fault was met, and survived
+    assert stats["retries"] == sum(faults.values())
+    assert stats["rate_limited"] == faults["429"]
+    assert stats["server_errors"] == faults["503"] + faults["504"]
+    assert stats["transport_errors"] == faults["reset"]
+    handled = sum(count for key, count in served.items() if key.startswith("requests.") and key != "requests.oauth_token")
+    assert stats["requests"] == handled + sum(faults.values())
+
+
+def test_query_on_shifting_live_data_yields_each_conversation_once(
+    start_emulator: Callable[..., EmulatorServer],
+) -> None:
+    emulator = start_emulator(live_drift=True)
+    start, end = day_bounds(DAY)
+    with client_for(emulator) as client:
+        stream = client.query_conversation_details(start, end)
+        ids = [conversation["conversationId"] for conversation in stream]
+    assert stream.duplicates_skipped > 0
+    assert len(ids) == len(set(ids)) and set(ids) == set(emulator.app.conversations_started(DAY))
+
+
+def test_query_cap_is_raised_before_any_record_and_before_paging_past_it(
+    start_emulator: Callable[..., EmulatorServer],
+) -> None:
+    emulator = start_emulator(query_pagination_cap=200)
+    start, end = day_bounds(DAY)
+    with client_for(emulator, query_result_cap=200) as client:
+        stream = client.query_conversation_details(start, end)
+        with pytest.raises(QueryCapExceeded) as raised:
+            next(stream)
+    assert raised.value.total_hits == len(emulator.app.conversations_started(DAY)) > 200
+    assert stream.conversations == 0
+    assert emulator.app.stats.snapshot().get("status.400", 0) == 0  # never asked past the cap
+
+
+def test_server_cap_lower_than_configured_still_raises_query_cap_exceeded(
+    start_emulator: Callable[..., EmulatorServer],
+) -> None:
+    emulator = start_emulator(query_pagination_cap=200)
+    start, end = day_bounds(DAY)
+    with client_for(emulator) as client, pytest.raises(QueryCapExceeded):
+        list(client.query_conversation_details(start, end))
+
+
+# ##### DETAIL JOBS
+
+
+def test_job_for_a_past_day_returns_the_same_ids_and_the_watermark(emulator: EmulatorServer) -> None:
+    start, end = day_bounds(PAST_DAY)
+    with client_for(emulator, job_page_size=120) as client:
+        stream = client.run_details_job(start, end, start_of_day_interval_matching=True)
+        conversations = list(stream)
+        watermark = client.get_data_availability()
+    ids = [conversation["conversationId"] for conversation in conversations]
+    assert len(ids) == len(set(ids)) and set(ids) == set(emulator.app.conversations_started(PAST_DAY))
+    assert stream.state == "FULFILLED" and stream.pages == -(-len(ids) // 120) and not stream.cancelled
+    assert watermark == CLOCK - timedelta(hours=6) == stream.data_availability_date
+    # Job records carry participant attributes (the query's do not).
+    assert any("attributes" in p for c in conversations for p in c["participants"])
+    assert emulator.app.stats.snapshot().get("requests.cancel_job", 0) == 0
+
+
+def test_failed_job_raises_and_is_not_left_running(start_emulator: Callable[..., EmulatorServer]) -> None:
+    emulator = start_emulator(job_failure_rate=1.0)
+    start, end = day_bounds(PAST_DAY)
+    with client_for(emulator) as client:
+        stream = client.run_details_job(start, end)
+        with pytest.raises(DetailJobError) as raised:
+            list(stream)
+    assert raised.value.state == "FAILED" and raised.value.error_message
+    assert raised.value.job_id == stream.job_id
+    assert emulator.app.jobs.status(stream.job_id)["state"] not in ("QUEUED", "PENDING")
+    assert emulator.app.stats.snapshot()["requests.cancel_job"] == 1
+
+
+def test_closing_a_job_stream_midway_cancels_the_job(emulator: EmulatorServer) -> None:
+    start, end = day_bounds(PAST_DAY)
+    with client_for(emulator, job_page_size=50) as client:
+        stream = client.run_details_job(start, end)
+        first = [next(stream) for _ in range(10)]
+        assert emulator.app.stats.snapshot().get("requests.cancel_job", 0) == 0
+        stream.close()
+    assert len(first) == 10 and stream.cancelled
+    assert emulator.app.stats.snapshot()["requests.cancel_job"] == 1
+    assert emulator.app.jobs.status(stream.job_id)["state"] == "CANCELLED"
+
+
+def test_interrupting_a_job_stream_cancels_the_job(emulator: EmulatorServer) -> None:
+    start, end = day_bounds(PAST_DAY)
+    with client_for(emulator) as client:
+        with pytest.raises(KeyboardInterrupt):
+            with client.run_details_job(start, end) as stream:
+                for _ in stream:
+                    raise KeyboardInterrupt
+    assert stream.cancelled
+    assert emulator.app.jobs.status(stream.job_id)["state"] == "CANCELLED"
+
+
+def test_interrupt_while_waiting_for_the_job_cancels_it(
+    emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted(self: GenesysClient, job_id: str) -> dict[str, Any]:
+        raise KeyboardInterrupt  # as if Ctrl-C landed while polling
+
+    monkeypatch.setattr(GenesysClient, "get_details_job_status", interrupted)
+    start, end = day_bounds(PAST_DAY)
+    with client_for(emulator) as client:
+        stream = client.run_details_job(start, end)
+        with pytest.raises(KeyboardInterrupt):
+            next(stream)
+    assert stream.cancelled and stream.conversations == 0
+    assert emulator.app.jobs.status(stream.job_id)["state"] == "CANCELLED"
+
+
+def test_job_results_cap(start_emulator: Callable[..., EmulatorServer]) -> None:
+    emulator = start_emulator(job_result_cap=150)
+    start, end = day_bounds(PAST_DAY)
+    with client_for(emulator, job_result_cap=150, job_page_size=100) as client:
+        stream = client.run_details_job(start, end)
+        with pytest.raises(JobResultCapExceeded):
+            for _ in stream:
+                pass
+    assert stream.conversations == 150  # the last page was shrunk to end at the cap
+    served = emulator.app.stats.snapshot()
+    assert served.get("status.400", 0) == 0 and served["requests.cancel_job"] == 1
+    # A server cap below the configured one is recognised from its 400 as well.
+    with client_for(emulator, job_page_size=100) as client, pytest.raises(JobResultCapExceeded):
+        list(client.run_details_job(start, end))
+
+
+def test_job_submission_waits_out_the_concurrent_job_limit(start_emulator: Callable[..., EmulatorServer]) -> None:
+    emulator = start_emulator(max_concurrent_jobs=1, job_pending_seconds=0.3)
+    start, end = day_bounds(PAST_DAY)
+    with client_for(emulator, backoff_base_seconds=0.2) as client:
+        client.submit_details_job({"interval": format_interval(start, end)})  # takes the only slot
+        ids = [conversation["conversationId"] for conversation in client.run_details_job(start, end)]
+        assert client.stats.rate_limited >= 1
+    assert len(ids) >= len(emulator.app.conversations_started(PAST_DAY))
+
+
+# ##### AUTH, ERRORS, SECRETS
+
+
+def test_revoked_token_midway_is_refreshed_once_and_paging_continues(
+    emulator: EmulatorServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    tokens = record_issued_tokens(emulator)
+    start, end = day_bounds(DAY)
+    caplog.set_level(logging.DEBUG)
+    with client_for(emulator, query_page_size=50) as client:
+        ids = []
+        for conversation in client.query_conversation_details(start, end):
+            ids.append(conversation["conversationId"])
+            if len(ids) == 75:
+                emulator.app.tokens.revoke_all()
+        assert client.stats.token_refreshes == 1 and client.stats.token_requests == 2
+    assert sorted(ids) == sorted(emulator.app.conversations_started(DAY))
+    assert emulator.app.stats.snapshot()["status.401"] == 1 and len(tokens) == 2
+    assert_no_secrets([caplog.text, repr(client)], tokens + [DEMO_CLIENT_SECRET])
+
+
+def test_a_second_401_with_a_fresh_token_is_a_clear_failure(
+    start_emulator: Callable[..., EmulatorServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    emulator = start_emulator(token_lifetime_seconds=0)  # every token is dead on arrival
+    tokens = record_issued_tokens(emulator)
+    caplog.set_level(logging.DEBUG)
+    with client_for(emulator) as client, pytest.raises(GenesysAuthError) as raised:
+        client.get_data_availability()
+    error = raised.value
+    assert error.status == 401 and error.code == "bad.credentials" and error.correlation_id
+    assert "401" in str(error) and "fresh" in str(error)
+    assert emulator.app.stats.snapshot()["status.401"] == 2 and len(tokens) == 2
+    assert_no_secrets([str(error), repr(error), caplog.text], tokens + [DEMO_CLIENT_SECRET])
+
+
+@pytest.mark.parametrize(
+    ("client_id", "client_secret", "description"),
+    [
+        (DEMO_CLIENT_ID, "wrong-secret-f00dcafe", "authentication failed"),
+        ("no-such-client", "another-secret-beefcafe", "client not found"),
+    ],
+)
+def test_bad_credentials_give_a_clear_error_without_the_secret(
+    emulator: EmulatorServer, caplog: pytest.LogCaptureFixture, client_id: str, client_secret: str, description: str
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    with client_for(emulator, client_id=client_id, client_secret=client_secret) as client:
+        with pytest.raises(GenesysAuthError) as raised:
+            list(client.iter_queues())
+        assert client.stats.requests == 0  # no API call without a token
+    error = raised.value
+    assert error.error == "invalid_client" and error.status == 401
+    assert description in str(error) and "invalid_client" in str(error)
+    assert_no_secrets([str(error), repr(error), caplog.text], [client_secret])
+
+
+def test_a_4xx_surfaces_the_error_body_and_is_not_retried(emulator: EmulatorServer) -> None:
+    start, end = day_bounds(DAY)
+    with client_for(emulator) as client:
+        with pytest.raises(GenesysApiError) as raised:
+            list(client.query_conversation_details(start, end, order="sideways"))
+        with pytest.raises(GenesysApiError) as missing:
+            client.get_details_job_status("no-such-job")
+    error = raised.value
+    assert (error.status, error.code) == (400, "invalid.value") and "order must be one of" in error.message
+    assert error.correlation_id and error.correlation_id in str(error) and error.message in str(error)
+    assert error.body["contextId"] == error.correlation_id
+    assert (missing.value.status, missing.value.code) == (404, "not.found")
+    assert emulator.app.stats.snapshot()["requests.details_query"] == 1
+
+
+def test_no_secret_or_token_in_logs_errors_or_metadata(
+    start_emulator: Callable[..., EmulatorServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    emulator = start_emulator(fault_rate=0.3)
+    tokens = record_issued_tokens(emulator)
+    caplog.set_level(logging.DEBUG)
+    texts: list[str] = []
+    with client_for(emulator, max_attempts=10, lookup_page_size=5) as client:
+        users = list(client.iter_users())
+        emulator.app.tokens.revoke_all()
+        divisions = list(client.iter_divisions())
+        with pytest.raises(GenesysApiError) as raised:
+            client.get_details_job_status("no-such-job")
+        texts += [str(raised.value), repr(raised.value), repr(client), str(client.stats.as_metadata())]
+    assert users and divisions and client.stats.retries > 0 and len(tokens) == 2
+    assert_no_secrets(texts + [caplog.text], tokens + [DEMO_CLIENT_SECRET])
+
+
+# ##### THROTTLE
+
+
+def test_throttle_holds_back_once_the_window_is_full() -> None:
+    throttle = RequestThrottle(3, window_seconds=0.3)
+    for _ in range(3):
+        assert throttle.acquire() < 0.1
+        throttle.release()
+    assert throttle.acquire() >= 0.25  # waited for the first slot to leave the window
+    throttle.release()
+
+
+def test_throttle_keeps_a_multithreaded_burst_clear_of_429s(
+    start_emulator: Callable[..., EmulatorServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A 2 s window (both sides) stands in for the 60 s one so the test stays short.
+    monkeypatch.setattr(emulator_ratelimit, "WINDOW_SECONDS", 2.0)
+    limit, requests = 8, 24
+
+    def burst(emulator: EmulatorServer, throttle: RequestThrottle | None) -> GenesysClient:
+        with resource_for(emulator).get_client(throttle=throttle) as client:
+            threads = [
+                threading.Thread(target=lambda: [client.get_data_availability() for _ in range(requests // 4)])
+                for _ in range(4)
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        return client
+
+    throttled = start_emulator(rate_limit_per_minute=limit)
+    client = burst(throttled, RequestThrottle(limit, window_seconds=2.0))
+    served = throttled.app.stats.snapshot()
+    assert served.get("rate_limited", 0) == 0 and served["requests.availability"] == requests
+    assert client.stats.throttle_waits > 0 and client.stats.rate_limited == 0
+
+    # Control: without the throttle the same burst does hit the limit (and 429s are retried).
+    unthrottled = start_emulator(rate_limit_per_minute=limit)
+    client = burst(unthrottled, RequestThrottle(10_000))
+    served = unthrottled.app.stats.snapshot()
+    assert served["rate_limited"] > 0 and client.stats.rate_limited == served["rate_limited"]
+    assert served["requests.availability"] == requests
+
+
+# ##### LOOKUPS AND MULTI-GET
+
+
+def test_lookups_return_every_entity_including_deleted_users(emulator: EmulatorServer) -> None:
+    centre = emulator.app.centre
+    with client_for(emulator, lookup_page_size=7) as client:
+        users = list(client.iter_users())
+        active = list(client.iter_users(state="active"))
+        listings = {
+            "queues": list(client.iter_queues()),
+            "wrapup_codes": list(client.iter_wrapup_codes()),
+            "divisions": list(client.iter_divisions()),
+        }
+    assert sorted(u["id"] for u in users) == sorted(u["id"] for u in centre.users)
+    assert any(u["state"] == "deleted" for u in users) and all(u["state"] == "active" for u in active)
+    assert len(active) < len(users)
+    for kind, entities in listings.items():
+        expected = getattr(centre, kind)
+        assert len(entities) == len({e["id"] for e in entities}) == len(expected) > 0, kind
+
+
+def test_multi_get_by_id_in_chunks(emulator: EmulatorServer) -> None:
+    ids = emulator.app.conversations_started(DAY)[:100]
+    with client_for(emulator, multiget_chunk_size=40) as client:
+        found = list(client.get_conversations(ids + ids[:5] + ["not-a-conversation"]))
+    assert [c["conversationId"] for c in found] == ids
+    assert emulator.app.stats.snapshot()["requests.multi_get"] == 3
+
+
+# ##### DAGSTER
+
+
+def test_resource_in_an_asset_with_env_var_credentials(
+    emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEST_GENESYS_CLIENT_ID", DEMO_CLIENT_ID)
+    monkeypatch.setenv("TEST_GENESYS_CLIENT_SECRET", DEMO_CLIENT_SECRET)
+    start, end = day_bounds(DAY)
+
+    @dg.asset
+    def conversation_count(genesys: GenesysResource) -> dg.MaterializeResult:
+        with genesys.get_client() as client:
+            count = sum(1 for _ in client.query_conversation_details(start, end))
+        return dg.MaterializeResult(metadata={"count": count, **client.stats.as_metadata()})
+
+    genesys = resource_for(
+        emulator,
+        client_id=dg.EnvVar("TEST_GENESYS_CLIENT_ID"),
+        client_secret=dg.EnvVar("TEST_GENESYS_CLIENT_SECRET"),
+    )
+    result = dg.materialize([conversation_count], resources={"genesys": genesys})
+    assert result.success
+    metadata = result.asset_materializations_for_node("conversation_count")[0].metadata
+    assert metadata["count"].value == len(emulator.app.conversations_started(DAY))
+    assert metadata["genesys_requests"].value == 3
+    assert DEMO_CLIENT_SECRET not in str(metadata)

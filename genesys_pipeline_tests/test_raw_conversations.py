@@ -1,0 +1,162 @@
+"""`raw_conversations` materialized through Dagster against the emulator over HTTP."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+import pytest
+
+from genesys_pipeline.assets.raw import raw_conversations, raw_manifest_path, raw_records_path
+from genesys_pipeline.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, EmulatorConfig, EmulatorServer
+from genesys_pipeline.extraction import extract_window
+from genesys_pipeline.resources.genesys import GenesysResource
+from genesys_pipeline.resources.working_storage import WorkingStorage
+
+CLOCK = datetime(2024, 5, 10, 12, 0, tzinfo=timezone.utc)
+PAST_DAY = "2024-05-08"  # before the watermark (clock - 6 h): detail jobs
+TODAY = "2024-05-10"  # after it: the details query, with ongoing conversations
+
+
+def start(**overrides: Any) -> EmulatorServer:
+    config = dict(seed=7, daily_volume=300, now=CLOCK, clock_rate=0.0, job_queued_seconds=0.05,
+                  job_pending_seconds=0.1)
+    return EmulatorServer(EmulatorConfig(**{**config, **overrides})).start()
+
+
+@pytest.fixture
+def emulators():
+    servers: list[EmulatorServer] = []
+
+    def make(**overrides: Any) -> EmulatorServer:
+        servers.append(start(**overrides))
+        return servers[-1]
+
+    yield make
+    for server in servers:
+        server.stop()
+
+
+def genesys_for(emulator: EmulatorServer, **overrides: Any) -> GenesysResource:
+    settings = dict(api_base_url=emulator.base_url, login_base_url=emulator.base_url, client_id=DEMO_CLIENT_ID,
+                    client_secret=DEMO_CLIENT_SECRET, job_poll_interval_seconds=0.05, backoff_base_seconds=0.05,
+                    backoff_cap_seconds=0.5, max_attempts=10)
+    return GenesysResource(**{**settings, **overrides})
+
+
+def materialize(emulator: EmulatorServer, root: Path, partition: str, **genesys: Any) -> dg.ExecuteInProcessResult:
+    result = dg.materialize(
+        [raw_conversations],
+        partition_key=partition,
+        resources={"genesys": genesys_for(emulator, **genesys), "working_storage": WorkingStorage(root=str(root))},
+    )
+    assert result.success
+    return result
+
+
+def written_ids(root: Path, partition: str) -> list[str]:
+    with gzip.open(root / raw_records_path(partition), "rt", encoding="utf-8") as lines:
+        return [json.loads(line)["conversationId"] for line in lines]
+
+
+def metadata(result: dg.ExecuteInProcessResult) -> dict[str, Any]:
+    event = result.asset_materializations_for_node("raw_conversations")[0]
+    return {key: value.value for key, value in event.metadata.items()}
+
+
+def test_past_day_arrives_exactly_once_through_jobs(emulators, tmp_path):
+    emulator = emulators()
+    result = materialize(emulator, tmp_path, PAST_DAY)
+    ids = written_ids(tmp_path, PAST_DAY)
+    assert ids == emulator.app.conversations_started(date(2024, 5, 8))
+    meta = metadata(result)
+    assert meta["extraction_path"] == "jobs" and meta["records_written"] == 300 == meta["api_reported"]
+    assert meta["rate_limited_429s"] == 0 and meta["requests"] > 0
+    manifest = json.loads((tmp_path / raw_manifest_path(PAST_DAY)).read_text())
+    assert manifest["records"] == 300 and manifest["files"] == [raw_records_path(PAST_DAY)]
+    assert emulator.app.stats.snapshot().get("requests.submit_job", 0) >= 1
+
+
+def test_today_arrives_through_the_query_with_ongoing_marked(emulators, tmp_path):
+    emulator = emulators()
+    meta = metadata(materialize(emulator, tmp_path, TODAY))
+    ids = written_ids(tmp_path, TODAY)
+    assert ids == emulator.app.conversations_started(date(2024, 5, 10))
+    assert meta["extraction_path"] == "query" and meta["ongoing_conversations"] > 0
+    assert meta["api_reported"] == len(ids)
+
+
+@pytest.mark.parametrize("partition", [PAST_DAY, TODAY])
+def test_faults_do_not_change_what_arrives(emulators, tmp_path, partition):
+    # Late in the day and a larger volume: enough requests that faults really are injected.
+    late = dict(now=datetime(2024, 5, 10, 23, 0, tzinfo=timezone.utc), daily_volume=800)
+    clean, faulty = emulators(**late), emulators(fault_rate=0.3, **late)
+    materialize(clean, tmp_path / "clean", partition)
+    meta = metadata(materialize(faulty, tmp_path / "faulty", partition))
+    assert written_ids(tmp_path / "faulty", partition) == written_ids(tmp_path / "clean", partition)
+    assert meta["retries"] > 0
+    assert sum(v for k, v in faulty.app.stats.snapshot().items() if k.startswith("faults.")) > 0
+
+
+def test_a_day_larger_than_the_job_cap_arrives_whole(emulators, tmp_path):
+    emulator = emulators(job_result_cap=90)
+    meta = metadata(materialize(emulator, tmp_path, PAST_DAY, job_result_cap=90))
+    assert written_ids(tmp_path, PAST_DAY) == emulator.app.conversations_started(date(2024, 5, 8))
+    partitions_table = meta["partitions"]
+    assert "| jobs |" in partitions_table
+    assert emulator.app.stats.snapshot()["requests.submit_job"] >= 4  # 300 / (0.8 * 90) pieces
+
+
+def test_a_day_larger_than_the_query_cap_arrives_whole(emulators, tmp_path):
+    late = datetime(2024, 5, 10, 23, 0, tzinfo=timezone.utc)
+    emulator = emulators(now=late, query_pagination_cap=200)
+    started = emulator.app.conversations_started(date(2024, 5, 10))
+    assert len(started) > 200
+    materialize(emulator, tmp_path, TODAY, query_result_cap=200)
+    assert sorted(written_ids(tmp_path, TODAY)) == sorted(started)
+
+
+def test_token_expiring_mid_run_is_replaced(emulators, tmp_path):
+    emulator = emulators(token_lifetime_seconds=1, job_queued_seconds=0.8, job_pending_seconds=0.8)
+    materialize(emulator, tmp_path, PAST_DAY)
+    assert written_ids(tmp_path, PAST_DAY) == emulator.app.conversations_started(date(2024, 5, 8))
+    assert emulator.app.stats.snapshot()["requests.oauth_token"] >= 2
+
+
+def test_rerun_replaces_the_partition_with_the_same_bytes(emulators, tmp_path):
+    emulator = emulators()
+    materialize(emulator, tmp_path, PAST_DAY)
+    first = (tmp_path / raw_records_path(PAST_DAY)).read_bytes()
+    materialize(emulator, tmp_path, PAST_DAY)
+    assert (tmp_path / raw_records_path(PAST_DAY)).read_bytes() == first
+    assert sorted(p.name for p in (tmp_path / raw_records_path(PAST_DAY)).parent.iterdir()) == [
+        "conversations.jsonl.gz", "manifest.json"]
+
+
+@pytest.mark.parametrize("partition_day", [date(2024, 5, 8), date(2024, 5, 10)])
+def test_a_local_day_holds_exactly_that_local_day(emulators, tmp_path, partition_day):
+    """A New York day spans two UTC days: both are read and only that local day's starts kept."""
+    emulator = emulators()
+    zone = ZoneInfo("America/New_York")
+    start = datetime(partition_day.year, partition_day.month, partition_day.day, tzinfo=zone)
+    end = datetime.fromordinal(partition_day.toordinal() + 1).replace(tzinfo=zone)
+    storage = WorkingStorage(root=str(tmp_path))
+    with genesys_for(emulator).get_client() as client:
+        report = extract_window(client, start, end, lambda: storage.writer("local.jsonl.gz"),
+                                job_result_cap=400_000)
+    with gzip.open(tmp_path / "local.jsonl.gz", "rt", encoding="utf-8") as lines:
+        records = [json.loads(line) for line in lines]
+    now_ms = int(CLOCK.timestamp() * 1000) if report.path == "query" else int(report.data_availability_date.timestamp() * 1000)
+    expected = [
+        plan.conversation_id
+        for day in (partition_day, date.fromordinal(partition_day.toordinal() + 1))
+        for plan in emulator.app.centre.day_plans(day)
+        if start.timestamp() * 1000 <= plan.start_ms < end.timestamp() * 1000 and plan.start_ms <= now_ms
+    ]
+    assert [r["conversationId"] for r in records] == expected and expected
+    assert report.records_written == len(expected)
