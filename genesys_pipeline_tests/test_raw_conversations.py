@@ -14,7 +14,7 @@ import pytest
 
 from genesys_pipeline.assets.raw import raw_conversations, raw_manifest_path, raw_records_path
 from genesys_pipeline.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, EmulatorConfig, EmulatorServer
-from genesys_pipeline.extraction import extract_window
+from genesys_pipeline.extraction import ExtractionError, extract_window
 from genesys_pipeline.resources.genesys import GenesysResource
 from genesys_pipeline.resources.working_storage import WorkingStorage
 
@@ -82,12 +82,14 @@ def test_past_day_arrives_exactly_once_through_jobs(emulators, tmp_path):
     assert emulator.app.stats.snapshot().get("requests.submit_job", 0) >= 1
 
 
-def test_today_arrives_through_the_query_with_ongoing_marked(emulators, tmp_path):
+def test_today_arrives_through_jobs_and_the_query_with_ongoing_marked(emulators, tmp_path):
     emulator = emulators()
     meta = metadata(materialize(emulator, tmp_path, TODAY))
     ids = written_ids(tmp_path, TODAY)
-    assert ids == emulator.app.conversations_started(date(2024, 5, 10))
-    assert meta["extraction_path"] == "query" and meta["ongoing_conversations"] > 0
+    assert len(ids) == len(set(ids))
+    assert sorted(ids) == sorted(emulator.app.conversations_started(date(2024, 5, 10)))
+    # Jobs up to the watermark (06:00), the query newest-first after it.
+    assert meta["extraction_path"] == "jobs+query" and meta["ongoing_conversations"] > 0
     assert meta["api_reported"] == len(ids)
 
 
@@ -107,8 +109,7 @@ def test_a_day_larger_than_the_job_cap_arrives_whole(emulators, tmp_path):
     emulator = emulators(job_result_cap=90)
     meta = metadata(materialize(emulator, tmp_path, PAST_DAY, job_result_cap=90))
     assert written_ids(tmp_path, PAST_DAY) == emulator.app.conversations_started(date(2024, 5, 8))
-    partitions_table = meta["partitions"]
-    assert "| jobs |" in partitions_table
+    assert meta["extraction_path"] == "jobs"
     assert emulator.app.stats.snapshot()["requests.submit_job"] >= 4  # 300 / (0.8 * 90) pieces
 
 
@@ -151,12 +152,36 @@ def test_a_local_day_holds_exactly_that_local_day(emulators, tmp_path, partition
                                 job_result_cap=400_000)
     with gzip.open(tmp_path / "local.jsonl.gz", "rt", encoding="utf-8") as lines:
         records = [json.loads(line) for line in lines]
-    now_ms = int(CLOCK.timestamp() * 1000) if report.path == "query" else int(report.data_availability_date.timestamp() * 1000)
+    now_ms = int(CLOCK.timestamp() * 1000) if "query" in report.path else int(report.data_availability_date.timestamp() * 1000)
     expected = [
         plan.conversation_id
         for day in (partition_day, date.fromordinal(partition_day.toordinal() + 1))
         for plan in emulator.app.centre.day_plans(day)
         if start.timestamp() * 1000 <= plan.start_ms < end.timestamp() * 1000 and plan.start_ms <= now_ms
     ]
-    assert [r["conversationId"] for r in records] == expected and expected
+    assert sorted(r["conversationId"] for r in records) == sorted(expected) and expected
     assert report.records_written == len(expected)
+
+
+def test_hours_after_the_watermark_over_the_query_cap_are_read_per_media_type(emulators, tmp_path):
+    late = datetime(2024, 5, 10, 23, 0, tzinfo=timezone.utc)
+    emulator = emulators(now=late, query_pagination_cap=250, data_availability_lag_seconds=22 * 3600)
+    started = emulator.app.conversations_started(date(2024, 5, 10))
+    assert len(started) > 250
+    # Page size 50 so the 250 cap is a whole number of pages, as 100,000 is of 100 on the real API.
+    meta = metadata(materialize(emulator, tmp_path, TODAY, query_result_cap=250, query_page_size=50))
+    assert sorted(written_ids(tmp_path, TODAY)) == sorted(started)
+    assert "| 12 |" in meta["partitions"]  # one capped query, then one per media type
+
+
+def test_too_many_even_per_media_type_fails_clearly_and_keeps_the_old_file(emulators, tmp_path):
+    late = datetime(2024, 5, 10, 23, 0, tzinfo=timezone.utc)
+    emulator = emulators(now=late, query_pagination_cap=100, data_availability_lag_seconds=22 * 3600)
+    storage = WorkingStorage(root=str(tmp_path))
+    with storage.writer(raw_records_path(TODAY)) as handle:
+        handle.write(b"previous good file")
+    with pytest.raises(ExtractionError, match="voice conversations started between .* watermark"):
+        dg.materialize([raw_conversations], partition_key=TODAY, resources={
+            "genesys": genesys_for(emulator, query_result_cap=100), "working_storage": storage})
+    assert (tmp_path / raw_records_path(TODAY)).read_bytes() == b"previous good file"
+    assert not [p for p in (tmp_path / raw_records_path(TODAY)).parent.iterdir() if p.name.startswith(".partial")]

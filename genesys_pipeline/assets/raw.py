@@ -85,7 +85,7 @@ def _metadata(
     first, last = reports[0], reports[-1]
     rows = "\n".join(
         f"| {r.window_start:%Y-%m-%d} | {r.path} | {r.records_written} | {r.api_reported if r.api_reported is not None else 'n/a'} "
-        f"| {r.ongoing} | {r.duplicates_dropped} | {r.pieces} |"
+        f"| {r.ongoing} | {r.duplicates_dropped} | {r.jobs} | {r.queries} |"
         for r in reports
     )
     return {
@@ -106,7 +106,7 @@ def _metadata(
         "wall_seconds": dg.MetadataValue.float(round(seconds, 2)),
         "location": dg.MetadataValue.path(storage.uri(RAW_PREFIX)),
         "partitions": dg.MetadataValue.md(
-            "| day | path | records | API reported | ongoing | duplicates | jobs/queries |\n"
-            "|---|---|---|---|---|---|---|\n" + rows
+            "| day | path | records | API reported | ongoing | duplicates | jobs | queries |\n"
+            "|---|---|---|---|---|---|---|---|\n" + rows
         ),
     }

@@ -141,6 +141,7 @@ class GenesysClient:
         order: str = "asc",
         order_by: str = "conversationStart",
         extra_body: Mapping[str, Any] | None = None,
+        fail_fast_on_cap: bool = True,
     ) -> DetailsQueryStream:
         """Page `POST .../details/query` for `[start, end)` to the end; yield each conversation.
 
@@ -148,7 +149,9 @@ class GenesysClient:
         stops at an empty page or once `pageNumber * pageSize >= totalHits`; records served twice
         (live data shifts pages) are yielded once, and then paging goes on to an empty page. Raises `QueryCapExceeded` before
         yielding anything if `totalHits` exceeds `query_result_cap`, and in any case before
-        requesting a page past it, so the caller can split the interval.
+        requesting a page past it, so the caller can split the interval. With
+        `fail_fast_on_cap=False` the pages below the cap are yielded first: for a caller that
+        reads newest-first and stops early, a day over the cap is no problem.
         """
         interval = format_interval(start, end)
         body: dict[str, Any] = {"interval": interval, "order": order, "orderBy": order_by}
@@ -158,10 +161,10 @@ class GenesysClient:
             body["segmentFilters"] = segment_filters
         body.update(extra_body or {})
         stream = DetailsQueryStream(interval)
-        return stream._start(lambda: self._query_pages(stream, body))
+        return stream._start(lambda: self._query_pages(stream, body, fail_fast_on_cap))
 
     def _query_pages(
-        self, stream: DetailsQueryStream, body: dict[str, Any]
+        self, stream: DetailsQueryStream, body: dict[str, Any], fail_fast_on_cap: bool
     ) -> Generator[Conversation, None, None]:
         page_size, cap = self._settings.query_page_size, self._settings.query_result_cap
 
@@ -188,7 +191,7 @@ class GenesysClient:
             stream.pages += 1
             if isinstance(payload.get("totalHits"), int):
                 stream.total_hits = payload["totalHits"]
-            if page_number == 1 and stream.total_hits is not None and stream.total_hits > cap:
+            if fail_fast_on_cap and page_number == 1 and (stream.total_hits or 0) > cap:
                 raise cap_exceeded()
             conversations = payload.get("conversations") or []
             for conversation in conversations:
