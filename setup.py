@@ -24,6 +24,8 @@ setup(
     install_requires=[
         *DAGSTER_FAMILY,
         "httpx==0.28.1",
+        # orjson: 5-10x faster JSON on the extraction hot path (pages of 1000 records in and out).
+        "orjson==3.13.0",
         "pyarrow==26.0.1",
     ],
     extras_require={

@@ -20,11 +20,16 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gzip
-import json
 import math
+import shutil
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from typing import IO, Any, Callable, ContextManager, Iterable
 
+import orjson
+
+from .prefetch import prefetched
 from .resources.genesys_client import GenesysClient, parse_datetime
 from .resources.genesys_errors import JobResultCapExceeded, QueryCapExceeded
 
@@ -35,6 +40,10 @@ MEDIA_TYPES = ("callback", "chat", "cobrowse", "email", "internalmessage", "mess
 # Jobs are sized to this share of the cap: overlap matching adds conversations from earlier.
 JOB_FILL_TARGET = 0.8
 MAX_JOB_PIECES = 1024
+# Detail jobs read at once: while one stream's page is parsed and written, the other's next page
+# is being served. A window of more than PARALLEL_FROM conversations gets at least that many pieces.
+JOB_STREAMS = 2
+PARALLEL_FROM = 5_000
 
 OpenOutput = Callable[[], ContextManager[IO[bytes]]]
 
@@ -58,6 +67,13 @@ class ExtractionReport:
     queries: int = 0
     data_availability_date: datetime | None = None
 
+    def merge(self, piece: "ExtractionReport") -> None:
+        """Add a job piece's counts to this window's."""
+        self.jobs += 1
+        for name in ("records_written", "duplicates_dropped", "started_elsewhere_dropped", "ongoing"):
+            setattr(self, name, getattr(self, name) + getattr(piece, name))
+        self.data_availability_date = piece.data_availability_date or self.data_availability_date
+
     def as_dict(self) -> dict[str, Any]:
         values = dataclasses.asdict(self)
         for key in ("window_start", "window_end", "data_availability_date"):
@@ -66,11 +82,16 @@ class ExtractionReport:
 
 
 class _DedupWriter:
-    """Writes records as gzip JSON lines, once per conversationId, as they stream in."""
+    """Writes records as one gzip member of JSON lines, once per conversationId, as they stream in.
+
+    The output file is a concatenation of such members (one per job piece, one for the query part),
+    which every gzip reader reads as one stream. Pieces never share a conversation (each keeps only
+    those that started in it), so deduplicating within a member is enough.
+    """
 
     def __init__(self, handle: IO[bytes], report: ExtractionReport) -> None:
         # No file name and mtime=0 in the gzip header: the same records give the same bytes.
-        self._gzip = gzip.GzipFile(filename="", fileobj=handle, mode="wb", compresslevel=5, mtime=0)
+        self._gzip = gzip.GzipFile(filename="", fileobj=handle, mode="wb", compresslevel=1, mtime=0)
         self._report = report
         self._seen: set[str] = set()  # ids only (about 100 bytes each), never the records
 
@@ -88,8 +109,7 @@ class _DedupWriter:
             self._seen.add(record["conversationId"])
             self._report.records_written += 1
             self._report.ongoing += "conversationEnd" not in record
-            self._gzip.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
-            self._gzip.write(b"\n")
+            self._gzip.write(orjson.dumps(record) + b"\n")
         return started_here
 
     def close(self) -> None:
@@ -118,17 +138,19 @@ def extract_window(
     watermark = client.get_data_availability()
     split = min(max(watermark, start), end)  # jobs read [start, split), the query [split, end)
     day_totals = _query_totals(client, start, end)
-    pieces = max(1, math.ceil(sum(day_totals) / (job_result_cap * JOB_FILL_TARGET))) if split > start else 0
+    estimate = sum(day_totals)
+    pieces = max(math.ceil(estimate / (job_result_cap * JOB_FILL_TARGET)), JOB_STREAMS if estimate > PARALLEL_FROM else 1)
+    pieces = pieces if split > start else 0
     while True:
         report = ExtractionReport(start, end, data_availability_date=watermark)
         report.path = "+".join(name for name, used in (("jobs", split > start), ("query", split < end)) if used)
         try:
             with open_output() as handle:
-                writer = _DedupWriter(handle, report)
-                from_jobs = _read_with_jobs(client, report, writer, start, split, pieces) if pieces else 0
+                from_jobs = _read_with_jobs(client, report, handle, start, split, pieces) if pieces else 0
                 if split < end:
+                    writer = _DedupWriter(handle, report)
                     _read_with_query(client, report, writer, split, end)
-                writer.close()
+                    writer.close()
         except JobResultCapExceeded:
             if pieces * 2 > MAX_JOB_PIECES:
                 raise ExtractionError(
@@ -169,17 +191,37 @@ def _pieces(start: datetime, end: datetime, count: int) -> list[tuple[datetime, 
 
 
 def _read_with_jobs(
-    client: GenesysClient, report: ExtractionReport, writer: _DedupWriter, start: datetime, end: datetime, pieces: int
+    client: GenesysClient, report: ExtractionReport, handle: IO[bytes], start: datetime, end: datetime, pieces: int
 ) -> int:
-    started_in_window = 0
-    for piece_start, piece_end in _pieces(start, end, pieces):
+    """Run the pieces' jobs JOB_STREAMS at a time, each into a spool file, and append the spools to
+    `handle` in piece order (so the output does not depend on which job finished first)."""
+
+    def read_piece(bounds: tuple[datetime, datetime]) -> tuple[IO[bytes], ExtractionReport, int]:
+        piece_start, piece_end = bounds
+        piece_report = ExtractionReport(piece_start, piece_end)
+        spool = tempfile.TemporaryFile()
+        writer = _DedupWriter(spool, piece_report)
         stream = client.run_details_job(piece_start, piece_end)
-        report.jobs += 1
         # Overlap matching serves a conversation in every piece its lifetime spans; it is kept
         # from the piece it started in.
-        started_in_window += writer.write_started_between(stream, piece_start, piece_end)
-        if stream.data_availability_date:
-            report.data_availability_date = stream.data_availability_date
+        records = prefetched(stream)
+        with contextlib.closing(records):
+            started = writer.write_started_between(records, piece_start, piece_end)
+        writer.close()
+        piece_report.data_availability_date = stream.data_availability_date
+        return spool, piece_report, started
+
+    started_in_window = 0
+    with ThreadPoolExecutor(JOB_STREAMS, thread_name_prefix="detail-job") as pool:
+        try:
+            for spool, piece_report, started in pool.map(read_piece, _pieces(start, end, pieces)):
+                with spool:
+                    spool.seek(0)
+                    shutil.copyfileobj(spool, handle)
+                report.merge(piece_report)
+                started_in_window += started
+        finally:
+            pool.shutdown(cancel_futures=True)
     return started_in_window
 
 
@@ -216,8 +258,9 @@ def _read_newest_first(
         day_start, day_end, order="desc", segment_filters=segment_filters, fail_fast_on_cap=False
     )
     report.queries += 1
-    with contextlib.closing(stream):
-        writer.write_started_between(_until_started_before(stream, start), start, end)
+    records = prefetched(stream)
+    with contextlib.closing(records):
+        writer.write_started_between(_until_started_before(records, start), start, end)
 
 
 def _until_started_before(records: Iterable[dict[str, Any]], boundary: datetime) -> Iterable[dict[str, Any]]:
