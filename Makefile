@@ -19,7 +19,8 @@ install: $(STAMP)
 emulator: $(STAMP)
 	$(BIN)/python -m genesys_pipeline.emulator --host 127.0.0.1 --port 8765 --seed 7 --daily-volume 2000
 
-demo: emulator
+demo: $(STAMP)
+	$(BIN)/python -m genesys_pipeline.demo
 
 validate: $(STAMP)
 	$(BIN)/dagster definitions validate -w workspace.yaml

@@ -5,7 +5,13 @@ import dagster as dg
 from .assets import raw_conversations
 from .environments import current_environment, resources_for
 
-defs = dg.Definitions(
-    assets=[raw_conversations],
-    resources=resources_for(current_environment()),
-)
+
+def build_definitions() -> dg.Definitions:
+    """The definitions with the resource set of the environment the process runs in."""
+    return dg.Definitions(
+        assets=[raw_conversations],
+        resources=resources_for(current_environment()),
+    )
+
+
+defs = build_definitions()

@@ -41,6 +41,7 @@ def raw_conversations(
 ) -> dg.MaterializeResult:
     run_started = time.monotonic()
     summaries = []
+    written_bytes = 0
     with genesys.get_client() as client:
         for partition_key in context.partition_keys:
             window = daily_partitions.time_window_for_partition_key(partition_key)
@@ -57,13 +58,16 @@ def raw_conversations(
             )
             manifest = _manifest(context, partition_key, report, working_storage)
             working_storage.write_json(raw_manifest_path(partition_key), manifest)
+            written_bytes += manifest["bytes"]
             context.log.info(
                 f"{partition_key}: {report.records_written} conversations via {report.path} "
                 f"({report.ongoing} ongoing, {report.duplicates_dropped} duplicates dropped)"
             )
             summaries.append(report)
         stats = client.stats.snapshot()
-    return dg.MaterializeResult(metadata=_metadata(summaries, stats, working_storage, time.monotonic() - run_started))
+    metadata = _metadata(summaries, stats, working_storage, time.monotonic() - run_started)
+    metadata["bytes_written"] = dg.MetadataValue.int(written_bytes)
+    return dg.MaterializeResult(metadata=metadata)
 
 
 def _manifest(
@@ -75,6 +79,7 @@ def _manifest(
         "extracted_at": datetime.now(timezone.utc).isoformat(),
         "files": [raw_records_path(partition_key)],
         "records": report.records_written,
+        "bytes": storage.size(raw_records_path(partition_key)),
         "extraction": report.as_dict(),
     }
 

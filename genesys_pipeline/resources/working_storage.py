@@ -97,6 +97,12 @@ class WorkingStorage(dg.ConfigurableResource):
         listed = self._client().list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
         return any(item["Key"] == key for item in listed.get("Contents", []))
 
+    def size(self, relative: str) -> int:
+        if not self._is_s3:
+            return Path(self.root, relative).stat().st_size
+        bucket, key = self._bucket_and_key(relative)
+        return int(self._client().head_object(Bucket=bucket, Key=key)["ContentLength"])
+
     def write_json(self, relative: str, value: Any) -> None:
         with self.writer(relative) as handle:
             handle.write(json.dumps(value, indent=2, sort_keys=True).encode("utf-8"))
