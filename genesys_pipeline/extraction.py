@@ -23,6 +23,7 @@ import gzip
 import math
 import shutil
 import tempfile
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from typing import IO, Any, Callable, ContextManager, Iterable
@@ -81,6 +82,21 @@ class ExtractionReport:
         return values
 
 
+class _Progress:
+    """Reports every `step` records written, across the concurrently written pieces."""
+
+    def __init__(self, report: Callable[[int], None] | None, step: int) -> None:
+        self._report, self._step = report, step
+        self._lock = threading.Lock()
+        self.written = 0
+
+    def add(self) -> None:
+        with self._lock:
+            self.written += 1
+            if self._report is not None and self.written % self._step == 0:
+                self._report(self.written)
+
+
 class _DedupWriter:
     """Writes records as one gzip member of JSON lines, once per conversationId, as they stream in.
 
@@ -89,10 +105,11 @@ class _DedupWriter:
     those that started in it), so deduplicating within a member is enough.
     """
 
-    def __init__(self, handle: IO[bytes], report: ExtractionReport) -> None:
+    def __init__(self, handle: IO[bytes], report: ExtractionReport, progress: _Progress) -> None:
         # No file name and mtime=0 in the gzip header: the same records give the same bytes.
         self._gzip = gzip.GzipFile(filename="", fileobj=handle, mode="wb", compresslevel=1, mtime=0)
         self._report = report
+        self._progress = progress
         self._seen: set[str] = set()  # ids only (about 100 bytes each), never the records
 
     def write_started_between(self, records: Iterable[dict[str, Any]], start: datetime, end: datetime) -> int:
@@ -109,6 +126,7 @@ class _DedupWriter:
             self._seen.add(record["conversationId"])
             self._report.records_written += 1
             self._report.ongoing += "conversationEnd" not in record
+            self._progress.add()
             self._gzip.write(orjson.dumps(record) + b"\n")
         return started_here
 
@@ -127,12 +145,20 @@ def utc_days(start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
 
 
 def extract_window(
-    client: GenesysClient, start: datetime, end: datetime, open_output: OpenOutput, *, job_result_cap: int
+    client: GenesysClient,
+    start: datetime,
+    end: datetime,
+    open_output: OpenOutput,
+    *,
+    job_result_cap: int,
+    on_progress: Callable[[int], None] | None = None,
+    progress_every: int = 10_000,
 ) -> ExtractionReport:
     """Extract conversations started in [start, end) into the binary file `open_output()` yields.
 
     `open_output` is a context-manager factory (e.g. `WorkingStorage.writer`): a restart (jobs cut
-    finer) begins a fresh file, and a failure never replaces a good one.
+    finer) begins a fresh file, and a failure never replaces a good one. `on_progress(n)` is called
+    every `progress_every` records written.
     """
     start, end = start.astimezone(timezone.utc), end.astimezone(timezone.utc)
     watermark = client.get_data_availability()
@@ -143,12 +169,13 @@ def extract_window(
     pieces = pieces if split > start else 0
     while True:
         report = ExtractionReport(start, end, data_availability_date=watermark)
+        progress = _Progress(on_progress, progress_every)
         report.path = "+".join(name for name, used in (("jobs", split > start), ("query", split < end)) if used)
         try:
             with open_output() as handle:
-                from_jobs = _read_with_jobs(client, report, handle, start, split, pieces) if pieces else 0
+                from_jobs = _read_with_jobs(client, report, handle, start, split, pieces, progress) if pieces else 0
                 if split < end:
-                    writer = _DedupWriter(handle, report)
+                    writer = _DedupWriter(handle, report, progress)
                     _read_with_query(client, report, writer, split, end)
                     writer.close()
         except JobResultCapExceeded:
@@ -191,7 +218,13 @@ def _pieces(start: datetime, end: datetime, count: int) -> list[tuple[datetime, 
 
 
 def _read_with_jobs(
-    client: GenesysClient, report: ExtractionReport, handle: IO[bytes], start: datetime, end: datetime, pieces: int
+    client: GenesysClient,
+    report: ExtractionReport,
+    handle: IO[bytes],
+    start: datetime,
+    end: datetime,
+    pieces: int,
+    progress: _Progress,
 ) -> int:
     """Run the pieces' jobs JOB_STREAMS at a time, each into a spool file, and append the spools to
     `handle` in piece order (so the output does not depend on which job finished first)."""
@@ -200,7 +233,7 @@ def _read_with_jobs(
         piece_start, piece_end = bounds
         piece_report = ExtractionReport(piece_start, piece_end)
         spool = tempfile.TemporaryFile()
-        writer = _DedupWriter(spool, piece_report)
+        writer = _DedupWriter(spool, piece_report, progress)
         stream = client.run_details_job(piece_start, piece_end)
         # Overlap matching serves a conversation in every piece its lifetime spans; it is kept
         # from the piece it started in.

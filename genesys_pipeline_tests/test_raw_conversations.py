@@ -147,9 +147,10 @@ def test_a_local_day_holds_exactly_that_local_day(emulators, tmp_path, partition
     start = datetime(partition_day.year, partition_day.month, partition_day.day, tzinfo=zone)
     end = datetime.fromordinal(partition_day.toordinal() + 1).replace(tzinfo=zone)
     storage = WorkingStorage(root=str(tmp_path))
+    progress: list[int] = []
     with genesys_for(emulator).get_client() as client:
         report = extract_window(client, start, end, lambda: storage.writer("local.jsonl.gz"),
-                                job_result_cap=400_000)
+                                job_result_cap=400_000, on_progress=progress.append, progress_every=50)
     with gzip.open(tmp_path / "local.jsonl.gz", "rt", encoding="utf-8") as lines:
         records = [json.loads(line) for line in lines]
     now_ms = int(CLOCK.timestamp() * 1000) if "query" in report.path else int(report.data_availability_date.timestamp() * 1000)
@@ -161,6 +162,7 @@ def test_a_local_day_holds_exactly_that_local_day(emulators, tmp_path, partition
     ]
     assert sorted(r["conversationId"] for r in records) == sorted(expected) and expected
     assert report.records_written == len(expected)
+    assert progress == list(range(50, len(expected) + 1, 50))
 
 
 def test_hours_after_the_watermark_over_the_query_cap_are_read_per_media_type(emulators, tmp_path):

@@ -55,6 +55,7 @@ def raw_conversations(
                 window.end,
                 lambda key=partition_key: working_storage.writer(raw_records_path(key)),
                 job_result_cap=genesys.job_result_cap,
+                on_progress=lambda written, key=partition_key: context.log.info(f"{key}: {written} conversations written"),
             )
             manifest = _manifest(context, partition_key, report, working_storage)
             working_storage.write_json(raw_manifest_path(partition_key), manifest)
