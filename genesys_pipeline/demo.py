@@ -1,58 +1,94 @@
 """`make demo`: run the pipeline end to end on the embedded default, with no credentials.
 
-Starts the Genesys Cloud emulator in this process on a free port, points the local resource set at it,
-materializes the last few days' partitions and prints what each one holds. Data is kept under
-`data/` (the working location), so the results can be inspected afterwards.
+Starts the Genesys Cloud emulator, moto's S3 server and the fakesnow Snowflake server in this
+process, points the local resource set at them, runs the whole graph (raw -> flattened -> S3 ->
+Snowflake, with the row-count check) for the last few days and prints what each day holds and what
+the check found. Files stay under `data/working`, the Snowflake stand-in's database under
+`data/snowflake`, so both can be inspected afterwards.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
 import os
 import sys
+import warnings
 from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 
 from .emulator import EmulatorConfig, EmulatorServer
+from .stand_ins import LocalStack, s3_resource
+
+LOCAL_BUCKET = "genesys-local"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m genesys_pipeline.demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--days", type=int, default=3, help="how many days up to yesterday to materialize")
+    parser.add_argument("--days", type=int, default=3, help="how many days up to yesterday to run")
     parser.add_argument("--daily-volume", type=int, default=2000, help="the emulator's conversations per day")
-    parser.add_argument("--working-dir", default="data/working", help="the working location")
+    parser.add_argument("--data-dir", default="data", help="where files and the Snowflake stand-in live")
     args = parser.parse_args(argv)
+    # The stand-ins' own chatter (sqlglot's notes on TRANSIENT, fakesnow's deprecations) is not news
+    # to a person running the demo.
+    logging.getLogger("sqlglot").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
 
-    with EmulatorServer(EmulatorConfig(seed=7, daily_volume=args.daily_volume)) as emulator:
-        os.environ["GENESYS_PIPELINE_ENV"] = "local"
-        os.environ["GENESYS_API_BASE_URL"] = emulator.base_url
-        os.environ["GENESYS_WORKING_DIR"] = args.working_dir
+    snowflake_dir = os.path.join(args.data_dir, "snowflake")
+    os.makedirs(snowflake_dir, exist_ok=True)
+    with EmulatorServer(EmulatorConfig(seed=7, daily_volume=args.daily_volume)) as emulator, LocalStack(
+        db_path=snowflake_dir
+    ) as stack:
+        s3_resource(stack.s3_endpoint_url).get_client().create_bucket(Bucket=LOCAL_BUCKET)
+        os.environ.update(
+            GENESYS_PIPELINE_ENV="local",
+            GENESYS_API_BASE_URL=emulator.base_url,
+            GENESYS_WORKING_DIR=os.path.join(args.data_dir, "working"),
+            GENESYS_S3_ENDPOINT_URL=stack.s3_endpoint_url,
+            GENESYS_S3_BUCKET=LOCAL_BUCKET,
+            GENESYS_SNOWFLAKE_CONNECTION_ARGS=json.dumps(stack.snowflake_connection_args),
+        )
         from .definitions import build_definitions
 
-        defs = build_definitions()  # the local resource set, pointed at this emulator
-
+        defs = build_definitions()  # the local resource set, pointed at the servers above
         yesterday = datetime.now(timezone.utc).date() - timedelta(days=1)
         days = [(yesterday - timedelta(days=back)).isoformat() for back in reversed(range(args.days))]
-        print(f"Genesys emulator on {emulator.base_url}; materializing {', '.join(days)}", flush=True)
-        job = defs.resolve_implicit_global_asset_job_def()
+        print(f"Genesys emulator {emulator.base_url}, S3 {stack.s3_endpoint_url}, "
+              f"Snowflake stand-in port {stack.snowflake_connection_args['port']}; running {', '.join(days)}")
+        job = defs.resolve_job_def("genesys_conversations")
         quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
         failures = 0
         with dg.DagsterInstance.ephemeral() as instance:
-            results = [(day, job.execute_in_process(partition_key=day, instance=instance, run_config=quiet,
-                                                    raise_on_error=False)) for day in days]
-        for day, result in results:
-            failures += not result.success
-            for event in result.get_asset_materialization_events():
-                materialization = event.step_materialization_data.materialization
-                meta = {key: value.value for key, value in materialization.metadata.items()}
-                print(f"  {day} {materialization.asset_key.to_user_string()}: "
-                      f"{meta.get('records_written', '?')} records via {meta.get('extraction_path', '?')}, "
-                      f"{meta.get('requests', '?')} requests, {meta.get('rate_limited_429s', '?')} 429s")
-            if not result.success:
-                print(f"  {day}: FAILED", file=sys.stderr)
-        print(f"Data under {os.path.abspath(args.working_dir)}")
+            for day in days:
+                result = job.execute_in_process(partition_key=day, instance=instance, run_config=quiet,
+                                                raise_on_error=False)
+                failures += not result.success
+                _print_day(day, result)
+        print(f"Files under {os.path.abspath(os.path.join(args.data_dir, 'working'))}; Snowflake stand-in "
+              f"database under {os.path.abspath(snowflake_dir)}")
         return 1 if failures else 0
+
+
+def _print_day(day: str, result: dg.ExecuteInProcessResult) -> None:
+    rows = {}
+    for event in result.get_asset_materialization_events():
+        materialization = event.step_materialization_data.materialization
+        metadata = {key: value.value for key, value in materialization.metadata.items()}
+        if "dagster/row_count" in metadata:
+            rows[materialization.asset_key.to_user_string()] = metadata["dagster/row_count"]
+    print(f"{day}: " + ", ".join(f"{asset} {count} conversations" for asset, count in rows.items()))
+    for evaluation in result.get_asset_check_evaluations():
+        verdict = "PASSED" if evaluation.passed else "FAILED"
+        print(f"  check {evaluation.check_name}: {verdict}")
+        table = evaluation.metadata.get("comparison") or evaluation.metadata.get("counts")
+        if table is not None:
+            print("    " + str(table.value).replace("\n", "\n    "))
+        if not evaluation.passed and evaluation.description:
+            print(f"    {evaluation.description}")
+    if not result.success:
+        print(f"  {day}: the run FAILED", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,560 @@
+"""The flattener on hand-made records, and `flattened_conversations` materialized through Dagster against
+the emulator over HTTP."""
+
+from __future__ import annotations
+
+import copy
+import gzip
+import io
+import json
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from genesys_pipeline.assets.flattened import RowCountMismatch, flattened_conversations
+from genesys_pipeline.assets.raw import raw_conversations, raw_manifest_path, raw_records_path
+from genesys_pipeline.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, EmulatorConfig, EmulatorServer
+from genesys_pipeline.emulator import texts
+from genesys_pipeline.flatten import (
+    FlattenError,
+    FlattenReport,
+    Lookups,
+    ParquetSink,
+    flatten,
+    flatten_to_tables,
+    read_raw_records,
+)
+from genesys_pipeline.resources.genesys import GenesysResource
+from genesys_pipeline.resources.working_storage import WorkingStorage
+from genesys_pipeline.tables import TABLES, flat_manifest_path, flat_table_path
+
+DAY = date(2024, 5, 8)
+EXTRACTED = datetime(2024, 5, 10, 12, 0, tzinfo=timezone.utc)
+Q1, Q2, Q_GONE = "q-1", "q-2", "q-deleted"
+U1, U2, U_GONE = "u-1", "u-2", "u-unknown"
+W1, W2 = "w-1", "w-2"
+D1, D_GONE = "d-1", "d-unknown"
+LOOKUPS = Lookups(
+    queues={Q1: "Support", Q2: "Billing"},
+    wrapup_codes={W1: "Resolved", W2: "Refund issued"},
+    users={U1: "Ann Agent", U2: "Bob Former (deleted)"},
+    divisions={D1: "Customer Care"},
+)
+
+
+def ts(minute: int, second: int = 0, ms: int = 0) -> str:
+    return f"2024-05-08T10:{minute:02d}:{second:02d}.{ms:03d}Z"
+
+
+def metric(name: str, value: Any, minute: int = 0) -> dict[str, Any]:
+    return {"emitDate": ts(minute), "name": name, "value": value}
+
+
+def segment(kind: str, start: int, end: int | None, **fields: Any) -> dict[str, Any]:
+    out = {"conference": False, "segmentStart": ts(start), "segmentType": kind, **fields}
+    if end is not None:
+        out["segmentEnd"] = ts(end)
+    return out
+
+
+def record(conversation_id: str = "c-1", **overrides: Any) -> dict[str, Any]:
+    """An inbound voice call: customer -> acd (Q1) -> agent U1, wrapped up with W1."""
+    base = {
+        "conversationEnd": ts(9),
+        "conversationId": conversation_id,
+        "conversationStart": ts(0),
+        "divisionIds": [D1],
+        "originatingDirection": "inbound",
+        "participants": [
+            {"participantId": "p-cust", "participantName": "15551234567", "purpose": "customer",
+             "sessions": [{"direction": "inbound", "mediaType": "voice", "sessionId": "s-cust", "ani": "tel:+1555",
+                           "metrics": [metric("nConnected", 1), metric("tConnected", 480_000, 8)],
+                           "segments": [segment("system", 0, 1),
+                                        segment("interact", 1, 8, queueId=Q1, disconnectType="endpoint")]}]},
+            {"participantId": "p-acd", "participantName": "Support", "purpose": "acd",
+             "sessions": [{"direction": "inbound", "mediaType": "voice", "sessionId": "s-acd", "peerId": "s-cust",
+                           "metrics": [metric("nOffered", 1, 1), metric("tAcd", 60_000, 2)],
+                           "segments": [segment("delay", 1, 1, queueId=Q1),
+                                        segment("interact", 1, 2, queueId=Q1, disconnectType="transfer")]}]},
+            {"participantId": "p-agent", "purpose": "agent", "userId": U1,
+             "sessions": [{"direction": "inbound", "mediaType": "voice", "sessionId": "s-agent",
+                           "metrics": [metric("tTalk", 100_000, 4), metric("tHeld", 30_000, 5),
+                                       metric("tTalk", 150_000, 8), metric("tHeld", 20_000, 6),
+                                       metric("tAcw", 60_000, 9), metric("tHandle", 360_000, 9)],
+                           "segments": [segment("alert", 2, 2, queueId=Q1),
+                                        segment("interact", 2, 4, queueId=Q1),
+                                        segment("hold", 4, 5, queueId=Q1),
+                                        segment("interact", 5, 8, queueId=Q1),
+                                        segment("wrapup", 8, 9, queueId=Q1, wrapUpCode=W1,
+                                                wrapUpNote="customer asked for balance")]}]},
+        ],
+    }  # fmt: skip
+    base.update(overrides)
+    return base
+
+
+def tables_of(records: list[dict[str, Any]], lookups: Lookups = LOOKUPS, **kwargs: Any) -> dict[str, pa.Table]:
+    return flatten_to_tables(records, lookups, partition_date=DAY, run_id="run-1", extracted_at=EXTRACTED, **kwargs)
+
+
+def rows(table: pa.Table) -> list[dict[str, Any]]:
+    return table.to_pylist()
+
+
+# --- unit tests ----------------------------------------------------------------------------------
+
+
+def test_every_table_has_exactly_the_schema_of_tables_py():
+    flat = tables_of([record()])
+    assert list(flat) == [table.name for table in TABLES]
+    for table in TABLES:
+        assert flat[table.name].schema == table.arrow_schema
+
+
+def test_a_conversation_row_carries_ids_names_times_and_sums():
+    (row,) = rows(tables_of([record()])["conversations"])
+    assert row["conversation_id"] == "c-1" and row["partition_date"] == DAY
+    assert row["conversation_start"] == datetime(2024, 5, 8, 10, 0, tzinfo=timezone.utc)
+    assert row["duration_ms"] == 9 * 60_000 and row["ongoing"] is False
+    assert json.loads(row["media_types"]) == ["voice"]
+    assert json.loads(row["division_ids"]) == [D1] and json.loads(row["division_names"]) == ["Customer Care"]
+    assert (row["first_queue_id"], row["first_queue_name"]) == (Q1, "Support")
+    assert json.loads(row["agent_ids"]) == [U1] and json.loads(row["agent_names"]) == ["Ann Agent"]
+    assert (row["final_wrapup_code_id"], row["final_wrapup_code_name"]) == (W1, "Resolved")
+    assert row["wait_ms"] == 60_000 and row["acw_ms"] == 60_000 and row["handle_ms"] == 360_000
+    assert row["abandon_ms"] is None and row["abandoned"] is False and row["transferred"] is False
+    assert row["extraction_run_id"] == "run-1" and row["extracted_at"] == EXTRACTED
+
+
+def test_repeated_metrics_are_summed_over_all_sessions_and_each_emission_is_a_row():
+    conversation = record()
+    second_session = copy.deepcopy(conversation["participants"][2]["sessions"][0])
+    second_session["sessionId"] = "s-agent-2"
+    second_session["metrics"] = [metric("tTalk", 5_000), metric("tHeld", 1_000), metric("tHeld", 2_000)]
+    conversation["participants"][2]["sessions"].append(second_session)
+    flat = tables_of([conversation])
+    (row,) = rows(flat["conversations"])
+    assert row["talk_ms"] == 100_000 + 150_000 + 5_000
+    assert row["hold_ms"] == 30_000 + 20_000 + 1_000 + 2_000
+    metrics = [(r["session_id"], r["metric_index"], r["name"], r["value"]) for r in rows(flat["session_metrics"])]
+    assert [m for m in metrics if m[0] == "s-agent-2"] == [
+        ("s-agent-2", 0, "tTalk", 5_000), ("s-agent-2", 1, "tHeld", 1_000), ("s-agent-2", 2, "tHeld", 2_000)]
+    assert len(metrics) == 2 + 2 + 6 + 3
+
+
+def test_a_sum_is_null_when_its_metric_never_appears():
+    conversation = record()
+    conversation["participants"][2]["sessions"][0]["metrics"] = [metric("tAlert", 3_000)]
+    (row,) = rows(tables_of([conversation])["conversations"])
+    assert row["talk_ms"] is None and row["hold_ms"] is None and row["handle_ms"] is None
+    assert row["wait_ms"] == 60_000
+
+
+def test_system_wrapup_code_is_kept_as_its_own_id_and_name():
+    conversation = record()
+    conversation["participants"][2]["sessions"][0]["segments"][-1]["wrapUpCode"] = "ININ-WRAP-UP-TIMEOUT"
+    report = FlattenReport()
+    flat = tables_of([conversation], report=report)
+    (row,) = rows(flat["conversations"])
+    assert row["final_wrapup_code_id"] == row["final_wrapup_code_name"] == "ININ-WRAP-UP-TIMEOUT"
+    wrapup = rows(flat["segments"])[-1]
+    assert wrapup["wrapup_code_id"] == wrapup["wrapup_code_name"] == "ININ-WRAP-UP-TIMEOUT"
+    assert report.system_wrapup_codes == {"ININ-WRAP-UP-TIMEOUT"} and report.unresolved_counts()["wrapup_codes"] == 0
+
+
+def test_final_wrapup_is_the_latest_agent_wrapup_even_when_listed_first():
+    conversation = record()
+    late_agent = copy.deepcopy(conversation["participants"][2])
+    late_agent.update(participantId="p-agent-2", userId=U2)
+    late_agent["sessions"][0]["sessionId"] = "s-agent-2"
+    late_agent["sessions"][0]["segments"] = [segment("interact", 20, 30), segment("wrapup", 30, 31, wrapUpCode=W2)]
+    conversation["participants"].insert(0, late_agent)  # first in the record, last in time
+    (row,) = rows(tables_of([conversation])["conversations"])
+    assert (row["final_wrapup_code_id"], row["final_wrapup_code_name"]) == (W2, "Refund issued")
+    assert json.loads(row["agent_ids"]) == [U2, U1] and row["transferred"] is True
+
+
+def test_unresolved_ids_stay_ids_and_are_counted():
+    conversation = record(divisionIds=[D1, D_GONE])
+    agent = conversation["participants"][2]
+    agent["userId"] = U_GONE
+    agent["sessions"][0]["segments"][-1]["wrapUpCode"] = "w-gone"
+    for participant in conversation["participants"]:
+        for seg in participant["sessions"][0]["segments"]:
+            if "queueId" in seg:
+                seg["queueId"] = Q_GONE
+    conversation["participants"][1]["participantName"] = "Old queue name"
+    report = FlattenReport()
+    flat = tables_of([conversation], report=report)
+    (row,) = rows(flat["conversations"])
+    assert json.loads(row["division_names"]) == ["Customer Care", D_GONE]
+    assert json.loads(row["agent_names"]) == [U_GONE]
+    assert (row["final_wrapup_code_id"], row["final_wrapup_code_name"]) == ("w-gone", "w-gone")
+    # A deleted queue keeps the name the acd participant carries; elsewhere it stays null.
+    assert (row["first_queue_id"], row["first_queue_name"]) == (Q_GONE, "Old queue name")
+    names = {(r["participant_id"], r["queue_name"]) for r in rows(flat["segments"]) if r["queue_id"]}
+    assert names == {("p-cust", None), ("p-acd", "Old queue name"), ("p-agent", None)}
+    users = {r["participant_id"]: (r["user_id"], r["user_name"]) for r in rows(flat["participants"])}
+    assert users["p-agent"] == (U_GONE, None)
+    assert {k: sorted(v) for k, v in report.unresolved.items()} == {
+        "queues": [Q_GONE], "users": [U_GONE], "wrapup_codes": ["w-gone"], "divisions": [D_GONE]}
+
+
+def test_a_deleted_user_resolves_from_the_state_any_listing():
+    lookups = Lookups.from_listings(users=[{"id": U1, "name": "Ann Agent", "state": "deleted"}])
+    (row,) = rows(tables_of([record()], lookups)["conversations"])
+    assert json.loads(row["agent_names"]) == ["Ann Agent"]
+
+
+def test_first_queue_prefers_the_earliest_acd_segment_then_any_segment():
+    conversation = record()
+    conversation["participants"][0]["sessions"][0]["segments"][0]["queueId"] = Q2  # customer, earlier, not acd
+    (row,) = rows(tables_of([conversation])["conversations"])
+    assert row["first_queue_id"] == Q1
+    outbound = record()
+    del outbound["participants"][1]  # no acd participant: the earliest segment with a queue, anyone's
+    outbound["participants"][0]["sessions"][0]["segments"][1]["queueId"] = Q2  # minute 1, before the agent
+    (row,) = rows(tables_of([outbound])["conversations"])
+    assert (row["first_queue_id"], row["first_queue_name"]) == (Q2, "Billing")
+
+
+def test_ongoing_conversation_has_no_end_and_no_duration():
+    conversation = record()
+    del conversation["conversationEnd"]
+    wrapup = conversation["participants"][2]["sessions"][0]["segments"][-1]
+    del wrapup["segmentEnd"], wrapup["wrapUpCode"]
+    report = FlattenReport()
+    flat = tables_of([conversation], report=report)
+    (row,) = rows(flat["conversations"])
+    assert row["conversation_end"] is None and row["duration_ms"] is None and row["ongoing"] is True
+    assert row["final_wrapup_code_id"] is None and row["final_wrapup_code_name"] is None
+    last = rows(flat["segments"])[-1]
+    assert last["segment_end"] is None and last["duration_ms"] is None and last["segment_type"] == "wrapup"
+    assert report.ongoing == 1
+
+
+def test_transfers_and_abandons_set_their_flags():
+    transferred = record("c-t")
+    transferred["participants"][2]["sessions"][0]["metrics"].append(metric("nBlindTransferred", 1))
+    abandoned = record("c-a")
+    del abandoned["participants"][2]
+    abandoned["participants"][1]["sessions"][0]["metrics"] = [metric("nOffered", 1), metric("tAbandon", 42_000)]
+    by_id = {r["conversation_id"]: r for r in rows(tables_of([transferred, abandoned])["conversations"])}
+    assert by_id["c-t"]["transferred"] is True and by_id["c-t"]["abandoned"] is False
+    assert by_id["c-a"]["abandoned"] is True and by_id["c-a"]["abandon_ms"] == 42_000
+    assert by_id["c-a"]["transferred"] is False and by_id["c-a"]["agent_ids"] == "[]"
+
+
+def test_attributes_become_one_row_per_key_only_where_present():
+    with_attributes = record("c-attr")
+    with_attributes["participants"][0]["attributes"] = {"Intent": "billing", "Notes": "multi\nline"}
+    flat = tables_of([record("c-plain"), with_attributes])
+    assert rows(flat["participant_attributes"]) == [
+        {"conversation_id": "c-attr", "participant_id": "p-cust", "partition_date": DAY,
+         "attribute_key": key, "attribute_value": value, "extraction_run_id": "run-1"}
+        for key, value in (("Intent", "billing"), ("Notes", "multi\nline"))
+    ]  # fmt: skip
+    empty = tables_of([record()])["participant_attributes"]
+    assert empty.num_rows == 0 and empty.schema == TABLES[-1].arrow_schema
+
+
+def test_unknown_fields_are_ignored_and_missing_fields_become_nulls():
+    noisy = record("c-noisy", newTopLevel={"x": [1, 2]}, evaluations=[{"evaluationId": "e"}])
+    noisy["participants"][0]["futureField"] = 1
+    noisy["participants"][0]["sessions"][0]["mediaEndpointStats"] = [{"minMos": 4.2}]
+    noisy["participants"][0]["sessions"][0]["segments"][0]["properties"] = [{"property": "p", "value": True}]
+    minimal = {"conversationId": "c-min", "conversationStart": ts(3)}
+    flat = tables_of([noisy, minimal])
+    assert rows(flat["conversations"])[0]["media_types"] == '["voice"]'
+    bare = rows(flat["conversations"])[1]
+    assert bare["conversation_end"] is None and bare["division_ids"] is None and bare["media_types"] == "[]"
+    assert bare["originating_direction"] is None and bare["first_queue_id"] is None and bare["talk_ms"] is None
+    assert flat["participants"].num_rows == 3  # the minimal record has none
+
+
+def test_timestamps_with_offsets_and_microseconds_are_normalised_to_utc_milliseconds():
+    conversation = record(conversationStart="2024-05-08T12:00:00.123456+02:00")
+    (row,) = rows(tables_of([conversation])["conversations"])
+    assert row["conversation_start"] == datetime(2024, 5, 8, 10, 0, 0, 123000, tzinfo=timezone.utc)
+
+
+HOSTILE = [
+    *texts.WRAPUP_NOTES, *texts.CUSTOMER_NAMES, *texts.EMAIL_SUBJECTS, *texts.ATTRIBUTE_FREE_TEXT,
+    texts.long_payload(1024), "", "  padded  ", "tab\there", "nul\x00byte", "\u2028line separator", "\\N", "NULL",
+]  # fmt: skip
+
+
+def test_hostile_strings_round_trip_through_parquet_exactly(tmp_path):
+    conversations = []
+    for i, text in enumerate(HOSTILE):
+        conversation = record(f"c-{i}")
+        customer = conversation["participants"][0]
+        customer["participantName"] = text
+        customer["attributes"] = {text or "empty": text, f"key {i}": "v"}
+        wrapup = conversation["participants"][2]["sessions"][0]["segments"][-1]
+        wrapup["wrapUpNote"], wrapup["subject"] = text, text[::-1]
+        conversations.append(orjson.loads(orjson.dumps(conversation)))  # as the raw file hands it over
+    lookups = Lookups(
+        queues={Q1: texts.QUEUES[1][0]}, wrapup_codes={W1: texts.WRAPUP_CODES[12]},
+        users={U1: texts.HOSTILE_STAFF[4]}, divisions={D1: texts.DIVISIONS[3][0]},
+    )  # fmt: skip
+    with ParquetSink(lambda name: open(tmp_path / f"{name}.parquet", "wb")) as sink:
+        flatten(conversations, lookups, sink, partition_date=DAY, run_id="run-1", extracted_at=EXTRACTED)
+    read = {table.name: pq.read_table(tmp_path / f"{table.name}.parquet") for table in TABLES}
+    participants = [r for r in rows(read["participants"]) if r["participant_id"] == "p-cust"]
+    assert [r["participant_name"] for r in participants] == HOSTILE
+    wrapups = [r for r in rows(read["segments"]) if r["segment_type"] == "wrapup"]
+    assert [(r["wrapup_note"], r["subject"]) for r in wrapups] == [(t, t[::-1]) for t in HOSTILE]
+    attributes = [(r["attribute_key"], r["attribute_value"]) for r in rows(read["participant_attributes"])]
+    assert [a for a in attributes if not a[0].startswith("key ")] == [(t or "empty", t) for t in HOSTILE]
+    first = rows(read["conversations"])[0]
+    assert first["first_queue_name"] == "Billing\nDisputes"
+    assert json.loads(first["agent_names"]) == ['Zoë "Zee" Müller']
+    assert json.loads(first["division_names"]) == ['Back Office, "EMEA"']
+    assert first["final_wrapup_code_name"] == "Follow-up\r\nrequired"
+    for table in TABLES:
+        assert read[table.name].schema.remove_metadata() == table.arrow_schema
+
+
+def test_batches_become_row_groups_with_the_same_rows(tmp_path):
+    records = [record(f"c-{i}") for i in range(5)]
+    with ParquetSink(lambda name: open(tmp_path / f"{name}.parquet", "wb")) as sink:
+        report = flatten(records, LOOKUPS, sink, partition_date=DAY, run_id="r", extracted_at=EXTRACTED,
+                         batch_conversations=2)  # fmt: skip
+    assert report.batches == 3 and report.conversations == 5
+    assert pq.ParquetFile(tmp_path / "segments.parquet").metadata.num_row_groups == 3
+    single = flatten_to_tables(records, LOOKUPS, partition_date=DAY, run_id="r", extracted_at=EXTRACTED)
+    for table in TABLES:
+        assert pq.read_table(tmp_path / f"{table.name}.parquet").equals(single[table.name])
+
+
+def test_no_records_still_writes_six_valid_empty_files(tmp_path):
+    with ParquetSink(lambda name: open(tmp_path / f"{name}.parquet", "wb")) as sink:
+        report = flatten([], LOOKUPS, sink, partition_date=DAY, run_id="r", extracted_at=EXTRACTED)
+    assert report.conversations == 0
+    for table in TABLES:
+        read = pq.read_table(tmp_path / f"{table.name}.parquet")
+        assert read.num_rows == 0 and read.schema.remove_metadata() == table.arrow_schema
+
+
+def _broken(path: str, value: Any, conversation_id: str = "c-2") -> list[dict[str, Any]]:
+    """Three good records with one field of the second replaced (or removed, for value=...)."""
+    bad = record(conversation_id)
+    *parents, last = path.split(".")
+    target: Any = bad
+    for step in parents:
+        target = target[int(step)] if step.isdigit() else target[step]
+    if value is ...:
+        del target[last]
+    else:
+        target[int(last) if last.isdigit() else last] = value
+    return [record("c-1"), bad, record("c-3")]
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        ("conversationId", ..., r"records record 2: conversationId is missing"),
+        ("conversationStart", ..., r"record 2 \(conversation c-2\): conversationStart is missing"),
+        ("conversationStart", "2024-05-08 10:00", r"record 2 \(conversation c-2\): conversationStart is not an ISO-8601 timestamp"),
+        ("participants.2.sessions.0.segments.3.segmentStart", "yesterday",
+         r"record 2 \(conversation c-2\): participants\[2\]\.sessions\[0\]\.segments\[3\]\.segmentStart is not an ISO-8601 timestamp with a zone: 'yesterday'"),
+        ("participants.1.sessions.0.metrics.1.emitDate", "2024-13-01T00:00:00.000Z",
+         r"participants\[1\]\.sessions\[0\]\.metrics\[1\]\.emitDate is not an ISO-8601"),
+        ("participants.2.sessions.0.metrics.1.value", 1.5,
+         r"record 2 \(conversation c-2\): participants\[2\]\.sessions\[0\]\.metrics\[1\]\.value is not an integer: 1\.5"),
+        ("participants.2.sessions.0.metrics.4.value", "60000", r"participants\[2\]\.sessions\[0\]\.metrics\[4\]\.value is not an integer: '60000'"),
+        ("participants.2.sessions.0.metrics.0.value", True, r"metrics\[0\]\.value is not an integer: True"),
+        ("participants.2.sessions.0.metrics.0.name", ..., r"participants\[2\]\.sessions\[0\]\.metrics\[0\]\.name is missing"),
+        ("participants.1.participantId", ..., r"record 2 \(conversation c-2\): participants\[1\]\.participantId is missing"),
+        ("participants.0.sessions.0.sessionId", ..., r"participants\[0\]\.sessions\[0\]\.sessionId is missing"),
+        ("participants.0.sessions.0.ani", 15551234567, r"participants\[0\]\.sessions\[0\]\.ani is not a string: 15551234567"),
+        ("participants.0.sessions.0.segments.1.conference", "no", r"segments\[1\]\.conference is not a boolean"),
+        ("participants.1.sessions", {"sessionId": "s"}, r"record 2 \(conversation c-2\): participants\[1\]\.sessions is a dict, not a list"),
+        ("participants.2.sessions.0.segments.4.wrapUpCode", ["w-1"], r"segments\[4\]\.wrapUpCode is not a string"),
+        ("divisionIds", "d-1", r"divisionIds is not a list of strings"),
+    ],
+)  # fmt: skip
+def test_bad_input_names_the_field_and_where_it_is(path, value, expected):
+    with pytest.raises(FlattenError, match=expected):
+        tables_of(_broken(path, value))
+
+
+def test_bad_lines_in_the_raw_file_name_the_file_and_line(tmp_path):
+    good = orjson.dumps(record()) + b"\n"
+    for content, expected in ((good + b"{not json\n" + good, "line 2: not a JSON record"),
+                              (good + good + b"[1, 2]\n", "line 3: expected a JSON object, got list"),
+                              (good + b"\n", "line 2: not a JSON record")):  # fmt: skip
+        path = tmp_path / "raw.jsonl.gz"
+        path.write_bytes(gzip.compress(content))
+        with open(path, "rb") as handle, pytest.raises(FlattenError, match=f"raw.jsonl.gz {expected}"):
+            list(read_raw_records(handle, "raw.jsonl.gz"))
+
+
+def test_the_raw_file_may_hold_several_gzip_members(tmp_path):
+    one, two = (gzip.compress(orjson.dumps(record(f"c-{i}")) + b"\n") for i in (1, 2))
+    records = list(read_raw_records(io.BytesIO(one + two), "raw"))
+    assert [r["conversationId"] for r in records] == ["c-1", "c-2"]
+
+
+def test_a_failed_flatten_leaves_the_previous_files(tmp_path):
+    storage = WorkingStorage(root=str(tmp_path))
+    with ParquetSink(lambda name: storage.writer(f"out/{name}.parquet")) as sink:
+        flatten([record()], LOOKUPS, sink, partition_date=DAY, run_id="r", extracted_at=EXTRACTED)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()}
+    with pytest.raises(FlattenError):
+        with ParquetSink(lambda name: storage.writer(f"out/{name}.parquet")) as sink:
+            flatten(_broken("conversationStart", ...), LOOKUPS, sink, partition_date=DAY, run_id="r",
+                    extracted_at=EXTRACTED)  # fmt: skip
+    assert {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()} == before
+
+
+# --- through Dagster, against the emulator over HTTP --------------------------------------------
+
+CLOCK = datetime(2024, 5, 10, 12, 0, tzinfo=timezone.utc)
+PAST_DAY = "2024-05-08"
+
+
+@pytest.fixture(scope="module")
+def emulator():
+    server = EmulatorServer(EmulatorConfig(seed=7, daily_volume=300, now=CLOCK, clock_rate=0.0,
+                                           job_queued_seconds=0.05, job_pending_seconds=0.1)).start()  # fmt: skip
+    yield server
+    server.stop()
+
+
+def resources(emulator: EmulatorServer, root: Path) -> dict[str, Any]:
+    genesys = GenesysResource(
+        api_base_url=emulator.base_url, login_base_url=emulator.base_url, client_id=DEMO_CLIENT_ID,
+        client_secret=DEMO_CLIENT_SECRET, job_poll_interval_seconds=0.05, backoff_base_seconds=0.05,
+        backoff_cap_seconds=0.5, max_attempts=10,
+    )  # fmt: skip
+    return {"genesys": genesys, "working_storage": WorkingStorage(root=str(root))}
+
+
+@pytest.fixture(scope="module")
+def materialized(emulator, tmp_path_factory):
+    root = tmp_path_factory.mktemp("working")
+    result = dg.materialize(
+        [raw_conversations, flattened_conversations], partition_key=PAST_DAY, resources=resources(emulator, root)
+    )
+    assert result.success
+    return root, result
+
+
+def read_flat(root: Path, partition: str = PAST_DAY) -> dict[str, pa.Table]:
+    return {table.name: pq.read_table(root / flat_table_path(partition, table.name)) for table in TABLES}
+
+
+def raw_records(root: Path, partition: str = PAST_DAY) -> list[dict[str, Any]]:
+    with gzip.open(root / raw_records_path(partition), "rb") as lines:
+        return [json.loads(line) for line in lines]
+
+
+def test_every_conversation_of_the_day_becomes_one_row(materialized, emulator):
+    root, _ = materialized
+    conversations = read_flat(root)["conversations"]
+    assert conversations.column("conversation_id").to_pylist() == emulator.app.conversations_started(date(2024, 5, 8))
+    assert set(conversations.column("partition_date").to_pylist()) == {date(2024, 5, 8)}
+
+
+def test_row_counts_match_a_simple_count_of_the_raw_records(materialized):
+    root, result = materialized
+    expected = dict.fromkeys((t.name for t in TABLES), 0)
+    for conversation in raw_records(root):
+        expected["conversations"] += 1
+        for participant in conversation.get("participants", []):
+            expected["participants"] += 1
+            expected["participant_attributes"] += len(participant.get("attributes", {}))
+            for session in participant.get("sessions", []):
+                expected["sessions"] += 1
+                expected["segments"] += len(session.get("segments", []))
+                expected["session_metrics"] += len(session.get("metrics", []))
+    flat = read_flat(root)
+    assert {name: table.num_rows for name, table in flat.items()} == expected
+    assert expected["participant_attributes"] > 0  # detail jobs carry attributes
+    manifest = json.loads((root / flat_manifest_path(PAST_DAY)).read_text())
+    raw_manifest = json.loads((root / raw_manifest_path(PAST_DAY)).read_text())
+    assert manifest["partition_key"] == PAST_DAY and manifest["raw_records"] == raw_manifest["records"] == 300
+    assert manifest["api_reported"] == 300 and manifest["extraction_run_id"] == raw_manifest["run_id"]
+    assert {name: entry["rows"] for name, entry in manifest["tables"].items()} == expected
+    for name, entry in manifest["tables"].items():
+        assert entry["path"] == flat_table_path(PAST_DAY, name)
+        assert entry["bytes"] == (root / entry["path"]).stat().st_size
+    meta = {k: v.value for k, v in result.asset_materializations_for_node("flattened_conversations")[0].metadata.items()}
+    assert meta["dagster/row_count"] == 300 and meta["total_rows"] == sum(expected.values())
+    assert meta["rows_session_metrics"] == expected["session_metrics"] and "| 2024-05-08 |" in meta["rows"]
+    assert meta["unresolved_users"] == 0 and meta["lookup_sizes"]["users"] == 60
+
+
+def test_names_resolve_for_queues_users_and_wrapup_codes_including_deleted_users(materialized, emulator):
+    root, _ = materialized
+    flat = read_flat(root)
+    centre = emulator.app.centre
+    queues = {q["id"]: q["name"] for q in centre.queues}
+    users = {u["id"]: (u["name"], u["state"]) for u in centre.users}
+    codes = {w["id"]: w["name"] for w in centre.wrapup_codes}
+    segments = rows(flat["segments"])
+    assert all(r["queue_name"] == queues[r["queue_id"]] for r in segments if r["queue_id"])
+    coded = [r for r in segments if r["wrapup_code_id"]]
+    assert coded and all(
+        r["wrapup_code_name"] == (r["wrapup_code_id"] if r["wrapup_code_id"].startswith("ININ-") else codes[r["wrapup_code_id"]])
+        for r in coded
+    )  # fmt: skip
+    agents = [r for r in rows(flat["participants"]) if r["purpose"] == "agent"]
+    assert agents and all(r["user_name"] == users[r["user_id"]][0] for r in agents)
+    assert any(users[r["user_id"]][1] == "deleted" for r in agents), "no deleted agent in the day's conversations"
+    for row in rows(flat["conversations"]):
+        ids, names = json.loads(row["agent_ids"]), json.loads(row["agent_names"])
+        assert names == [users[i][0] for i in ids]
+        if row["first_queue_id"]:
+            assert row["first_queue_name"] == queues[row["first_queue_id"]]
+
+
+def test_a_rerun_rewrites_identical_rows(materialized, emulator):
+    root, _ = materialized
+    before = read_flat(root)
+    result = dg.materialize([flattened_conversations], partition_key=PAST_DAY, resources=resources(emulator, root))
+    assert result.success
+    after = read_flat(root)
+    for name in before:
+        assert after[name].equals(before[name]), name
+
+
+def test_a_row_count_that_differs_from_the_raw_manifest_fails_and_keeps_the_files(materialized, emulator):
+    root, _ = materialized
+    manifest_path = root / raw_manifest_path(PAST_DAY)
+    original = manifest_path.read_text()
+    before = {p.name: p.read_bytes() for p in (root / "flat" / PAST_DAY).iterdir()}
+    manifest_path.write_text(json.dumps({**json.loads(original), "records": 301}))
+    try:
+        with pytest.raises(RowCountMismatch, match="300 conversations flattened .* says 301 records .*lost 1"):
+            dg.materialize([flattened_conversations], partition_key=PAST_DAY, resources=resources(emulator, root))
+    finally:
+        manifest_path.write_text(original)
+    assert {p.name: p.read_bytes() for p in (root / "flat" / PAST_DAY).iterdir()} == before
+
+
+def test_a_range_run_flattens_each_day_of_the_range(emulator, tmp_path):
+    result = dg.materialize(
+        [raw_conversations, flattened_conversations], resources=resources(emulator, tmp_path),
+        tags={"dagster/asset_partition_range_start": "2024-05-06", "dagster/asset_partition_range_end": "2024-05-07"},
+    )  # fmt: skip
+    assert result.success
+    for day in (date(2024, 5, 6), date(2024, 5, 7)):
+        conversations = read_flat(tmp_path, day.isoformat())["conversations"]
+        assert conversations.column("conversation_id").to_pylist() == emulator.app.conversations_started(day)
+        assert set(conversations.column("partition_date").to_pylist()) == {day}
+    meta = {k: v.value for k, v in result.asset_materializations_for_node("flattened_conversations")[0].metadata.items()}
+    assert meta["rows_conversations"] == 600 and "| 2024-05-06 |" in meta["rows"] and "| 2024-05-07 |" in meta["rows"]
+
+
+def test_a_partition_without_raw_output_fails_with_a_clear_message(emulator, tmp_path):
+    with pytest.raises(FileNotFoundError, match="materialize raw_conversations for partition 2024-05-01 first"):
+        dg.materialize([flattened_conversations], partition_key="2024-05-01", resources=resources(emulator, tmp_path))
