@@ -360,23 +360,23 @@ def _broken(path: str, value: Any, conversation_id: str = "c-2") -> list[dict[st
 @pytest.mark.parametrize(
     ("path", "value", "expected"),
     [
-        ("conversationId", ..., r"records record 2: conversationId is missing"),
-        ("conversationStart", ..., r"record 2 \(conversation c-2\): conversationStart is missing"),
-        ("conversationStart", "2024-05-08 10:00", r"record 2 \(conversation c-2\): conversationStart is not an ISO-8601 timestamp"),
+        ("conversationId", ..., r"records line 2: conversationId is missing"),
+        ("conversationStart", ..., r"line 2 \(conversation c-2\): conversationStart is missing"),
+        ("conversationStart", "2024-05-08 10:00", r"line 2 \(conversation c-2\): conversationStart is not an ISO-8601 timestamp"),
         ("participants.2.sessions.0.segments.3.segmentStart", "yesterday",
-         r"record 2 \(conversation c-2\): participants\[2\]\.sessions\[0\]\.segments\[3\]\.segmentStart is not an ISO-8601 timestamp with a zone: 'yesterday'"),
+         r"line 2 \(conversation c-2\): participants\[2\]\.sessions\[0\]\.segments\[3\]\.segmentStart is not an ISO-8601 timestamp with a zone: 'yesterday'"),
         ("participants.1.sessions.0.metrics.1.emitDate", "2024-13-01T00:00:00.000Z",
          r"participants\[1\]\.sessions\[0\]\.metrics\[1\]\.emitDate is not an ISO-8601"),
         ("participants.2.sessions.0.metrics.1.value", 1.5,
-         r"record 2 \(conversation c-2\): participants\[2\]\.sessions\[0\]\.metrics\[1\]\.value is not an integer: 1\.5"),
+         r"line 2 \(conversation c-2\): participants\[2\]\.sessions\[0\]\.metrics\[1\]\.value is not an integer: 1\.5"),
         ("participants.2.sessions.0.metrics.4.value", "60000", r"participants\[2\]\.sessions\[0\]\.metrics\[4\]\.value is not an integer: '60000'"),
         ("participants.2.sessions.0.metrics.0.value", True, r"metrics\[0\]\.value is not an integer: True"),
         ("participants.2.sessions.0.metrics.0.name", ..., r"participants\[2\]\.sessions\[0\]\.metrics\[0\]\.name is missing"),
-        ("participants.1.participantId", ..., r"record 2 \(conversation c-2\): participants\[1\]\.participantId is missing"),
+        ("participants.1.participantId", ..., r"line 2 \(conversation c-2\): participants\[1\]\.participantId is missing"),
         ("participants.0.sessions.0.sessionId", ..., r"participants\[0\]\.sessions\[0\]\.sessionId is missing"),
         ("participants.0.sessions.0.ani", 15551234567, r"participants\[0\]\.sessions\[0\]\.ani is not a string: 15551234567"),
         ("participants.0.sessions.0.segments.1.conference", "no", r"segments\[1\]\.conference is not a boolean"),
-        ("participants.1.sessions", {"sessionId": "s"}, r"record 2 \(conversation c-2\): participants\[1\]\.sessions is a dict, not a list"),
+        ("participants.1.sessions", {"sessionId": "s"}, r"line 2 \(conversation c-2\): participants\[1\]\.sessions is a dict, not a list"),
         ("participants.2.sessions.0.segments.4.wrapUpCode", ["w-1"], r"segments\[4\]\.wrapUpCode is not a string"),
         ("divisionIds", "d-1", r"divisionIds is not a list of strings"),
     ],
@@ -558,3 +558,15 @@ def test_a_range_run_flattens_each_day_of_the_range(emulator, tmp_path):
 def test_a_partition_without_raw_output_fails_with_a_clear_message(emulator, tmp_path):
     with pytest.raises(FileNotFoundError, match="materialize raw_conversations for partition 2024-05-01 first"):
         dg.materialize([flattened_conversations], partition_key="2024-05-01", resources=resources(emulator, tmp_path))
+
+
+def test_errors_in_a_raw_file_name_the_file_line_and_conversation(tmp_path):
+    bad = record("c-3")
+    bad["participants"][2]["sessions"][0]["segments"][3]["segmentEnd"] = "2024-05-08T25:00:00.000Z"
+    path = tmp_path / "conversations.jsonl.gz"
+    path.write_bytes(gzip.compress(b"".join(orjson.dumps(r) + b"\n" for r in (record("c-1"), record("c-2"), bad))))
+    source = "raw/2024-05-08/conversations.jsonl.gz"
+    expected = (r"raw/2024-05-08/conversations.jsonl.gz line 3 \(conversation c-3\): "
+                r"participants\[2\]\.sessions\[0\]\.segments\[3\]\.segmentEnd is not an ISO-8601 timestamp")  # fmt: skip
+    with open(path, "rb") as handle, pytest.raises(FlattenError, match=expected):
+        tables_of(read_raw_records(handle, source), source=source, batch_conversations=2)  # line 3: 2nd batch

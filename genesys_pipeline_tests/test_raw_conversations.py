@@ -188,14 +188,3 @@ def test_too_many_even_per_media_type_fails_clearly_and_keeps_the_old_file(emula
     assert (tmp_path / raw_records_path(TODAY)).read_bytes() == b"previous good file"
     assert not [p for p in (tmp_path / raw_records_path(TODAY)).parent.iterdir() if p.name.startswith(".partial")]
 
-
-def test_demo_extracts_the_last_days_from_the_embedded_emulator(tmp_path, capsys, monkeypatch):
-    from genesys_pipeline.demo import main
-
-    for name in ("GENESYS_PIPELINE_ENV", "GENESYS_API_BASE_URL", "GENESYS_WORKING_DIR"):
-        monkeypatch.setenv(name, "")  # the demo sets them; monkeypatch restores them afterwards
-
-    assert main(["--days", "2", "--daily-volume", "200", "--working-dir", str(tmp_path)]) == 0
-    printed = capsys.readouterr().out
-    assert printed.count("raw_conversations: 200 records via jobs") == 2
-    assert len(list(tmp_path.glob("raw/conversations/*/conversations.jsonl.gz"))) == 2
