@@ -86,14 +86,16 @@ def production_resources() -> dict[str, Any]:
             credentials["private_key_password"] = dg.EnvVar("SNOWFLAKE_PRIVATE_KEY_PASSWORD")
     else:
         credentials = {"password": dg.EnvVar("SNOWFLAKE_PASSWORD")}
+    s3 = S3Resource(region_name=os.environ.get("AWS_REGION"))
     return {
         "genesys": GenesysResource(
             region=dg.EnvVar("GENESYS_REGION"),
             client_id=dg.EnvVar("GENESYS_CLIENT_ID"),
             client_secret=dg.EnvVar("GENESYS_CLIENT_SECRET"),
         ),
-        "working_storage": WorkingStorage(root=dg.EnvVar("GENESYS_WORKING_DIR")),
-        "s3": S3Resource(region_name=os.environ.get("AWS_REGION")),
+        # An s3:// working location (steps on several machines) uses the same S3 client settings.
+        "working_storage": WorkingStorage(root=dg.EnvVar("GENESYS_WORKING_DIR"), s3=s3),
+        "s3": s3,
         "s3_publishing": S3Publishing(
             bucket=dg.EnvVar("GENESYS_S3_BUCKET"),
             prefix=_env("GENESYS_S3_PREFIX", "genesys/conversations"),

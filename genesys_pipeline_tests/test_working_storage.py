@@ -35,6 +35,10 @@ def test_write_read_replace_and_clear(storage):
     with storage.reader("raw/day/records.bin") as handle:
         assert handle.read() == b"second"
     assert storage.size("raw/day/records.bin") == 6
+    if storage.root.startswith("s3://"):
+        bucket, _, prefix = storage.root[5:].partition("/")
+        head = storage.s3.get_client().head_object(Bucket=bucket, Key=f"{prefix}/raw/day/records.bin")
+        assert head["ServerSideEncryption"] == "AES256"
     storage.write_json("raw/day/manifest.json", {"records": 3, "name": "Zoë \"Z\", 山田 🎧"})
     assert storage.read_json("raw/day/manifest.json") == {"records": 3, "name": "Zoë \"Z\", 山田 🎧"}
     storage.clear("raw/day")
@@ -60,3 +64,11 @@ def test_bad_roots_are_rejected_naming_the_field():
     with pytest.raises(ValueError, match="WorkingStorage.s3 must be configured"):
         with WorkingStorage(root="s3://bucket/prefix").writer("x") as handle:
             handle.write(b"x")
+
+
+def test_production_resources_give_an_s3_working_location_its_client(monkeypatch):
+    from genesys_pipeline.environments import production_resources
+
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    resources = production_resources()
+    assert resources["working_storage"].s3 is resources["s3"]

@@ -31,6 +31,10 @@ class WorkingStorage(dg.ConfigurableResource):
     s3: S3Resource | None = Field(
         default=None, description="S3 client settings; required when `root` is an s3:// URI."
     )
+    sse: str = Field(
+        default="AES256",
+        description="Server-side encryption of objects written to an s3:// root ('AES256' or 'aws:kms').",
+    )
 
     @field_validator("root")
     @classmethod
@@ -71,7 +75,9 @@ class WorkingStorage(dg.ConfigurableResource):
                 yield handle
             if self._is_s3:
                 bucket, key = self._bucket_and_key(relative)
-                self._client().upload_file(handle.name, bucket, key)
+                self._client().upload_file(
+                    handle.name, bucket, key, ExtraArgs={"ServerSideEncryption": self.sse}
+                )
             else:
                 os.replace(handle.name, Path(self.root, relative))
         finally:
