@@ -1,5 +1,7 @@
-"""The pipeline's assets, one module per stage: raw -> flattened -> S3 -> Snowflake."""
+"""The pipeline's assets, one module per stage: raw -> flattened -> S3 -> Snowflake; and the
+unpartitioned dimension tables (queues, wrap-up codes, users, divisions)."""
 
+from .dimensions import DIMENSION_ASSETS, genesys_divisions, genesys_queues, genesys_users, genesys_wrapup_codes
 from .flattened import flattened_conversations
 from .raw import raw_conversations
 from .s3 import s3_conversations
@@ -8,8 +10,13 @@ from .snowflake import snowflake_conversations
 PIPELINE_ASSETS = [raw_conversations, flattened_conversations, s3_conversations, snowflake_conversations]
 
 __all__ = [
+    "DIMENSION_ASSETS",
     "PIPELINE_ASSETS",
     "flattened_conversations",
+    "genesys_divisions",
+    "genesys_queues",
+    "genesys_users",
+    "genesys_wrapup_codes",
     "raw_conversations",
     "s3_conversations",
     "snowflake_conversations",

@@ -23,7 +23,7 @@ from typing import Any
 import dagster as dg
 
 from ..flatten import FlattenReport, Lookups, ParquetSink, flatten, read_raw_records
-from ..partitions import daily_partitions
+from ..partitions import backfill_policy, daily_partitions, retry_policy
 from ..resources.genesys import GenesysResource
 from ..resources.working_storage import WorkingStorage
 from ..tables import CONVERSATIONS, FLAT_PREFIX, TABLES, flat_manifest_path, flat_table_path
@@ -41,6 +41,9 @@ class RowCountMismatch(Exception):
     deps=[raw_conversations],
     group_name="genesys",
     kinds={"parquet"},
+    pool="genesys_api",  # reads the four lookup listings from the API
+    backfill_policy=backfill_policy,
+    retry_policy=retry_policy,
     description=__doc__,
 )
 def flattened_conversations(

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 import dagster as dg
 
 from ..extraction import ExtractionReport, extract_window
-from ..partitions import daily_partitions
+from ..partitions import backfill_policy, daily_partitions, retry_policy
 from ..resources.genesys import GenesysResource
 from ..resources.working_storage import WorkingStorage
 
@@ -34,6 +34,8 @@ def raw_manifest_path(partition_key: str) -> str:
     group_name="genesys",
     kinds={"genesys", "json"},
     pool="genesys_api",  # runs sharing one OAuth client share its rate budget
+    backfill_policy=backfill_policy,
+    retry_policy=retry_policy,
     description=__doc__,
 )
 def raw_conversations(

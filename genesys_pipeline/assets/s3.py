@@ -30,7 +30,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from dagster_aws.s3 import S3Resource
 
-from ..partitions import daily_partitions
+from ..partitions import backfill_policy, daily_partitions, retry_policy
 from ..resources.warehouse import S3Publishing
 from ..resources.working_storage import WorkingStorage
 from ..tables import TABLES, Table, flat_manifest_path, flat_table_path
@@ -45,6 +45,8 @@ class PublishError(Exception):
     deps=["flattened_conversations"],
     group_name="genesys",
     kinds={"s3"},
+    backfill_policy=backfill_policy,
+    retry_policy=retry_policy,
     description=__doc__,
 )
 def s3_conversations(

@@ -19,7 +19,7 @@ import dagster as dg
 from dagster_aws.s3 import S3Resource
 from dagster_snowflake import SnowflakeResource
 
-from ..partitions import daily_partitions
+from ..partitions import backfill_policy, daily_partitions, retry_policy
 from ..resources.warehouse import S3Publishing, SnowflakeTarget
 from ..warehouse_sql import TableLoad, WarehouseLoader, published_files
 from .s3 import read_manifest
@@ -30,6 +30,8 @@ from .s3 import read_manifest
     deps=["s3_conversations"],
     group_name="genesys",
     kinds={"snowflake"},
+    backfill_policy=backfill_policy,
+    retry_policy=retry_policy,
     description=__doc__,
 )
 def snowflake_conversations(

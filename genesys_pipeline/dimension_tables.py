@@ -1,0 +1,228 @@
+"""The dimension tables: Genesys queues, wrap-up codes, users and divisions, one row per entity.
+
+Each table is the listing as it is when loaded (a snapshot, replaced as a whole), with explicit
+Snowflake types from `tables.py`'s `Column`/`Table` (so `warehouse_sql.create_table_sql` creates them),
+and for every column the path of the API field it comes from. Names are kept exactly as the API
+sends them (quotes, commas, line breaks, non-Latin scripts, emoji, leading '='): they are bound as
+values, never written into SQL text. Users are read with `state=any`: deleted and inactive agents
+still appear in historical conversations, so their names must stay resolvable.
+
+Every table also has:
+    loaded_at      when the snapshot was taken (the same instant on every row of one load)
+    load_run_id    the Dagster run that loaded it
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import datetime, timezone
+from typing import Any, Mapping, Optional
+
+import pyarrow as pa
+
+from .tables import TIMESTAMP, Column, Table
+
+LOADED_AT = "loaded_at"
+LOAD_RUN_ID = "load_run_id"
+
+
+class DimensionError(ValueError):
+    """An entity that cannot become a row; the message names the table, the entity and the field."""
+
+
+def _text(name: str, description: str = "", nullable: bool = True) -> Column:
+    return Column(name, pa.string(), "VARCHAR", nullable, description)
+
+
+def _number(name: str, description: str = "") -> Column:
+    return Column(name, pa.int64(), "NUMBER(38,0)", True, description)
+
+
+def _flag(name: str, description: str = "") -> Column:
+    return Column(name, pa.bool_(), "BOOLEAN", True, description)
+
+
+def _time(name: str, description: str = "", nullable: bool = True) -> Column:
+    return Column(name, TIMESTAMP, "TIMESTAMP_TZ", nullable, description)
+
+
+_LOAD_COLUMNS = (
+    _time(LOADED_AT, "when this snapshot of the listing was taken", nullable=False),
+    _text(LOAD_RUN_ID, "Dagster run that loaded the snapshot", nullable=False),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Dimension:
+    """One dimension table: its columns and where each comes from in an API entity."""
+
+    table: Table
+    listing: str  # the GenesysClient method that lists the entities
+    listing_args: Mapping[str, Any]
+    sources: Mapping[str, tuple[str, ...]]  # column -> path of keys in the entity
+
+    @property
+    def name(self) -> str:
+        return self.table.name
+
+    @property
+    def id_column(self) -> str:
+        (key,) = self.table.key
+        return key
+
+    @property
+    def column_names(self) -> list[str]:
+        return self.table.column_names
+
+    def row(self, entity: Mapping[str, Any], loaded_at: datetime, run_id: str) -> tuple[Any, ...]:
+        """The entity's values in column order, converted to the columns' types."""
+        values = []
+        for column in self.table.columns:
+            if column.name == LOADED_AT:
+                values.append(loaded_at)
+            elif column.name == LOAD_RUN_ID:
+                values.append(run_id)
+            else:
+                raw = _field(entity, self.sources[column.name])
+                values.append(_convert(raw, column, self.name, entity))
+        return tuple(values)
+
+
+def _dimension(
+    name: str, description: str, listing: str, columns: tuple[tuple[Column, tuple[str, ...]], ...],
+    listing_args: Optional[Mapping[str, Any]] = None,
+) -> Dimension:  # fmt: skip
+    table = Table(
+        name,
+        key=(columns[0][0].name,),
+        columns=tuple(column for column, _ in columns) + _LOAD_COLUMNS,
+        description=description,
+    )
+    return Dimension(table, listing, dict(listing_args or {}), {column.name: path for column, path in columns})
+
+
+_DIVISION = (
+    (_text("division_id", "the entity's division"), ("division", "id")),
+    (_text("division_name"), ("division", "name")),
+)
+_AUDIT = (
+    (_time("date_created"), ("dateCreated",)),
+    (_time("date_modified"), ("dateModified",)),
+    (_text("created_by", "userId"), ("createdBy",)),
+    (_text("modified_by", "userId"), ("modifiedBy",)),
+)
+
+QUEUES = _dimension(
+    "dim_queues",
+    "One row per routing queue (GET /api/v2/routing/queues).",
+    "iter_queues",
+    (
+        (_text("queue_id", nullable=False), ("id",)),
+        (_text("name"), ("name",)),
+        (_text("description"), ("description",)),
+        *_DIVISION,
+        (_number("member_count"), ("memberCount",)),
+        (_number("user_member_count"), ("userMemberCount",)),
+        (_number("joined_member_count"), ("joinedMemberCount",)),
+        (_text("acw_wrapup_prompt", "MANDATORY, MANDATORY_TIMEOUT, OPTIONAL, ..."), ("acwSettings", "wrapupPrompt")),
+        (_number("acw_timeout_ms"), ("acwSettings", "timeoutMs")),
+        (_text("skill_evaluation_method"), ("skillEvaluationMethod",)),
+        (_flag("enable_transcription"), ("enableTranscription",)),
+        *_AUDIT,
+    ),
+)
+
+WRAPUP_CODES = _dimension(
+    "dim_wrapup_codes",
+    "One row per wrap-up code (GET /api/v2/routing/wrapupcodes). System codes such as "
+    "ININ-WRAP-UP-TIMEOUT are not listed by the API; the conversation tables keep them as they are.",
+    "iter_wrapup_codes",
+    (
+        (_text("wrapup_code_id", nullable=False), ("id",)),
+        (_text("name"), ("name",)),
+        (_text("description"), ("description",)),
+        *_DIVISION,
+        *_AUDIT,
+    ),
+)
+
+USERS = _dimension(
+    "dim_users",
+    "One row per user in every state: active, inactive and deleted (GET /api/v2/users?state=any).",
+    "iter_users",
+    (
+        (_text("user_id", nullable=False), ("id",)),
+        (_text("name"), ("name",)),
+        (_text("state", "active, inactive or deleted"), ("state",)),
+        (_text("email"), ("email",)),
+        (_text("username"), ("username",)),
+        (_text("title"), ("title",)),
+        (_text("department"), ("department",)),
+        *_DIVISION,
+        (_text("manager_id", "userId of the manager"), ("manager", "id")),
+        (_number("version"), ("version",)),
+    ),
+    listing_args={"state": "any"},
+)
+
+DIVISIONS = _dimension(
+    "dim_divisions",
+    "One row per division (GET /api/v2/authorization/divisions).",
+    "iter_divisions",
+    (
+        (_text("division_id", nullable=False), ("id",)),
+        (_text("name"), ("name",)),
+        (_text("description"), ("description",)),
+        (_flag("home_division", "the organisation's default division"), ("homeDivision",)),
+    ),
+)
+
+DIMENSIONS: tuple[Dimension, ...] = (QUEUES, WRAPUP_CODES, USERS, DIVISIONS)
+DIMENSIONS_BY_NAME = {dimension.name: dimension for dimension in DIMENSIONS}
+
+
+# ##### VALUES
+
+
+def _field(entity: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+    value: Any = entity
+    for key in path:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(key)
+    return value
+
+
+def _convert(value: Any, column: Column, table: str, entity: Mapping[str, Any]) -> Any:
+    if value is None:
+        if not column.nullable:
+            raise DimensionError(f"{table}: an entity has no {column.name}: {_describe(entity)}")
+        return None
+    kind = column.snowflake_type
+    try:
+        if kind == "VARCHAR":
+            if isinstance(value, str):
+                return value  # exactly as sent
+            if isinstance(value, (bool, int, float)):
+                return json.dumps(value)
+        elif kind.startswith("NUMBER"):
+            if isinstance(value, int) and not isinstance(value, bool):
+                return value
+        elif kind == "BOOLEAN":
+            if isinstance(value, bool):
+                return value
+        elif kind == "TIMESTAMP_TZ":
+            if isinstance(value, str):
+                parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+                if parsed.tzinfo is not None:
+                    return parsed.astimezone(timezone.utc)
+    except ValueError:
+        pass
+    raise DimensionError(
+        f"{table}.{column.name}: {value!r} is not a {kind} value (entity {_describe(entity)})"
+    )
+
+
+def _describe(entity: Mapping[str, Any]) -> str:
+    return repr(entity.get("id")) if isinstance(entity, Mapping) and entity.get("id") else repr(entity)[:200]

@@ -1,0 +1,634 @@
+"""Operations: the daily schedule (yesterday plus the lookback days), a range backfill through the
+Dagster instance, a day restated after its first load and corrected by the next scheduled run, and the
+dimension tables; all against the Genesys emulator, moto's S3 server and the fakesnow Snowflake server
+over HTTP.
+
+The instance of the backfill and schedule tests is configured from the repository's dagster.yaml (pools,
+run limits, run retries), with synchronous run launching so that runs execute in this process.
+The backfill test drives Dagster's own backfill daemon iteration against an in-process code location
+(`workspace_definitions` below): it uses a few private Dagster APIs, pinned with dagster==1.13.27.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import subprocess
+import sys
+import time
+import uuid
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import dagster as dg
+import pytest
+import yaml
+from snowflake.connector import DictCursor
+
+from genesys_pipeline import stand_ins
+from genesys_pipeline.assets import DIMENSION_ASSETS, PIPELINE_ASSETS
+from genesys_pipeline.assets import dimensions as dimension_assets
+from genesys_pipeline.checks import ROW_COUNT_CHECK, asset_checks
+from genesys_pipeline.definitions import defs as project_defs
+from genesys_pipeline.dimension_tables import DIMENSIONS, QUEUES, USERS, DimensionError
+from genesys_pipeline.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, EmulatorConfig, EmulatorServer, texts
+from genesys_pipeline.emulator.synthetic import ContactCentre
+from genesys_pipeline.jobs import CONVERSATIONS_JOB, DIMENSIONS_JOB, jobs
+from genesys_pipeline.partitions import (
+    BACKFILL_DAYS_PER_RUN,
+    LOOKBACK_DAYS,
+    PARTITION_TIMEZONE,
+    SCHEDULE_HOUR,
+    _int_setting,
+    backfill_policy,
+    daily_partitions,
+    retry_policy,
+)
+from genesys_pipeline.resources.genesys import GenesysResource
+from genesys_pipeline.resources.warehouse import S3Publishing, SnowflakeTarget
+from genesys_pipeline.resources.working_storage import WorkingStorage
+from genesys_pipeline.schedules import (
+    DAYS_BACK_TAG,
+    conversation_run_requests,
+    genesys_conversations_daily,
+    genesys_dimensions_daily,
+    partition_keys_for_tick,
+    schedules,
+)
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+UTC = timezone.utc
+SCHEMA = "GENESYS"
+CHECK_KEY = dg.AssetCheckKey(dg.AssetKey("snowflake_conversations"), ROW_COUNT_CHECK)
+PIPELINE_KEYS = [dg.AssetKey(name) for name in
+                 ("raw_conversations", "flattened_conversations", "s3_conversations", "snowflake_conversations")]  # fmt: skip
+# Compared before/after a reload: every column except the two that say which run extracted the row.
+RUN_COLUMNS = {"extraction_run_id", "extracted_at"}
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+# ##### FIXTURES AND HELPERS
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[stand_ins.LocalStack]:
+    with stand_ins.LocalStack() as local_stack:
+        yield local_stack
+
+
+def project_definitions(resources: dict[str, Any]) -> dg.Definitions:
+    """What definitions.py registers, with the given resources and the in-process executor (the
+    multiprocess one would rebuild the resources in child processes, from the environment)."""
+    return dg.Definitions(
+        assets=[*PIPELINE_ASSETS, *DIMENSION_ASSETS],
+        asset_checks=asset_checks,
+        jobs=jobs,
+        schedules=schedules,
+        resources=resources,
+        executor=dg.in_process_executor,
+    )
+
+
+# The code location of the backfill test's workspace. Dagster imports it by module name, which finds this
+# already imported module, so it sees the resources the test puts here.
+_WORKSPACE_RESOURCES: dict[str, Any] = {}
+
+
+@dg.definitions
+def workspace_definitions() -> dg.Definitions:
+    return project_definitions(dict(_WORKSPACE_RESOURCES))
+
+
+@dataclasses.dataclass
+class Lab:
+    """One test's emulator, working location, bucket and database, and resources pointed at them."""
+
+    stack: stand_ins.LocalStack
+    emulator: EmulatorServer
+    root: Path
+    bucket: str
+    database: str
+
+    @property
+    def snowflake(self) -> Any:
+        return stand_ins.snowflake_resource(self.stack.snowflake_connection_args, self.database, SCHEMA)
+
+    def resources(self) -> dict[str, Any]:
+        return {
+            "genesys": GenesysResource(
+                api_base_url=self.emulator.base_url, login_base_url=self.emulator.base_url,
+                client_id=DEMO_CLIENT_ID, client_secret=DEMO_CLIENT_SECRET, job_poll_interval_seconds=0.05,
+                backoff_base_seconds=0.05, backoff_cap_seconds=0.5, max_attempts=10,
+            ),  # fmt: skip
+            "working_storage": WorkingStorage(root=str(self.root)),
+            "s3": stand_ins.s3_resource(self.stack.s3_endpoint_url),
+            "s3_publishing": S3Publishing(bucket=self.bucket),
+            "snowflake": self.snowflake,
+            "snowflake_target": SnowflakeTarget(
+                stage_aws_key_id="testing", stage_aws_secret_key="testing", staging_tables="transient"
+            ),
+        }
+
+    def definitions(self) -> dg.Definitions:
+        return project_definitions(self.resources())
+
+    def query(self, sql: str, params: Any = None) -> list[dict[str, Any]]:
+        with self.snowflake.get_connection() as conn:
+            cursor = conn.cursor(DictCursor)
+            cursor.execute(sql, params)
+            return [{k.lower(): v for k, v in row.items()} for row in cursor.fetchall()] if cursor.description else []
+
+    def conversations_by_day(self) -> dict[str, int]:
+        rows = self.query("SELECT PARTITION_DATE, COUNT(*) AS N FROM CONVERSATIONS GROUP BY 1")
+        return {str(r["partition_date"]): r["n"] for r in rows}
+
+    def conversations(self, day: date) -> dict[str, dict[str, Any]]:
+        rows = self.query("SELECT * FROM CONVERSATIONS WHERE PARTITION_DATE = %s", (day,))
+        by_id = {row["conversation_id"]: row for row in rows}
+        assert len(by_id) == len(rows), "duplicate conversation_id"
+        return by_id
+
+    def served(self, day: str) -> int:
+        return len(self.emulator.app.conversations_started(date.fromisoformat(day)))
+
+
+@pytest.fixture
+def lab(stack: stand_ins.LocalStack, tmp_path: Path) -> Iterator[Callable[..., Lab]]:
+    """`lab(now=..., daily_volume=...)`: a fresh emulator (frozen clock, seed 7) and a bucket and
+    database of the test's own (moto's buckets are process-wide, fakesnow's databases server-wide)."""
+    servers: list[EmulatorServer] = []
+
+    def make(now: datetime, daily_volume: int) -> Lab:
+        config = EmulatorConfig(seed=7, daily_volume=daily_volume, now=now, clock_rate=0.0,
+                                job_queued_seconds=0.05, job_pending_seconds=0.1)  # fmt: skip
+        servers.append(EmulatorServer(config).start())
+        token = uuid.uuid4().hex[:8]
+        bucket = f"genesys-ops-{token}"
+        stand_ins.s3_resource(stack.s3_endpoint_url).get_client().create_bucket(Bucket=bucket)
+        return Lab(stack, servers[-1], tmp_path / f"working-{token}", bucket, f"OPS_{token.upper()}")
+
+    yield make
+    for server in servers:
+        server.stop()
+
+
+def repository_instance_config() -> dict[str, Any]:
+    with open(REPOSITORY / "dagster.yaml", encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+def instance_like_production() -> Any:
+    """A SQLite instance with the repository's dagster.yaml, launching runs synchronously in-process."""
+    return dg.instance_for_test(
+        overrides=repository_instance_config(), synchronous_run_coordinator=True, synchronous_run_launcher=True
+    )
+
+
+def tick_context(tick: datetime, instance: Any = None) -> dg.ScheduleEvaluationContext:
+    """What the daemon gives a schedule: the tick's time and the code location's repository (which
+    resolves a partitioned request's tags)."""
+    return dg.build_schedule_context(
+        instance=instance, scheduled_execution_time=tick, repository_def=project_defs.get_repository_def()
+    )
+
+
+def run_tick(lab: Lab, instance: Any, tick: datetime) -> dict[str, dg.ExecuteInProcessResult]:
+    """Evaluate the conversations schedule at `tick` and execute each run it requests, as the daemon would."""
+    job = lab.definitions().resolve_job_def(CONVERSATIONS_JOB)
+    requests = genesys_conversations_daily.evaluate_tick(tick_context(tick, instance)).run_requests or []
+    results = {}
+    for request in requests:
+        result = job.execute_in_process(partition_key=request.partition_key, tags=request.tags, instance=instance,
+                                        run_config=QUIET)  # fmt: skip
+        assert result.success
+        (evaluation,) = result.get_asset_check_evaluations()
+        assert evaluation.passed and evaluation.partition == request.partition_key, evaluation.description
+        results[request.partition_key] = result
+    return results
+
+
+def epoch_ms(instant: datetime) -> int:
+    return int(instant.timestamp() * 1000)
+
+
+def final_wrapup_code(record: dict[str, Any]) -> Any:
+    """flatten.py's rule: the code of the agent wrap-up segment that started last (ties: later in the record)."""
+    segments = [
+        (segment.get("segmentStart"), segment.get("wrapUpCode"))
+        for participant in record.get("participants", []) if participant.get("purpose") == "agent"
+        for session in participant.get("sessions", [])
+        for segment in session.get("segments", []) if segment.get("segmentType") == "wrapup"
+    ]  # fmt: skip
+    return sorted(segments, key=lambda s: s[0])[-1][1] if segments else None
+
+
+# ##### THE SCHEDULE
+
+
+def test_a_tick_requests_yesterday_and_the_lookback_days_with_stable_run_keys() -> None:
+    tick = datetime(2024, 5, 10, SCHEDULE_HOUR, tzinfo=UTC)
+    result = genesys_conversations_daily.evaluate_tick(tick_context(tick))
+    requests = result.run_requests or []
+    assert LOOKBACK_DAYS == 3 and PARTITION_TIMEZONE == "UTC"  # the defaults this test spells out
+    assert [r.partition_key for r in requests] == ["2024-05-09", "2024-05-08", "2024-05-07", "2024-05-06"]
+    assert [r.run_key for r in requests] == [f"2024-05-10:{r.partition_key}" for r in requests]
+    assert [r.tags[DAYS_BACK_TAG] for r in requests] == ["1", "2", "3", "4"]
+    assert {r.job_name for r in requests} <= {None, CONVERSATIONS_JOB}
+    assert genesys_conversations_daily.job_name == CONVERSATIONS_JOB
+    assert genesys_conversations_daily.cron_schedule == f"0 {SCHEDULE_HOUR} * * *"
+    assert genesys_conversations_daily.execution_timezone == PARTITION_TIMEZONE
+    assert genesys_conversations_daily.default_status == dg.DefaultScheduleStatus.STOPPED  # local environment
+
+    # The same tick evaluated again asks for the same runs (the daemon drops known run keys); the next
+    # tick reloads the days again under new keys.
+    again = genesys_conversations_daily.evaluate_tick(tick_context(tick)).run_requests or []
+    assert [r.run_key for r in again] == [r.run_key for r in requests]
+    following = genesys_conversations_daily.evaluate_tick(tick_context(tick + timedelta(days=1))).run_requests or []
+    assert [r.partition_key for r in following] == ["2024-05-10", "2024-05-09", "2024-05-08", "2024-05-07"]
+    assert not {r.run_key for r in following} & {r.run_key for r in requests}
+
+    (dimensions,) = genesys_dimensions_daily.evaluate_tick(tick_context(tick)).run_requests or []
+    assert dimensions.run_key == "2024-05-10:dimensions" and dimensions.partition_key is None
+    assert genesys_dimensions_daily.job_name == DIMENSIONS_JOB
+    assert genesys_dimensions_daily.cron_schedule == genesys_conversations_daily.cron_schedule
+
+
+@pytest.mark.parametrize(
+    ("tick", "lookback", "expected"),
+    [
+        (datetime(2024, 5, 10, 6, tzinfo=UTC), 0, ["2024-05-09"]),
+        (datetime(2024, 5, 10, 6, tzinfo=UTC), 1, ["2024-05-09", "2024-05-08"]),
+        (datetime(2024, 5, 10, 0, 30, tzinfo=UTC), 5, ["2024-05-09", "2024-05-08", "2024-05-07", "2024-05-06",
+                                                       "2024-05-05", "2024-05-04"]),
+        (datetime(2024, 1, 2, 6, tzinfo=UTC), 3, ["2024-01-01"]),  # nothing before the first partition
+        (datetime(2024, 1, 1, 6, tzinfo=UTC), 3, []),
+    ],
+)  # fmt: skip
+def test_the_requested_days_follow_the_lookback(tick: datetime, lookback: int, expected: list[str]) -> None:
+    assert partition_keys_for_tick(tick, lookback) == expected
+    requests = conversation_run_requests(tick, lookback)
+    assert [r.partition_key for r in requests] == expected
+    assert len({r.run_key for r in requests}) == len(expected)
+
+
+def test_days_are_the_partitions_time_zone_days() -> None:
+    """A New York partition day: the tick's local date decides what "yesterday" is (across DST too)."""
+    new_york = dg.DailyPartitionsDefinition(start_date="2024-01-01", timezone="America/New_York")
+    # 2024-03-11 02:00 UTC is still 2024-03-10 (22:00) in New York: yesterday there is 2024-03-09.
+    assert partition_keys_for_tick(datetime(2024, 3, 11, 2, tzinfo=UTC), 1, new_york) == ["2024-03-09", "2024-03-08"]
+    # 06:00 New York on 2024-03-11 (after the spring-forward day, a 23-hour partition).
+    assert partition_keys_for_tick(datetime(2024, 3, 11, 10, tzinfo=UTC), 1, new_york) == ["2024-03-10", "2024-03-09"]
+    (request,) = conversation_run_requests(datetime(2024, 3, 11, 2, tzinfo=UTC), 0, new_york)
+    assert request.run_key == "2024-03-10:2024-03-09"
+    with pytest.raises(ValueError, match="timezone-aware"):
+        partition_keys_for_tick(datetime(2024, 3, 11, 2), 1, new_york)
+
+
+def test_production_settings_come_from_the_environment() -> None:
+    """Read when the code location loads, so a fresh interpreter sees them: the hour, lookback, time zone
+    and days per backfill run; and in production the step retries and schedules that start running."""
+    code = (
+        "import json, dagster as dg\n"
+        "from datetime import datetime, timezone\n"
+        "from genesys_pipeline.definitions import defs\n"
+        "from genesys_pipeline.schedules import genesys_conversations_daily as s, genesys_dimensions_daily as d\n"
+        "tick = datetime(2024, 5, 10, 9, tzinfo=timezone.utc)\n"  # 04:00 in Chicago (CDT)
+        "context = dg.build_schedule_context(scheduled_execution_time=tick, repository_def=defs.get_repository_def())\n"
+        "requests = s.evaluate_tick(context).run_requests\n"
+        "assets = [defs.resolve_assets_def(k) for k in defs.resolve_asset_graph().get_all_asset_keys()]\n"
+        "print(json.dumps({'cron': [s.cron_schedule, d.cron_schedule], 'tz': [s.execution_timezone, d.execution_timezone],\n"
+        "  'status': [s.default_status.value, d.default_status.value], 'keys': [r.partition_key for r in requests],\n"
+        "  'per_run': sorted({a.backfill_policy.max_partitions_per_run for a in assets if a.partitions_def}),\n"
+        "  'retries': sorted({repr(a.op.retry_policy) for a in assets}), 'assets': len(assets)}))\n"
+    )  # fmt: skip
+    env = dict(os.environ, GENESYS_PIPELINE_ENV="production", GENESYS_SCHEDULE_HOUR="4", GENESYS_LOOKBACK_DAYS="5",
+               GENESYS_PARTITION_TIMEZONE="America/Chicago", GENESYS_BACKFILL_DAYS_PER_RUN="3")  # fmt: skip
+    env.pop("GENESYS_STEP_RETRIES", None)
+    done = subprocess.run([sys.executable, "-W", "ignore", "-c", code], env=env, cwd=REPOSITORY, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    printed = json.loads(done.stdout.strip().splitlines()[-1])
+    policy = dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+    assert printed == {
+        "cron": ["0 4 * * *", "0 4 * * *"],
+        "tz": ["America/Chicago", "America/Chicago"],
+        "status": ["RUNNING", "RUNNING"],
+        "keys": ["2024-05-09", "2024-05-08", "2024-05-07", "2024-05-06", "2024-05-05", "2024-05-04"],
+        "per_run": [3],
+        "retries": [repr(policy)],  # on all eight assets
+        "assets": 8,
+    }
+
+
+@pytest.mark.parametrize(("value", "message"), [("abc", "whole number"), ("-1", "between 0 and 31"), ("32", "between")])
+def test_a_bad_setting_fails_with_its_name(monkeypatch: pytest.MonkeyPatch, value: str, message: str) -> None:
+    monkeypatch.setenv("GENESYS_LOOKBACK_DAYS", value)
+    with pytest.raises(ValueError, match=f"GENESYS_LOOKBACK_DAYS must be.*{message}"):
+        _int_setting("GENESYS_LOOKBACK_DAYS", 3, 0, 31)
+    monkeypatch.setenv("GENESYS_LOOKBACK_DAYS", "")
+    assert _int_setting("GENESYS_LOOKBACK_DAYS", 3, 0, 31) == 3
+
+
+def test_the_code_location_shares_one_partitioning_and_policy_and_pools_the_genesys_callers() -> None:
+    assert {job.name for job in jobs} == {CONVERSATIONS_JOB, DIMENSIONS_JOB}
+    assert {s.name for s in project_defs.schedules or []} == {"genesys_conversations_daily", "genesys_dimensions_daily"}
+    conversations = project_defs.resolve_job_def(CONVERSATIONS_JOB)
+    assert conversations.partitions_def is daily_partitions
+    assert set(conversations.asset_layer.selected_asset_keys) == set(PIPELINE_KEYS)
+    dimensions = project_defs.resolve_job_def(DIMENSIONS_JOB)
+    assert dimensions.partitions_def is None
+    assert {k.to_user_string() for k in dimensions.asset_layer.selected_asset_keys} == {
+        "genesys_queues", "genesys_wrapup_codes", "genesys_users", "genesys_divisions"}  # fmt: skip
+    for key in PIPELINE_KEYS:
+        asset = project_defs.resolve_assets_def(key)
+        assert asset.partitions_def is daily_partitions, key
+        assert asset.backfill_policy == backfill_policy == dg.BackfillPolicy.multi_run(BACKFILL_DAYS_PER_RUN), key
+        assert asset.op.retry_policy == retry_policy, key
+    assert retry_policy is None  # the local environment: no step retries (the production test checks them)
+    pools = {key.to_user_string(): project_defs.resolve_assets_def(key).op.pool
+             for key in [*PIPELINE_KEYS, *(a.key for a in DIMENSION_ASSETS)]}  # fmt: skip
+    assert pools == {"raw_conversations": "genesys_api", "flattened_conversations": "genesys_api",
+                     "s3_conversations": None, "snowflake_conversations": None, "genesys_queues": "genesys_api",
+                     "genesys_wrapup_codes": "genesys_api", "genesys_users": "genesys_api",
+                     "genesys_divisions": "genesys_api"}  # fmt: skip
+    for asset in DIMENSION_ASSETS:
+        assert asset.partitions_def is None and asset.op.retry_policy == retry_policy
+
+
+def test_the_repository_dagster_yaml_is_a_valid_instance_configuration() -> None:
+    with dg.instance_for_test(overrides=repository_instance_config()) as instance:
+        concurrency = instance.get_concurrency_config()
+        assert concurrency.pool_config.default_pool_limit == 1
+        assert concurrency.pool_config.pool_granularity.value == "op"
+        assert concurrency.run_queue_config.max_concurrent_runs >= 1
+        assert {"key": "dagster/backfill", "limit": 2} in concurrency.run_queue_config.tag_concurrency_limits
+        assert instance.run_retries_enabled and not instance.run_retries_retry_on_asset_or_op_failure
+        assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+
+
+# ##### A RANGE BACKFILL THROUGH THE INSTANCE
+
+
+def test_a_seven_day_backfill_through_the_instance_ends_with_the_check_passing_for_every_day(lab) -> None:
+    """Launched as the UI launches an asset backfill, executed by the backfill daemon's own iteration:
+    the backfill policy cuts the week into runs, each a range run of the whole chain with the check."""
+    from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
+    from dagster._core.remote_origin import InProcessCodeLocationOrigin
+    from dagster._core.test_utils import InProcessTestWorkspaceLoadTarget, create_test_daemon_workspace_context
+    from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+    from dagster._daemon.backfill import execute_backfill_iteration
+
+    env = lab(now=datetime(2024, 5, 10, 12, tzinfo=UTC), daily_volume=60)
+    days = [f"2024-05-{day:02d}" for day in range(1, 8)]
+    _WORKSPACE_RESOURCES.update(env.resources())
+    origin = InProcessCodeLocationOrigin(
+        LoadableTargetOrigin(module_name=__name__, attribute="workspace_definitions", working_directory=str(REPOSITORY)),
+        location_name="genesys_pipeline",
+    )
+    try:
+        with instance_like_production() as instance, create_test_daemon_workspace_context(
+            InProcessTestWorkspaceLoadTarget(origin), instance
+        ) as workspace:
+            request_context = workspace.create_request_context()
+            assert request_context.get_code_location_error("genesys_pipeline") is None
+            backfill = PartitionBackfill.from_asset_partitions(
+                backfill_id="week", asset_graph=request_context.asset_graph, partition_names=days,
+                asset_selection=PIPELINE_KEYS, backfill_timestamp=time.time(), tags={},
+                dynamic_partitions_store=instance, all_partitions=False, title="a week", description=None,
+                run_config=None,
+            )  # fmt: skip
+            instance.add_backfill(backfill)
+            for _ in range(10):  # the daemon's loop: submit the runs (executed right away here), then see them done
+                list(execute_backfill_iteration(workspace, logging.getLogger("backfill")))
+                if instance.get_backfill("week").status != BulkActionStatus.REQUESTED:
+                    break
+            assert instance.get_backfill("week").status == BulkActionStatus.COMPLETED_SUCCESS
+
+            runs = sorted(instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": "week"})),
+                          key=lambda r: r.tags["dagster/asset_partition_range_start"])  # fmt: skip
+            assert len(runs) == math.ceil(len(days) / BACKFILL_DAYS_PER_RUN)
+            covered = []
+            for run in runs:
+                assert run.status == dg.DagsterRunStatus.SUCCESS
+                assert run.asset_selection == frozenset(PIPELINE_KEYS) and CHECK_KEY in (run.asset_check_selection or ())
+                first = days.index(run.tags["dagster/asset_partition_range_start"])
+                last = days.index(run.tags["dagster/asset_partition_range_end"])
+                assert last - first + 1 <= BACKFILL_DAYS_PER_RUN
+                covered += days[first : last + 1]
+            assert covered == days
+
+            # The check ran in every run and passed; together its evaluations cover every day, and every
+            # table of every day agrees at every stage. (A range run's evaluation belongs to the run, not
+            # to one day: Dagster 1.13 records it without a partition and shows the days' partitioned
+            # check state as skipped; the comparison inside it is per day.)
+            evaluations = [
+                record.get_dagster_event().event_specific_data
+                for run in runs for record in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+            ]  # fmt: skip
+            assert len(evaluations) == len(runs)
+            assert all(e.passed and e.asset_check_key == CHECK_KEY for e in evaluations)
+            assert sorted(day for e in evaluations for day in e.metadata["partitions"].value) == days
+            comparison = "\n".join(e.metadata["comparison"].value for e in evaluations)
+            for day in days:
+                n = env.served(day)
+                assert n and f"| {day} | conversations | {n} | {n} | {n} | {n} | {n} | {n} | ok |" in comparison
+            assert comparison.count("| ok |") == len(days) * 6 and "**" not in comparison
+
+            for key in PIPELINE_KEYS:
+                assert sorted(instance.get_materialized_partitions(key)) == days, key
+            # The steps went through the dagster.yaml's pool: genesys_api exists with the default limit 1,
+            # and every slot was given back.
+            pool = instance.event_log_storage.get_concurrency_info("genesys_api")
+            assert pool.slot_count == 1 and not pool.claimed_slots and not pool.pending_steps
+    finally:
+        _WORKSPACE_RESOURCES.clear()
+
+    assert env.conversations_by_day() == {day: env.served(day) for day in days}
+    (duplicates,) = env.query("SELECT COUNT(*) - COUNT(DISTINCT CONVERSATION_ID) AS N FROM CONVERSATIONS")
+    assert duplicates["n"] == 0
+
+
+# ##### A RESTATED DAY
+
+
+def test_a_day_restated_after_its_first_load_is_corrected_by_the_next_scheduled_run(lab) -> None:
+    """2024-05-08 is first loaded by the 2024-05-09 tick (as yesterday). Genesys then restates some of its
+    conversations (late wrap-up codes, evaluations, surveys); the 2024-05-10 tick reloads it (days back 2)
+    and Snowflake then holds the restated values: same count, no duplicates, exactly the restated rows changed."""
+    first_tick = datetime(2024, 5, 9, SCHEDULE_HOUR, tzinfo=UTC)
+    next_tick = first_tick + timedelta(days=1)
+    day = date(2024, 5, 8)
+    env = lab(now=first_tick, daily_volume=120)
+    centre = env.emulator.app.centre
+    plans = centre.day_plans(day)
+    # Detail jobs read Genesys' analytics data as of its availability watermark (now - 6 h here), so each
+    # load sees the day as it was then: what changed after the first watermark is what gets restated.
+    seen_first = env.emulator.app.jobs.watermark_ms()
+    seen_next = seen_first + epoch_ms(next_tick) - epoch_ms(first_tick)
+    restated = {p.conversation_id for p in plans if p.last_change_ms > seen_first}
+    late_wrapups = {
+        p.conversation_id: (final_wrapup_code(before), final_wrapup_code(after))
+        for p in plans if p.conversation_id in restated
+        for before, after in [(centre.render(p, seen_first, with_attributes=False),
+                               centre.render(p, seen_next, with_attributes=False))]
+        if final_wrapup_code(before) != final_wrapup_code(after)
+    }  # fmt: skip
+    assert restated and late_wrapups, "the emulator restates nothing of this day between the ticks"
+
+    with instance_like_production() as instance:
+        first = run_tick(env, instance, first_tick)
+        assert first["2024-05-08"].dagster_run.tags[DAYS_BACK_TAG] == "1"
+        loaded = env.conversations(day)
+        assert len(loaded) == env.served("2024-05-08") == len(plans)
+
+        env.emulator.app.clock.set(next_tick)
+        assert env.emulator.app.jobs.watermark_ms() == seen_next
+        second = run_tick(env, instance, next_tick)
+        assert list(second) == ["2024-05-09", "2024-05-08", "2024-05-07", "2024-05-06"]
+        assert second["2024-05-08"].dagster_run.tags[DAYS_BACK_TAG] == "2"
+        reloaded = env.conversations(day)
+
+    assert set(reloaded) == set(loaded) and len(reloaded) == env.served("2024-05-08")
+    (duplicates,) = env.query("SELECT COUNT(*) - COUNT(DISTINCT CONVERSATION_ID) AS N FROM CONVERSATIONS")
+    assert duplicates["n"] == 0
+    assert env.conversations_by_day() == {d: env.served(d) for d in ("2024-05-05", "2024-05-06", "2024-05-07",
+                                                                      "2024-05-08", "2024-05-09")}  # fmt: skip
+
+    def values(row: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in row.items() if k not in RUN_COLUMNS}
+
+    changed = {cid for cid in loaded if values(loaded[cid]) != values(reloaded[cid])}
+    unexpected = {cid: {k: (v, reloaded[cid][k]) for k, v in values(loaded[cid]).items() if v != reloaded[cid][k]}
+                  for cid in changed - restated}  # fmt: skip
+    assert changed and not unexpected, f"only restated conversations may change: {unexpected}"
+    assert {r["extraction_run_id"] for r in reloaded.values()} == {second["2024-05-08"].run_id}
+    for cid, (code_before, code_after) in late_wrapups.items():
+        assert loaded[cid]["final_wrapup_code_id"] == code_before
+        assert reloaded[cid]["final_wrapup_code_id"] == code_after
+        segment_codes = env.query(
+            "SELECT WRAPUP_CODE_ID FROM SEGMENTS WHERE CONVERSATION_ID = %s AND SEGMENT_TYPE = 'wrapup'", (cid,)
+        )
+        assert code_after in {s["wrapup_code_id"] for s in segment_codes}
+    history = env.query(
+        "SELECT RUN_ID, ROWS_LOADED, ROWS_DELETED FROM GENESYS_LOAD_HISTORY "
+        "WHERE TABLE_NAME = 'CONVERSATIONS' AND PARTITION_DATE = %s ORDER BY LOADED_AT", (day,)
+    )  # fmt: skip
+    assert [(h["run_id"], h["rows_loaded"], h["rows_deleted"]) for h in history] == [
+        (first["2024-05-08"].run_id, len(plans), 0), (second["2024-05-08"].run_id, len(plans), len(plans))]  # fmt: skip
+
+
+# ##### DIMENSIONS
+
+
+def _table(env: Lab, table: str, key: str) -> dict[str, dict[str, Any]]:
+    rows = env.query(f"SELECT * FROM {table}")
+    by_id = {row[key]: row for row in rows}
+    assert len(by_id) == len(rows), f"duplicate {key} in {table}"
+    return by_id
+
+
+def _metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, Any]:
+    (event,) = result.asset_materializations_for_node(asset)
+    return {key: value.value for key, value in event.metadata.items()}
+
+
+def test_dimension_tables_hold_every_entity_exactly_and_a_rerun_replaces_them(lab) -> None:
+    tick = datetime(2024, 5, 10, SCHEDULE_HOUR, tzinfo=UTC)
+    env = lab(now=tick, daily_volume=10)
+    centre = env.emulator.app.centre
+    job = env.definitions().resolve_job_def(DIMENSIONS_JOB)
+    (request,) = genesys_dimensions_daily.evaluate_tick(tick_context(tick)).run_requests or []
+    with dg.instance_for_test(overrides=repository_instance_config()) as instance:
+        first = job.execute_in_process(tags=request.tags, instance=instance, run_config=QUIET)
+    assert first.success
+
+    queues = _table(env, "DIM_QUEUES", "queue_id")
+    assert {i: q["name"] for i, q in queues.items()} == {q["id"]: q["name"] for q in centre.queues}
+    assert {q[0] for q in texts.QUEUES} == {q["name"] for q in queues.values()}  # "Billing\nDisputes", "=Escalations", ...
+    for entity in centre.queues:
+        row = queues[entity["id"]]
+        assert (row["division_id"], row["division_name"]) == (entity["division"]["id"], entity["division"]["name"])
+        assert row["member_count"] == entity["memberCount"] and row["acw_timeout_ms"] == entity["acwSettings"]["timeoutMs"]
+        assert row["date_modified"] == datetime.fromisoformat(entity["dateModified"].replace("Z", "+00:00"))
+        assert row["description"] == entity["description"] and row["enable_transcription"] is entity["enableTranscription"]
+
+    codes = _table(env, "DIM_WRAPUP_CODES", "wrapup_code_id")
+    assert {i: c["name"] for i, c in codes.items()} == {c["id"]: c["name"] for c in centre.wrapup_codes}
+    assert "Follow-up\r\nrequired" in {c["name"] for c in codes.values()}  # CRLF kept as it is
+    assert {i: c["description"] for i, c in codes.items()} == {c["id"]: c.get("description") for c in centre.wrapup_codes}
+
+    users = _table(env, "DIM_USERS", "user_id")
+    assert {i: (u["name"], u["state"]) for i, u in users.items()} == {u["id"]: (u["name"], u["state"]) for u in centre.users}
+    assert set(texts.HOSTILE_STAFF) <= {u["name"] for u in users.values()}
+    states = [u["state"] for u in users.values()]
+    assert states.count("deleted") == 6 and states.count("inactive") == 6  # leavers are there too
+    assert {i: u["manager_id"] for i, u in users.items()} == {u["id"]: (u.get("manager") or {}).get("id") for u in centre.users}
+
+    divisions = _table(env, "DIM_DIVISIONS", "division_id")
+    assert {i: (d["name"], d["description"], d["home_division"]) for i, d in divisions.items()} == {
+        d["id"]: (d["name"], d["description"], d["homeDivision"]) for d in centre.divisions}  # fmt: skip
+    assert 'Back Office, "EMEA"' in {d["name"] for d in divisions.values()}
+
+    meta = _metadata(first, "genesys_users")
+    assert meta["rows"] == meta["dagster/row_count"] == len(centre.users) and meta["rows_replaced"] == 0
+    assert meta["dagster/table_name"] == f"{env.database}.{SCHEMA}.DIM_USERS"
+    assert meta["rows_by_state"] == {"active": len(centre.users) - 12, "deleted": 6, "inactive": 6}
+    assert "USER_ID" in {c.name for c in meta["dagster/column_schema"].columns}
+    loaded_at = {r["loaded_at"] for r in env.query("SELECT DISTINCT LOADED_AT FROM DIM_QUEUES")}
+    assert len(loaded_at) == 1
+
+    # The directory changes: a queue renamed, a wrap-up code deleted. The rerun replaces the tables.
+    renamed = centre.queues[0]
+    renamed["name"] = 'Renamed, "queue"\n=🎧'
+    removed = centre.wrapup_codes.pop()
+    with dg.instance_for_test(overrides=repository_instance_config()) as instance:
+        second = job.execute_in_process(instance=instance, run_config=QUIET)
+    assert second.success
+    queues_after = _table(env, "DIM_QUEUES", "queue_id")
+    assert queues_after[renamed["id"]]["name"] == 'Renamed, "queue"\n=🎧' and len(queues_after) == len(queues)
+    codes_after = _table(env, "DIM_WRAPUP_CODES", "wrapup_code_id")
+    assert removed["id"] not in codes_after and len(codes_after) == len(codes) - 1
+    assert len(_table(env, "DIM_USERS", "user_id")) == len(users)
+    assert len(_table(env, "DIM_DIVISIONS", "division_id")) == len(divisions)
+    assert _metadata(second, "genesys_wrapup_codes")["rows_replaced"] == len(codes)
+    assert {r["load_run_id"] for r in env.query("SELECT DISTINCT LOAD_RUN_ID FROM DIM_QUEUES")} == {second.run_id}
+
+
+def test_a_failed_dimension_load_leaves_the_table_as_it_was(stack: stand_ins.LocalStack, monkeypatch) -> None:
+    """An error half-way through the INSERTs rolls back the DELETE too; a bad value fails before any SQL."""
+    database = f"OPS_{uuid.uuid4().hex[:8].upper()}"
+    snowflake = stand_ins.snowflake_resource(stack.snowflake_connection_args, database, SCHEMA)
+    target = SnowflakeTarget(stage_aws_key_id="testing", stage_aws_secret_key="testing")
+    users = ContactCentre(7, 0).users
+
+    def table() -> list[dict[str, Any]]:
+        with snowflake.get_connection() as conn:
+            cursor = conn.cursor(DictCursor)
+            cursor.execute("SELECT * FROM DIM_USERS ORDER BY USER_ID")
+            return cursor.fetchall()
+
+    with snowflake.get_connection() as conn:
+        load = dimension_assets.load_dimension(conn, target, USERS, users + users[:3], "run-1")
+    assert (load.rows, load.duplicates_dropped, load.table) == (len(users), 3, f"{database}.{SCHEMA}.DIM_USERS")
+    before = table()
+    assert len(before) == len(users)
+
+    monkeypatch.setattr(dimension_assets, "INSERT_BATCH_ROWS", 10)
+    broken = [dict(u) for u in users]
+    broken[15]["version"] = 10**40  # an int Python accepts and NUMBER(38,0) does not: the 2nd INSERT fails
+    with snowflake.get_connection() as conn, pytest.raises(dimension_assets.DimensionLoadError, match="failed at INSERT"):
+        dimension_assets.load_dimension(conn, target, USERS, broken, "run-2")
+    assert table() == before
+
+    broken[15]["version"] = "7"  # a string where the API sends a number
+    with snowflake.get_connection() as conn, pytest.raises(DimensionError, match=r"dim_users\.version: '7'"):
+        dimension_assets.load_dimension(conn, target, USERS, broken, "run-3")
+    without_id = [{k: v for k, v in q.items() if k != "id"} for q in ContactCentre(7, 0).queues[:1]]
+    with snowflake.get_connection() as conn, pytest.raises(DimensionError, match="no queue_id"):
+        dimension_assets.load_dimension(conn, target, QUEUES, without_id, "run-4")
+    assert table() == before
+    assert [d.name for d in DIMENSIONS] == ["dim_queues", "dim_wrapup_codes", "dim_users", "dim_divisions"]
