@@ -22,6 +22,12 @@ emulator: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m genesys_pipeline.demo
 
+# The local operating mode: the emulator, the S3/Snowflake stand-ins and `dagster dev` (webserver and
+# daemon) on http://127.0.0.1:3000; Ctrl-C stops all of it. Options: make dev DEV_ARGS="--port 3001".
+.PHONY: dev
+dev: $(STAMP)
+	$(BIN)/python -m genesys_pipeline.local_dev $(DEV_ARGS)
+
 validate: $(STAMP)
 	$(BIN)/dagster definitions validate -w workspace.yaml
 

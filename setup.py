@@ -38,6 +38,10 @@ setup(
             "pytest-timeout==2.4.0",
             # The official SDK, only to prove the emulator's responses deserialize without loss.
             "purecloudplatformclientv2==269.0.0",
+            # The real-browser test of the local mode (genesys_pipeline_tests/test_browser.py). Only the
+            # Python driver: the test runs Debian's chromium (/usr/bin/chromium, via executable_path), so
+            # `playwright install` (which downloads a browser) is never needed.
+            "playwright==1.65.2",
         ],
     },
 )

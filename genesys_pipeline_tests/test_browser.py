@@ -1,0 +1,281 @@
+"""The local operating mode, driven from the Dagster UI in a real browser.
+
+`local_mode()` (what `make dev` runs) starts the Genesys emulator, moto, fakesnow and `dagster dev` on free
+ports; headless Chromium (Debian's, at /usr/bin/chromium, driven by Playwright for Python) then, as a
+person would: materializes one day from the asset graph's launch dialog, launches a three-day backfill
+from the same dialog, waits for both, and reads on the pages that they succeeded and that the blocking
+row-count check passed for every day. The screenshots it takes are the README's (docs/screenshots/).
+
+Waiting uses the GraphQL API (a run or backfill is done); every assertion reads the page.
+Needs Chromium: `apt-get install -y --no-install-recommends chromium` (.ci/run installs it). The test
+FAILS without it rather than skipping: a skipped browser test would pass CI without testing anything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from genesys_pipeline.local_dev import graphql, local_mode
+
+CHROMIUM = os.environ.get("GENESYS_CHROMIUM", "/usr/bin/chromium")
+# Chromium as root (no sandbox), without a GPU, on a machine whose network is closed: no background
+# connections (each would be refused), no QUIC, no first-run or sync work.
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+SCREENSHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
+VIEWPORT, GRAPH_VIEWPORT = {"width": 1600, "height": 900}, {"width": 1600, "height": 600}
+
+CHECK_ASSET, CHECK_NAME = "snowflake_conversations", "row_counts_match_across_stages"
+STARTUP_SECONDS, RUN_SECONDS, BACKFILL_SECONDS = 150, 180, 240
+UI_SECONDS = 30  # one page or dialog to show what it should
+
+pytestmark = pytest.mark.timeout(STARTUP_SECONDS + RUN_SECONDS + BACKFILL_SECONDS + 150)
+
+
+def _require_browser() -> Any:
+    if not Path(CHROMIUM).is_file():
+        pytest.fail(
+            f"Chromium is not installed at {CHROMIUM}: this browser test needs Debian's chromium. Install it with "
+            "`apt-get install -y --no-install-recommends chromium` (.ci/run does this in CI), or point "
+            "GENESYS_CHROMIUM at a Chromium binary.",
+            pytrace=False,
+        )
+    try:
+        from playwright import sync_api
+    except ImportError:
+        pytest.fail("Playwright for Python is not installed: pip install -e '.[dev]'", pytrace=False)
+    return sync_api
+
+
+@contextlib.contextmanager
+def _local_mode(tmp_path: Path) -> Iterator[str]:
+    """The local mode on free ports with its data under tmp_path; its output goes to a log file, whose
+    end is printed (and shown by pytest) when something failed."""
+    log_path = tmp_path / "local_mode.log"
+    try:
+        with local_mode(port=0, emulator_port=0, daily_volume=200, data_dir=tmp_path / "data", log_path=log_path,
+                        startup_timeout=STARTUP_SECONDS) as url:  # fmt: skip
+            yield url
+    except BaseException:
+        if log_path.exists():
+            tail = log_path.read_text(errors="replace").splitlines()[-60:]
+            print(f"----- last lines of {log_path}\n" + "\n".join(tail))
+        raise
+
+
+def test_ui_materializes_a_day_and_backfills_three_days_with_passing_checks(tmp_path: Path) -> None:
+    sync_api = _require_browser()  # before anything is started: fail at once without a browser
+    with _local_mode(tmp_path) as ui_url:
+        _drive_the_ui(sync_api, ui_url, tmp_path)
+    left = _processes_mentioning(str(tmp_path))
+    assert not left, f"processes of the local mode still running after it stopped: {left}"
+
+
+def _drive_the_ui(sync_api: Any, ui_url: str, tmp_path: Path) -> None:
+    expect = sync_api.expect
+    expect.set_options(timeout=UI_SECONDS * 1000)
+    today = datetime.now(timezone.utc).date()
+    single_day = _key(today - timedelta(days=2))
+    backfill_days = [_key(today - timedelta(days=back)) for back in (5, 4, 3)]
+    location, group = _location_and_group(ui_url, CHECK_ASSET)
+    group_page = f"{ui_url}/locations/{location}/asset-groups/{group}"
+    # What the "Skip" of Dagster's one-off "Join the Dagster community" dialog does. That dialog opens
+    # when it likes, over other dialogs too, and then swallows the clicks meant for them.
+    assert graphql(ui_url, "mutation { setNuxSeen }")["setNuxSeen"] is True
+
+    with sync_api.sync_playwright() as playwright, tempfile.TemporaryDirectory() as profile:
+        browser = playwright.chromium.launch_persistent_context(
+            profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS, viewport=VIEWPORT
+        )
+        page = browser.new_page()
+        try:
+            # The asset graph of the conversations group: all four stages, the check on the last.
+            page.goto(group_page)
+            for asset in ("raw_conversations", "flattened_conversations", "s3_conversations", CHECK_ASSET):
+                expect(page.get_by_text(asset, exact=True).filter(visible=True).first).to_be_visible()
+
+            # One day: Materialize all -> that partition in the launch dialog -> Launch 1 run.
+            dialog = _open_launch_dialog(page, expect)
+            _select_partitions(dialog, single_day, "1 partition", expect)
+            dialog.get_by_role("button", name="Launch 1 run").click()
+            run_id = _toast_target(page, "Launched run", expect).removeprefix("/runs/")
+            _wait_for(
+                lambda: _run_status(ui_url, run_id), {"SUCCESS", "FAILURE", "CANCELED"}, RUN_SECONDS, f"run {run_id}"
+            )
+            page.goto(f"{ui_url}/runs/{run_id}")
+            expect(page.get_by_text(f"partition: {single_day}")).to_be_visible()
+            expect(page.get_by_text("Success", exact=True).first, f"run {run_id} shown as a success").to_be_visible(
+                timeout=60_000
+            )
+
+            # Three days: the same dialog with a range -> Launch backfill (the daemon runs it).
+            page.goto(group_page)
+            dialog = _open_launch_dialog(page, expect)
+            _select_partitions(dialog, f"[{backfill_days[0]}...{backfill_days[-1]}]", "3 partitions", expect)
+            dialog.get_by_role("button", name="Launch backfill").click()
+            backfill_id = _toast_target(page, "Created backfill", expect).removeprefix("/runs/b/").split("?")[0]
+            ended = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
+            _wait_for(lambda: _backfill_status(ui_url, backfill_id), ended, BACKFILL_SECONDS, f"backfill {backfill_id}")
+            page.goto(f"{ui_url}/runs/b/{backfill_id}")
+            expect(_detail(page, "Partition selection")).to_have_text(
+                re.compile(rf"{backfill_days[0]}(\.\.\.|…){backfill_days[-1]}")
+            )
+            expect(_detail(page, "Status"), f"backfill {backfill_id}").to_have_text("Succeeded", timeout=60_000)
+            for asset in ("raw_conversations", "flattened_conversations", "s3_conversations", CHECK_ASSET):
+                row = page.locator("[class*='VirtualizedTable_row']").filter(
+                    has=page.locator(f"a[href='/assets/{asset}']")
+                )
+                # partitions targeted, in progress, succeeded, failed
+                expect(row, asset).to_have_text(re.compile(r"100% completed\s*3\s*0\s*3\s*0$"))
+
+            # The check's execution history: every day passed, nothing failed.
+            page.goto(f"{ui_url}/assets/{CHECK_ASSET}?view=checks")
+            expect(page.get_by_text(CHECK_NAME, exact=True).filter(visible=True).first).to_be_visible()
+            page.get_by_text("Execution history", exact=True).click()
+            table = page.get_by_role("table").filter(has_text="Evaluation result")
+            expect(table.get_by_text("Passed", exact=True).first).to_be_visible()
+            expect(table.get_by_text(f"for {backfill_days[0]}").first).to_be_visible()  # the newest row has rendered
+            rows = _table_rows(table)
+            failed = [row for row in rows if "fail" in row.get("Evaluation result", "").lower()]
+            assert not failed, f"failed check evaluations on the page: {failed}"
+            for day in [single_day, *backfill_days]:
+                assert any(_passed_for(row, day) for row in rows), f"no passed check for {day} on the page: {rows}"
+            page.screenshot(path=str(_screenshot("check-results.png")))
+
+            # The asset graph again, now with what the runs left on it (a wide shot: the graph is one row).
+            page.set_viewport_size(GRAPH_VIEWPORT)
+            page.goto(group_page)
+            node = page.get_by_text(CHECK_ASSET, exact=True).filter(visible=True).first
+            expect(node).to_be_visible()
+            expect(page.get_by_text("Never materialized")).to_have_count(0)
+            page.wait_for_timeout(1000)  # the graph's fit-to-view animation
+            page.screenshot(path=str(_screenshot("asset-graph.png")))
+        except BaseException:
+            with_page = tmp_path / "failure.png"
+            page.screenshot(path=str(with_page))
+            print(f"page {page.url} at the failure: {with_page}")
+            raise
+        finally:
+            browser.close()
+
+
+# ##### UI STEPS
+
+
+def _open_launch_dialog(page: Any, expect: Any) -> Any:
+    page.get_by_role("button", name=re.compile(r"Materialize all")).click()
+    dialog = page.get_by_role("dialog").filter(has_text="Launch runs to materialize")
+    expect(dialog).to_be_visible()
+    return dialog
+
+
+def _select_partitions(dialog: Any, text: str, expected_count: str, expect: Any) -> None:
+    """Type a key or a `[start...end]` range into the dialog's partition box, as the UI suggests."""
+    box = dialog.get_by_role("textbox").first
+    box.fill(text)
+    box.press("Enter")
+    expect(dialog.get_by_text(expected_count, exact=True)).to_be_visible()
+
+
+def _toast_target(page: Any, text: str, expect: Any) -> str:
+    """The link of the toast the UI shows after a launch ("Launched run 1a2b3c4d  View")."""
+    toast = page.get_by_text(text)
+    expect(toast).to_be_visible()
+    link = page.get_by_role("link", name="View", exact=True)
+    return link.get_attribute("href")
+
+
+def _detail(page: Any, label: str) -> Any:
+    """The value under a label of the backfill page's overview ("Status", "Partition selection")."""
+    return page.get_by_text(label, exact=True).locator("xpath=following-sibling::*[1]")
+
+
+def _table_rows(table: Any) -> list[dict[str, str]]:
+    headers = [" ".join(cell.split()) for cell in table.get_by_role("columnheader").all_inner_texts()]
+    rows = []
+    for row in table.get_by_role("row").all()[1:]:
+        cells = [" ".join(cell.split()) for cell in row.get_by_role("cell").all_inner_texts()]
+        if cells:
+            rows.append(dict(zip(headers, cells, strict=False)))
+    return rows
+
+
+def _passed_for(row: dict[str, str], day: str) -> bool:
+    """A passed evaluation of `day`: that day's own (a single-day run), or of a range that holds it (a
+    backfill run of several days is evaluated once, against the asset: "... for 2026-11-20..2026-11-22.")."""
+    if row.get("Evaluation result") != "Passed":
+        return False
+    if row.get("Partition") == day:
+        return True
+    match = re.search(r"for (\d{4}-\d{2}-\d{2})(?:\.\.(\d{4}-\d{2}-\d{2}))?\.", row.get("Description", ""))
+    return bool(match) and match.group(1) <= day <= (match.group(2) or match.group(1))
+
+
+def _screenshot(name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return SCREENSHOTS / name
+
+
+# ##### WAITING (GraphQL) AND PLUMBING
+
+
+def _wait_for(status: Any, ended: set[str], seconds: float, what: str) -> str:
+    deadline, current = time.monotonic() + seconds, "?"
+    while time.monotonic() < deadline:
+        current = status()
+        if current in ended:
+            return current
+        time.sleep(2)
+    pytest.fail(f"{what} still {current} after {seconds} s")
+
+
+def _run_status(url: str, run_id: str) -> str:
+    data = graphql(url, "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }", {"id": run_id})
+    return data["runOrError"].get("status", "?")
+
+
+def _backfill_status(url: str, backfill_id: str) -> str:
+    query = "query($id: String!) { partitionBackfillOrError(backfillId: $id) { ... on PartitionBackfill { status } } }"
+    return graphql(url, query, {"id": backfill_id})["partitionBackfillOrError"].get("status", "?")
+
+
+def _location_and_group(url: str, asset: str) -> tuple[str, str]:
+    query = """query($key: AssetKeyInput!) { assetNodeOrError(assetKey: $key) {
+        ... on AssetNode { groupName repository { location { name } } } } }"""
+    node = graphql(url, query, {"key": {"path": [asset]}})["assetNodeOrError"]
+    return node["repository"]["location"]["name"], node["groupName"]
+
+
+def _key(day: date) -> str:
+    return day.isoformat()
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    """Live processes whose command line or environment contains `text` (Linux /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            if stat[stat.rindex(")") + 2] == "Z":
+                continue
+            blob = Path(f"/proc/{entry}/cmdline").read_bytes() + Path(f"/proc/{entry}/environ").read_bytes()
+        except OSError:
+            continue
+        if text.encode() in blob:
+            command = Path(f"/proc/{entry}/cmdline").read_bytes()[:200].replace(b"\0", b" ")
+            found.append(f"{entry}: {command.decode(errors='replace')}")
+    return found
