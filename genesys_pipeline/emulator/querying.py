@@ -10,7 +10,7 @@ Semantics follow genesys-api.md sections 2.1-2.3 and 3:
 from __future__ import annotations
 
 import collections
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from typing import Any, Callable, Iterable, Iterator
 
 from .clock import parse_iso, to_epoch_ms
@@ -264,7 +264,3 @@ def _as_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
-
-
-def epoch_day_start_ms(day: date) -> int:
-    return to_epoch_ms(datetime(day.year, day.month, day.day, tzinfo=timezone.utc))
