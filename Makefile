@@ -17,16 +17,16 @@ install: $(STAMP)
 
 # Runs the Genesys Cloud emulator in the foreground (Ctrl-C stops it).
 emulator: $(STAMP)
-	$(BIN)/python -m genesys_pipeline.emulator --host 127.0.0.1 --port 8765 --seed 7 --daily-volume 2000
+	$(BIN)/python -m genesys_pipeline.local.emulator --host 127.0.0.1 --port 8765 --seed 7 --daily-volume 2000
 
 demo: $(STAMP)
-	$(BIN)/python -m genesys_pipeline.demo
+	$(BIN)/python -m genesys_pipeline.local.demo
 
 # The local operating mode: the emulator, the S3/Snowflake stand-ins and `dagster dev` (webserver and
 # daemon) on http://127.0.0.1:3000; Ctrl-C stops all of it. Options: make dev DEV_ARGS="--port 3001".
 .PHONY: dev
 dev: $(STAMP)
-	$(BIN)/python -m genesys_pipeline.local_dev $(DEV_ARGS)
+	$(BIN)/python -m genesys_pipeline.local.dev $(DEV_ARGS)
 
 validate: $(STAMP)
 	$(BIN)/dagster definitions validate -w workspace.yaml

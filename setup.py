@@ -30,7 +30,7 @@ setup(
     ],
     extras_require={
         # The local stack: stand-ins that speak the real S3 and Snowflake wire protocols. Pinned
-        # exactly: the S3 shim in genesys_pipeline/stand_ins.py patches a fakesnow internal.
+        # exactly: the S3 shim in genesys_pipeline/local/stand_ins.py patches a fakesnow internal.
         "local": LOCAL_STACK,
         "dev": [
             *LOCAL_STACK,

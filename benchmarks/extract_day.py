@@ -32,7 +32,7 @@ DEFAULT_RATE_LIMIT = 300
 
 
 def start_emulator(volume: int, rate_limit: int) -> tuple[subprocess.Popen, str]:
-    command = [sys.executable, "-m", "genesys_pipeline.emulator", "--port", "0", "--daily-volume", str(volume),
+    command = [sys.executable, "-m", "genesys_pipeline.local.emulator", "--port", "0", "--daily-volume", str(volume),
                "--now", CLOCK, "--clock-rate", "0", "--rate-limit-per-minute", str(rate_limit)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     banner = process.stdout.readline()
@@ -52,8 +52,8 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def measure(volume: int, rate_limit: int) -> dict:
-    from genesys_pipeline.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
-    from genesys_pipeline.extraction import extract_window
+    from genesys_pipeline.local.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+    from genesys_pipeline.steps.extract import extract_window
     from genesys_pipeline.resources.genesys import GenesysResource
     from genesys_pipeline.resources.working_storage import WorkingStorage
 

@@ -42,7 +42,7 @@ def generate(directory: Path, conversations: int) -> tuple[Path, Path, Path]:
     """Write `raw.jsonl.gz` (N conversations), `raw-10k.jsonl.gz` (its first 10,000) and `lookups.json`."""
     import orjson
 
-    from genesys_pipeline.emulator.synthetic import ContactCentre
+    from genesys_pipeline.local.emulator.synthetic import ContactCentre
 
     centre = ContactCentre(SEED, conversations)
     as_of_ms = int(AS_OF.timestamp() * 1000)
@@ -81,7 +81,7 @@ def measure(mode: str, raw: Path, lookups_path: Path, out_dir: Path) -> dict:
     """One measurement in this process (the parent runs it in a fresh subprocess)."""
     import orjson
 
-    from genesys_pipeline.flatten import Lookups, ParquetSink, flatten, read_raw_records
+    from genesys_pipeline.steps.flatten import Lookups, ParquetSink, flatten, read_raw_records
 
     _one_core()
     rss_before_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

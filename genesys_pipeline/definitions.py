@@ -2,11 +2,11 @@
 
 import dagster as dg
 
-from .assets import DIMENSION_ASSETS, PIPELINE_ASSETS
-from .checks import asset_checks
-from .environments import current_environment, resources_for
-from .jobs import conversations_job, dimensions_job, jobs
-from .schedules import schedules
+from genesys_pipeline.defs import DIMENSION_ASSETS, PIPELINE_ASSETS
+from genesys_pipeline.defs.checks import asset_checks
+from genesys_pipeline.defs.resources import current_environment, resources_for
+from genesys_pipeline.defs.jobs import conversations_job, dimensions_job, jobs
+from genesys_pipeline.defs.schedules import schedules
 
 __all__ = ["build_definitions", "conversations_job", "defs", "dimensions_job"]
 

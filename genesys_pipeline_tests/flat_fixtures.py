@@ -16,9 +16,9 @@ from typing import Any, Optional
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from genesys_pipeline.assets.raw import raw_manifest_path
+from genesys_pipeline.defs.raw_conversations import raw_manifest_path
 from genesys_pipeline.resources.working_storage import WorkingStorage
-from genesys_pipeline.tables import TABLES, Table, flat_manifest_path, flat_table_path
+from genesys_pipeline.contracts.tables import TABLES, Table, flat_manifest_path, flat_table_path
 
 HOSTILE: list[Optional[str]] = [
     'He said "hi", then left',

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from genesys_pipeline.local_dev import graphql, local_mode
+from genesys_pipeline.local.dev import graphql, local_mode
 
 CHROMIUM = os.environ.get("GENESYS_CHROMIUM", "/usr/bin/chromium")
 # Chromium as root (no sandbox), without a GPU, on a machine whose network is closed: no background

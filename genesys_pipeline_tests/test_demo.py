@@ -1,10 +1,10 @@
-"""`make demo` (python -m genesys_pipeline.demo): the whole graph on the embedded stack."""
+"""`make demo` (python -m genesys_pipeline.local.demo): the whole graph on the embedded stack."""
 
 from __future__ import annotations
 
 
 def test_demo_runs_the_whole_graph_on_the_embedded_stack(tmp_path, capsys, monkeypatch):
-    from genesys_pipeline.demo import main
+    from genesys_pipeline.local.demo import main
 
     for name in ("GENESYS_PIPELINE_ENV", "GENESYS_API_BASE_URL", "GENESYS_WORKING_DIR", "GENESYS_S3_ENDPOINT_URL",
                  "GENESYS_S3_BUCKET", "GENESYS_SNOWFLAKE_CONNECTION_ARGS"):

@@ -17,11 +17,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from genesys_pipeline.assets.flattened import RowCountMismatch, flattened_conversations
-from genesys_pipeline.assets.raw import raw_conversations, raw_manifest_path, raw_records_path
-from genesys_pipeline.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, EmulatorConfig, EmulatorServer
-from genesys_pipeline.emulator import texts
-from genesys_pipeline.flatten import (
+from genesys_pipeline.defs.flattened_conversations import RowCountMismatch, flattened_conversations
+from genesys_pipeline.defs.raw_conversations import raw_conversations, raw_manifest_path, raw_records_path
+from genesys_pipeline.local.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, EmulatorConfig, EmulatorServer
+from genesys_pipeline.local.emulator import texts
+from genesys_pipeline.steps.flatten import (
     FlattenError,
     FlattenReport,
     Lookups,
@@ -32,7 +32,7 @@ from genesys_pipeline.flatten import (
 )
 from genesys_pipeline.resources.genesys import GenesysResource
 from genesys_pipeline.resources.working_storage import WorkingStorage
-from genesys_pipeline.tables import TABLES, flat_manifest_path, flat_table_path
+from genesys_pipeline.contracts.tables import TABLES, flat_manifest_path, flat_table_path
 
 DAY = date(2024, 5, 8)
 EXTRACTED = datetime(2024, 5, 10, 12, 0, tzinfo=timezone.utc)

@@ -16,20 +16,19 @@ from typing import Any, Callable, Iterator
 import dagster as dg
 import pytest
 
-import genesys_pipeline.emulator.ratelimit as emulator_ratelimit
-from genesys_pipeline.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, EmulatorConfig, EmulatorServer
-from genesys_pipeline.resources import (
-    GENESYS_REGIONS,
+import genesys_pipeline.local.emulator.ratelimit as emulator_ratelimit
+from genesys_pipeline.local.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, EmulatorConfig, EmulatorServer
+from genesys_pipeline.resources.genesys import GENESYS_REGIONS, GenesysResource
+from genesys_pipeline.genesys import (
     DetailJobError,
     GenesysApiError,
     GenesysAuthError,
     GenesysClient,
-    GenesysResource,
     JobResultCapExceeded,
     QueryCapExceeded,
     RequestThrottle,
 )
-from genesys_pipeline.resources.genesys_client import format_interval
+from genesys_pipeline.genesys.client import format_interval
 
 # ##### FIXTURES
 

@@ -25,10 +25,10 @@ import pyarrow.parquet as pq
 import pytest
 from snowflake.connector import DictCursor
 
-from genesys_pipeline import stand_ins
-from genesys_pipeline.assets.s3 import PublishError, publish_partition, s3_conversations
-from genesys_pipeline.assets.snowflake import snowflake_conversations
-from genesys_pipeline.checks import (
+from genesys_pipeline.local import stand_ins
+from genesys_pipeline.defs.s3_conversations import PublishError, publish_partition, s3_conversations
+from genesys_pipeline.defs.snowflake_conversations import snowflake_conversations
+from genesys_pipeline.defs.checks import (
     ROW_COUNT_CHECK,
     S3RangeFile,
     asset_checks,
@@ -37,10 +37,10 @@ from genesys_pipeline.checks import (
 )
 from genesys_pipeline.resources.warehouse import S3Publishing, SnowflakeTarget
 from genesys_pipeline.resources.working_storage import WorkingStorage
-from genesys_pipeline.tables import TABLES, TABLES_BY_NAME
-from genesys_pipeline.warehouse_sql import LoadError, PublishedFile, WarehouseLoader
+from genesys_pipeline.contracts.tables import TABLES, TABLES_BY_NAME
+from genesys_pipeline.steps.load import LoadError, PublishedFile, WarehouseLoader
 
-from .flat_fixtures import HOSTILE, make_table, write_partition
+from genesys_pipeline_tests.flat_fixtures import HOSTILE, make_table, write_partition
 
 DAY = "2024-05-08"
 LOAD = [s3_conversations, snowflake_conversations, row_counts_match_across_stages]
@@ -649,8 +649,8 @@ def test_production_style_configuration_builds_from_env_vars(monkeypatch) -> Non
 
 
 def _end_to_end_assets() -> list[Any]:
-    flattened = pytest.importorskip("genesys_pipeline.assets.flattened", reason="the flattened asset is not written yet")
-    from genesys_pipeline.assets.raw import raw_conversations
+    flattened = pytest.importorskip("genesys_pipeline.defs.flattened_conversations", reason="the flattened asset is not written yet")
+    from genesys_pipeline.defs.raw_conversations import raw_conversations
 
     return [raw_conversations, flattened.flattened_conversations, *LOAD]
 
@@ -659,7 +659,7 @@ def _end_to_end_assets() -> list[Any]:
 def emulator() -> Iterator[Any]:
     from datetime import datetime, timezone
 
-    from genesys_pipeline.emulator import EmulatorConfig, EmulatorServer
+    from genesys_pipeline.local.emulator import EmulatorConfig, EmulatorServer
 
     config = EmulatorConfig(seed=11, daily_volume=120, now=datetime(2024, 5, 10, 12, 0, tzinfo=timezone.utc),
                             clock_rate=0.0, job_queued_seconds=0.05, job_pending_seconds=0.1)  # fmt: skip
@@ -669,7 +669,7 @@ def emulator() -> Iterator[Any]:
 
 
 def _with_genesys(env: Env, emulator: Any) -> dict[str, Any]:
-    from genesys_pipeline.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+    from genesys_pipeline.local.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
     from genesys_pipeline.resources.genesys import GenesysResource
 
     genesys = GenesysResource(api_base_url=emulator.base_url, login_base_url=emulator.base_url, client_id=DEMO_CLIENT_ID,

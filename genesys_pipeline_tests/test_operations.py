@@ -29,16 +29,16 @@ import pytest
 import yaml
 from snowflake.connector import DictCursor
 
-from genesys_pipeline import stand_ins
-from genesys_pipeline.assets import DIMENSION_ASSETS, PIPELINE_ASSETS
-from genesys_pipeline.assets import dimensions as dimension_assets
-from genesys_pipeline.checks import ROW_COUNT_CHECK, asset_checks
+from genesys_pipeline.local import stand_ins
+from genesys_pipeline.defs import DIMENSION_ASSETS, PIPELINE_ASSETS
+from genesys_pipeline.defs import dimensions as dimension_assets
+from genesys_pipeline.defs.checks import ROW_COUNT_CHECK, asset_checks
 from genesys_pipeline.definitions import defs as project_defs
-from genesys_pipeline.dimension_tables import DIMENSIONS, QUEUES, USERS, DimensionError
-from genesys_pipeline.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, EmulatorConfig, EmulatorServer, texts
-from genesys_pipeline.emulator.synthetic import ContactCentre
-from genesys_pipeline.jobs import CONVERSATIONS_JOB, DIMENSIONS_JOB, jobs
-from genesys_pipeline.partitions import (
+from genesys_pipeline.contracts.dimension_tables import DIMENSIONS, QUEUES, USERS, DimensionError
+from genesys_pipeline.local.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, EmulatorConfig, EmulatorServer, texts
+from genesys_pipeline.local.emulator.synthetic import ContactCentre
+from genesys_pipeline.defs.jobs import CONVERSATIONS_JOB, DIMENSIONS_JOB, jobs
+from genesys_pipeline.defs.partitions import (
     BACKFILL_DAYS_PER_RUN,
     LOOKBACK_DAYS,
     PARTITION_TIMEZONE,
@@ -51,7 +51,7 @@ from genesys_pipeline.partitions import (
 from genesys_pipeline.resources.genesys import GenesysResource
 from genesys_pipeline.resources.warehouse import S3Publishing, SnowflakeTarget
 from genesys_pipeline.resources.working_storage import WorkingStorage
-from genesys_pipeline.schedules import (
+from genesys_pipeline.defs.schedules import (
     DAYS_BACK_TAG,
     conversation_run_requests,
     genesys_conversations_daily,
@@ -295,7 +295,7 @@ def test_production_settings_come_from_the_environment() -> None:
         "import json, dagster as dg\n"
         "from datetime import datetime, timezone\n"
         "from genesys_pipeline.definitions import defs\n"
-        "from genesys_pipeline.schedules import genesys_conversations_daily as s, genesys_dimensions_daily as d\n"
+        "from genesys_pipeline.defs.schedules import genesys_conversations_daily as s, genesys_dimensions_daily as d\n"
         "tick = datetime(2024, 5, 10, 9, tzinfo=timezone.utc)\n"  # 04:00 in Chicago (CDT)
         "context = dg.build_schedule_context(scheduled_execution_time=tick, repository_def=defs.get_repository_def())\n"
         "requests = s.evaluate_tick(context).run_requests\n"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from genesys_pipeline.prefetch import prefetched
+from genesys_pipeline.steps.prefetch import prefetched
 
 
 def test_items_arrive_in_order():

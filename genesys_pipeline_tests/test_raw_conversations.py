@@ -12,9 +12,9 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import pytest
 
-from genesys_pipeline.assets.raw import raw_conversations, raw_manifest_path, raw_records_path
-from genesys_pipeline.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, EmulatorConfig, EmulatorServer
-from genesys_pipeline.extraction import ExtractionError, extract_window
+from genesys_pipeline.defs.raw_conversations import raw_conversations, raw_manifest_path, raw_records_path
+from genesys_pipeline.local.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, EmulatorConfig, EmulatorServer
+from genesys_pipeline.steps.extract import ExtractionError, extract_window
 from genesys_pipeline.resources.genesys import GenesysResource
 from genesys_pipeline.resources.working_storage import WorkingStorage
 

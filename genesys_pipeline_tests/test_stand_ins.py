@@ -2,7 +2,7 @@
 
 S3 through dagster-aws `S3Resource.get_client()` (boto3, HTTP, moto); Snowflake through dagster-snowflake
 `SnowflakeResource.get_connection()` (the real connector, HTTP, fakesnow). The only patches are those of
-`genesys_pipeline.stand_ins`, so these tests fail loudly if one stops applying to the pinned fakesnow.
+`genesys_pipeline.local.stand_ins`, so these tests fail loudly if one stops applying to the pinned fakesnow.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from dagster_snowflake import SnowflakeResource
 from snowflake.connector import DictCursor
 from snowflake.connector.errors import Error as SnowflakeError
 
-from genesys_pipeline import stand_ins
+from genesys_pipeline.local import stand_ins
 
 pytestmark = pytest.mark.filterwarnings("ignore:Arrow output on a DB-API result:UserWarning")
 

@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from genesys_pipeline.resources.working_storage import WorkingStorage
-from genesys_pipeline.stand_ins import s3_resource, start_moto_s3
+from genesys_pipeline.local.stand_ins import s3_resource, start_moto_s3
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +67,7 @@ def test_bad_roots_are_rejected_naming_the_field():
 
 
 def test_production_resources_give_an_s3_working_location_its_client(monkeypatch):
-    from genesys_pipeline.environments import production_resources
+    from genesys_pipeline.defs.resources import production_resources
 
     monkeypatch.setenv("AWS_REGION", "eu-west-1")
     resources = production_resources()

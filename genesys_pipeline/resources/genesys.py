@@ -30,8 +30,8 @@ import dagster as dg
 import httpx
 from pydantic import ConfigDict, Field, model_validator
 
-from .genesys_client import GenesysClient
-from .genesys_http import RequestThrottle, log
+from genesys_pipeline.genesys.client import GenesysClient
+from genesys_pipeline.genesys.http import RequestThrottle, log
 
 # Genesys Cloud regions by domain (genesys-api.md section 1.4, SDK 269 `PureCloudRegionHosts`):
 # the API host is `api.<domain>`, the login host `login.<domain>`.

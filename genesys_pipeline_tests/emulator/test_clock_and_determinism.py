@@ -10,9 +10,9 @@ from datetime import timedelta
 
 import httpx
 
-from genesys_pipeline.emulator.clock import iso_ms
+from genesys_pipeline.local.emulator.clock import iso_ms
 
-from .conftest import CLOCK, DETAILS, PAST_DAY, ApiSession, day_interval
+from genesys_pipeline_tests.emulator.conftest import CLOCK, DETAILS, PAST_DAY, ApiSession, day_interval
 
 
 def _query_bytes(session: ApiSession) -> bytes:
@@ -68,7 +68,7 @@ def test_truth_endpoint_matches_what_the_query_serves(api):
 
 
 def test_command_line_starts_serves_and_stops(tmp_path):
-    command = [sys.executable, "-m", "genesys_pipeline.emulator", "--port", "0", "--seed", "7",
+    command = [sys.executable, "-m", "genesys_pipeline.local.emulator", "--port", "0", "--seed", "7",
                "--daily-volume", "50", "--now", "2024-05-10T12:00:00Z", "--clock-rate", "0"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
@@ -86,10 +86,10 @@ def test_command_line_starts_serves_and_stops(tmp_path):
 
 
 def test_command_line_rejects_bad_values():
-    result = subprocess.run([sys.executable, "-m", "genesys_pipeline.emulator", "--fault-rate", "2"],
+    result = subprocess.run([sys.executable, "-m", "genesys_pipeline.local.emulator", "--fault-rate", "2"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "fault_rate" in result.stderr
-    result = subprocess.run([sys.executable, "-m", "genesys_pipeline.emulator", "--now", "tomorrow"],
+    result = subprocess.run([sys.executable, "-m", "genesys_pipeline.local.emulator", "--now", "tomorrow"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "--now" in result.stderr
 

@@ -49,7 +49,7 @@ def test_get_by_id_and_404(api):
 
 
 def test_page_size_over_the_maximum_is_rejected(start_emulator):
-    from .conftest import ApiSession
+    from genesys_pipeline_tests.emulator.conftest import ApiSession
 
     session = ApiSession(start_emulator(lookup_max_page_size=50))
     response = session.get("/api/v2/users", pageSize=51)

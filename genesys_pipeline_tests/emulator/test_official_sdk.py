@@ -11,10 +11,10 @@ import time
 
 import pytest
 
-from genesys_pipeline.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, EmulatorConfig, EmulatorServer
+from genesys_pipeline.local.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, EmulatorConfig, EmulatorServer
 from genesys_pipeline_tests.sdk_fidelity import sdk_lost_fields
 
-from .conftest import BASE_CONFIG, CLOCK, DETAILS, PAST_DAY, ApiSession, day_interval
+from genesys_pipeline_tests.emulator.conftest import BASE_CONFIG, CLOCK, DETAILS, PAST_DAY, ApiSession, day_interval
 
 import PureCloudPlatformClientV2 as sdk  # noqa: E402  (after sdk_fidelity, which isolates $HOME)
 from PureCloudPlatformClientV2.rest import ApiException  # noqa: E402

@@ -19,9 +19,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from genesys_pipeline.emulator.clock import iso_ms as clock_iso_ms
-from genesys_pipeline.emulator.ids import iso_ms
-from genesys_pipeline.emulator.synthetic import (
+from genesys_pipeline.local.emulator.clock import iso_ms as clock_iso_ms
+from genesys_pipeline.local.emulator.ids import iso_ms
+from genesys_pipeline.local.emulator.synthetic import (
     MAX_LIFETIME_MS,
     WRAP_UP_TIMEOUT,
     ContactCentre,

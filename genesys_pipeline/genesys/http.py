@@ -29,7 +29,7 @@ from typing import Any
 import dagster as dg
 import httpx
 
-from .genesys_errors import (
+from genesys_pipeline.genesys.errors import (
     GenesysApiError,
     GenesysAuthError,
     GenesysRetriesExhausted,

@@ -63,7 +63,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .tables import (
+from genesys_pipeline.contracts.tables import (
     CONVERSATIONS,
     PARTICIPANT_ATTRIBUTES,
     PARTICIPANTS,

@@ -30,10 +30,10 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from dagster_aws.s3 import S3Resource
 
-from ..partitions import backfill_policy, daily_partitions, retry_policy
-from ..resources.warehouse import S3Publishing
-from ..resources.working_storage import WorkingStorage
-from ..tables import TABLES, Table, flat_manifest_path, flat_table_path
+from genesys_pipeline.defs.partitions import backfill_policy, daily_partitions, retry_policy
+from genesys_pipeline.resources.warehouse import S3Publishing
+from genesys_pipeline.resources.working_storage import WorkingStorage
+from genesys_pipeline.contracts.tables import TABLES, Table, flat_manifest_path, flat_table_path
 
 
 class PublishError(Exception):

@@ -33,9 +33,9 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from .environments import current_environment
-from .jobs import conversations_job, dimensions_job
-from .partitions import LOOKBACK_DAYS, PARTITION_TIMEZONE, SCHEDULE_HOUR, daily_partitions
+from genesys_pipeline.defs.resources import current_environment
+from genesys_pipeline.defs.jobs import conversations_job, dimensions_job
+from genesys_pipeline.defs.partitions import LOOKBACK_DAYS, PARTITION_TIMEZONE, SCHEDULE_HOUR, daily_partitions
 
 DAILY_CRON = f"0 {SCHEDULE_HOUR} * * *"
 DAYS_BACK_TAG = "genesys/days_back"  # 1 = yesterday, 2.. = a reload of a day Genesys may have restated

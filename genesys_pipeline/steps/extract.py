@@ -30,9 +30,9 @@ from typing import IO, Any, Callable, ContextManager, Iterable
 
 import orjson
 
-from .prefetch import prefetched
-from .resources.genesys_client import GenesysClient, parse_datetime
-from .resources.genesys_errors import JobResultCapExceeded, QueryCapExceeded
+from genesys_pipeline.steps.prefetch import prefetched
+from genesys_pipeline.genesys.client import GenesysClient, parse_datetime
+from genesys_pipeline.genesys.errors import JobResultCapExceeded, QueryCapExceeded
 
 # Every mediaType of the v269 API: each conversation has a session with one of them, so one query
 # per media type covers hours that are too many for a single query.

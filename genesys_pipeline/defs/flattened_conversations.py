@@ -22,12 +22,12 @@ from typing import Any
 
 import dagster as dg
 
-from ..flatten import FlattenReport, Lookups, ParquetSink, flatten, read_raw_records
-from ..partitions import backfill_policy, daily_partitions, retry_policy
-from ..resources.genesys import GenesysResource
-from ..resources.working_storage import WorkingStorage
-from ..tables import CONVERSATIONS, FLAT_PREFIX, TABLES, flat_manifest_path, flat_table_path
-from .raw import raw_conversations, raw_manifest_path, raw_records_path
+from genesys_pipeline.steps.flatten import FlattenReport, Lookups, ParquetSink, flatten, read_raw_records
+from genesys_pipeline.defs.partitions import backfill_policy, daily_partitions, retry_policy
+from genesys_pipeline.resources.genesys import GenesysResource
+from genesys_pipeline.resources.working_storage import WorkingStorage
+from genesys_pipeline.contracts.tables import CONVERSATIONS, FLAT_PREFIX, TABLES, flat_manifest_path, flat_table_path
+from genesys_pipeline.defs.raw_conversations import raw_conversations, raw_manifest_path, raw_records_path
 
 _EXAMPLES = 5  # unresolved ids listed per kind in the metadata
 

@@ -1,4 +1,4 @@
-"""`python -m genesys_pipeline.emulator --host 127.0.0.1 --port 8765 --seed 7 --daily-volume 2000`
+"""`python -m genesys_pipeline.local.emulator --host 127.0.0.1 --port 8765 --seed 7 --daily-volume 2000`
 
 Every field of `EmulatorConfig` is an option (`--field-name`), so each UNCONFIRMED limit can be set
 from the command line. Stops cleanly on Ctrl-C or SIGTERM.
@@ -54,7 +54,7 @@ HELP = {
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m genesys_pipeline.emulator",
+        prog="python -m genesys_pipeline.local.emulator",
         description="Genesys Cloud API emulator over a deterministic synthetic contact centre.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )

@@ -31,11 +31,11 @@ from typing import Any, Callable, Iterable, Mapping, Optional
 import dagster as dg
 from dagster_snowflake import SnowflakeResource
 
-from ..dimension_tables import DIMENSIONS, Dimension
-from ..partitions import retry_policy
-from ..resources.genesys import GenesysResource
-from ..resources.warehouse import SnowflakeTarget
-from ..warehouse_sql import create_table_sql
+from genesys_pipeline.contracts.dimension_tables import DIMENSIONS, Dimension
+from genesys_pipeline.defs.partitions import retry_policy
+from genesys_pipeline.resources.genesys import GenesysResource
+from genesys_pipeline.resources.warehouse import SnowflakeTarget
+from genesys_pipeline.steps.load import create_table_sql
 
 GROUP = "genesys_dimensions"
 INSERT_BATCH_ROWS = 1000  # rows per INSERT statement: well inside Snowflake's statement size limit

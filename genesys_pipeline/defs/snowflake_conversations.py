@@ -9,7 +9,7 @@ Each day is loaded from the S3 objects its manifest lists, through the external 
 S3Publishing's prefix, in one transaction over all six tables: DELETE the day, COPY the file into a
 temporary table, INSERT with PARSE_JSON for the list columns, record the load, COMMIT. Any error rolls
 the day back, so every table is exactly as before, and fails with the day, table, file and step.
-The statements, in order: genesys_pipeline/warehouse_sql.py.
+The statements, in order: genesys_pipeline/steps/load.py.
 """
 
 
@@ -19,10 +19,10 @@ import dagster as dg
 from dagster_aws.s3 import S3Resource
 from dagster_snowflake import SnowflakeResource
 
-from ..partitions import backfill_policy, daily_partitions, retry_policy
-from ..resources.warehouse import S3Publishing, SnowflakeTarget
-from ..warehouse_sql import TableLoad, WarehouseLoader, published_files
-from .s3 import read_manifest
+from genesys_pipeline.defs.partitions import backfill_policy, daily_partitions, retry_policy
+from genesys_pipeline.resources.warehouse import S3Publishing, SnowflakeTarget
+from genesys_pipeline.steps.load import TableLoad, WarehouseLoader, published_files
+from genesys_pipeline.defs.s3_conversations import read_manifest
 
 
 @dg.asset(

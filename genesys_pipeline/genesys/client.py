@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Any, Callable, Generator, Iterable, Iterator, 
 import httpx
 import orjson
 
-from .genesys_errors import (
+from genesys_pipeline.genesys.errors import (
     DetailJobError,
     GenesysApiError,
     JobResultCapExceeded,
     QueryCapExceeded,
 )
-from .genesys_http import (
+from genesys_pipeline.genesys.http import (
     AccessTokens,
     GenesysClientStats,
     GenesysTransport,
@@ -30,7 +30,7 @@ from .genesys_http import (
 )
 
 if TYPE_CHECKING:
-    from .genesys import GenesysResource
+    from genesys_pipeline.resources.genesys import GenesysResource
 
 DETAILS_PATH = "/api/v2/analytics/conversations/details"
 QUERY_PATH = f"{DETAILS_PATH}/query"

@@ -21,7 +21,7 @@ from typing import Any, Mapping, Optional
 
 import pyarrow as pa
 
-from .tables import TIMESTAMP, Column, Table
+from genesys_pipeline.contracts.tables import TIMESTAMP, Column, Table
 
 LOADED_AT = "loaded_at"
 LOAD_RUN_ID = "load_run_id"

@@ -6,7 +6,7 @@
   talks to it with the real `snowflake.connector` over HTTP, via `additional_snowflake_connection_args`.
 
 Both are servers, so other processes reach them too (Dagster's multiprocess executor runs each step in
-a subprocess): `python -m genesys_pipeline.stand_ins [--db-path DIR]` runs both in the foreground and
+a subprocess): `python -m genesys_pipeline.local.stand_ins [--db-path DIR]` runs both in the foreground and
 prints their endpoints as one JSON line; `spawn_local_stack()` does that from Python.
 
 fakesnow 0.12.1 is patched here, and only here (hence its exact pin in setup.py):
@@ -285,7 +285,7 @@ class LocalStack:
 
 @dataclass
 class LocalStackProcess:
-    """A `python -m genesys_pipeline.stand_ins` child process, and the endpoints it printed."""
+    """A `python -m genesys_pipeline.local.stand_ins` child process, and the endpoints it printed."""
 
     s3_endpoint_url: str
     snowflake_connection_args: dict[str, Any]
@@ -316,7 +316,7 @@ def main(argv: list[str] | None = None) -> None:
     """Run both stand-ins until SIGINT or SIGTERM; print their endpoints as one JSON line."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m genesys_pipeline.stand_ins", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m genesys_pipeline.local.stand_ins", description=main.__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--s3-port", type=int, default=0, help="default: a free port")
     parser.add_argument("--snowflake-port", type=int, default=0, help="default: a free port")

@@ -13,10 +13,10 @@ from datetime import datetime, timezone
 
 import dagster as dg
 
-from ..extraction import ExtractionReport, extract_window
-from ..partitions import backfill_policy, daily_partitions, retry_policy
-from ..resources.genesys import GenesysResource
-from ..resources.working_storage import WorkingStorage
+from genesys_pipeline.steps.extract import ExtractionReport, extract_window
+from genesys_pipeline.defs.partitions import backfill_policy, daily_partitions, retry_policy
+from genesys_pipeline.resources.genesys import GenesysResource
+from genesys_pipeline.resources.working_storage import WorkingStorage
 
 RAW_PREFIX = "raw/conversations"
 

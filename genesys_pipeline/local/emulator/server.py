@@ -17,7 +17,7 @@ from typing import Any
 from .app import EmulatorApp, Request
 from .config import EmulatorConfig
 
-log = logging.getLogger("genesys_pipeline.emulator")
+log = logging.getLogger("genesys_pipeline.local.emulator")
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -19,14 +19,14 @@ from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 
-from .emulator import EmulatorConfig, EmulatorServer
-from .stand_ins import LocalStack, s3_resource
+from genesys_pipeline.local.emulator import EmulatorConfig, EmulatorServer
+from genesys_pipeline.local.stand_ins import LocalStack, s3_resource
 
 LOCAL_BUCKET = "genesys-local"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m genesys_pipeline.demo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m genesys_pipeline.local.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=3, help="how many days up to yesterday to run")
     parser.add_argument("--daily-volume", type=int, default=2000, help="the emulator's conversations per day")
     parser.add_argument("--data-dir", default="data", help="where files and the Snowflake stand-in live")
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
             GENESYS_S3_BUCKET=LOCAL_BUCKET,
             GENESYS_SNOWFLAKE_CONNECTION_ARGS=json.dumps(stack.snowflake_connection_args),
         )
-        from .definitions import build_definitions
+        from genesys_pipeline.definitions import build_definitions
 
         defs = build_definitions()  # the local resource set, pointed at the servers above
         yesterday = datetime.now(timezone.utc).date() - timedelta(days=1)

@@ -24,7 +24,7 @@ import os
 
 import dagster as dg
 
-from .environments import current_environment
+from genesys_pipeline.defs.resources import current_environment
 
 
 def _int_setting(name: str, default: int, minimum: int, maximum: int) -> int:

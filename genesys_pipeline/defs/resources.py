@@ -32,11 +32,11 @@ import dagster as dg
 from dagster_aws.s3 import S3Resource
 from dagster_snowflake import SnowflakeResource
 
-from .emulator.config import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
-from .resources.genesys import GenesysResource
-from .resources.warehouse import S3Publishing, SnowflakeTarget
-from .resources.working_storage import WorkingStorage
-from .stand_ins import s3_resource, snowflake_resource
+from genesys_pipeline.local.emulator.config import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+from genesys_pipeline.resources.genesys import GenesysResource
+from genesys_pipeline.resources.warehouse import S3Publishing, SnowflakeTarget
+from genesys_pipeline.resources.working_storage import WorkingStorage
+from genesys_pipeline.local.stand_ins import s3_resource, snowflake_resource
 
 ENVIRONMENTS = ("local", "production")
 LOCAL_SNOWFLAKE = {"host": "127.0.0.1", "port": 8085, "protocol": "http", "network_timeout": 1,

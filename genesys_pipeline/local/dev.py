@@ -1,10 +1,10 @@
-"""`make dev` (python -m genesys_pipeline.local_dev): the local operating mode.
+"""`make dev` (python -m genesys_pipeline.local.dev): the local operating mode.
 
 One command starts the embedded stack and the Dagster UI, with the daemon, so that schedules, sensors
 and backfills really run:
 
 - the Genesys Cloud emulator (a thread of this process, http://127.0.0.1:8765 by default; real-time clock),
-- moto's S3 server and the fakesnow Snowflake server (`python -m genesys_pipeline.stand_ins`, a child
+- moto's S3 server and the fakesnow Snowflake server (`python -m genesys_pipeline.local.stand_ins`, a child
   process; the Snowflake databases persist under DATA_DIR/snowflake, S3 is in memory), and the bucket,
 - `dagster dev -w workspace.yaml` (webserver, daemon and code server), with DAGSTER_HOME=DATA_DIR/dagster_home
   (the repository's dagster.yaml is copied there at every start) and the GENESYS_* variables that make
@@ -38,8 +38,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from .emulator import EmulatorConfig, EmulatorServer
-from .stand_ins import LocalStackProcess
+from genesys_pipeline.local.emulator import EmulatorConfig, EmulatorServer
+from genesys_pipeline.local.stand_ins import LocalStackProcess
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +146,7 @@ class LocalMode:
     def _spawn_stand_ins(self) -> LocalStackProcess:
         """`stand_ins.spawn_local_stack`, but in a session of its own (see `dagster dev` above) and with
         a bounded wait for its endpoints."""
-        command = [sys.executable, "-m", "genesys_pipeline.stand_ins", "--host", self.host,
+        command = [sys.executable, "-m", "genesys_pipeline.local.stand_ins", "--host", self.host,
                    "--db-path", str(self.data_dir / "snowflake")]  # fmt: skip
         with _signals_not_ignored():
             process = subprocess.Popen(
@@ -272,7 +272,7 @@ def _readiness_problem(data: dict[str, Any]) -> str:
 
 
 def _create_bucket(endpoint_url: str, bucket: str) -> None:
-    from .stand_ins import s3_resource
+    from genesys_pipeline.local.stand_ins import s3_resource
 
     client = s3_resource(endpoint_url).get_client()
     if bucket not in {b["Name"] for b in client.list_buckets().get("Buckets", [])}:
@@ -361,7 +361,7 @@ def _signal_group(group: int, sig: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m genesys_pipeline.local_dev", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m genesys_pipeline.local.dev", description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=3000, help="the Dagster UI's port (0: a free one)")
     parser.add_argument("--daily-volume", type=int, default=2000, help="the emulator's conversations per UTC day")
     parser.add_argument("--data-dir", default="data", help="working files, Snowflake stand-in, DAGSTER_HOME")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from .assets import DIMENSION_ASSETS, PIPELINE_ASSETS
+from genesys_pipeline.defs import DIMENSION_ASSETS, PIPELINE_ASSETS
 
 CONVERSATIONS_JOB = "genesys_conversations"
 DIMENSIONS_JOB = "genesys_dimensions"

@@ -39,8 +39,8 @@ import uuid
 from datetime import date, datetime, timezone
 from typing import Any, Callable, Mapping, Optional, Sequence
 
-from .resources.warehouse import S3Publishing, SnowflakeTarget
-from .tables import TABLES, TABLES_BY_NAME, Table
+from genesys_pipeline.resources.warehouse import S3Publishing, SnowflakeTarget
+from genesys_pipeline.contracts.tables import TABLES, TABLES_BY_NAME, Table
 
 # CSV as the S3 step writes it (RFC 4180 + gzip): a header line, CRLF, every non-NULL value quoted
 # (embedded quotes doubled), NULL an empty unquoted field, an empty string "". Snowflake reads exactly

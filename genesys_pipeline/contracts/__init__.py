@@ -1,0 +1,1 @@
+"""The contracts between the stages: table schemas, paths and manifests."""
