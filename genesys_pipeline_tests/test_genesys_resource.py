@@ -24,11 +24,14 @@ from genesys_pipeline.genesys import (
     GenesysApiError,
     GenesysAuthError,
     GenesysClient,
+    GenesysRetriesExhausted,
+    GenesysTransportError,
     JobResultCapExceeded,
     QueryCapExceeded,
     RequestThrottle,
 )
-from genesys_pipeline.genesys.client import format_interval
+from genesys_pipeline.genesys.client import AVAILABILITY_PATH, format_interval
+from genesys_pipeline.local.emulator.app import Response as EmulatorResponse
 
 # ##### FIXTURES
 
@@ -396,6 +399,77 @@ def test_bad_credentials_give_a_clear_error_without_the_secret(
     assert error.error == "invalid_client" and error.status == 401
     assert description in str(error) and "invalid_client" in str(error)
     assert_no_secrets([str(error), repr(error), caplog.text], [client_secret])
+
+
+def script_token_endpoint(emulator: EmulatorServer, failures: list[EmulatorResponse]) -> None:
+    """Answer the next token requests with `failures`, one each, then issue tokens as usual."""
+    original = emulator.app._token
+    pending = list(failures)
+
+    def token(request: Any) -> EmulatorResponse:
+        return pending.pop(0) if pending else original(request)
+
+    emulator.app._token = token  # type: ignore[method-assign]
+
+
+def test_token_request_retries_429_5xx_and_resets_like_api_requests(
+    emulator: EmulatorServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    script_token_endpoint(emulator, [
+        EmulatorResponse(503, {"error": "temporarily_unavailable"}),
+        EmulatorResponse(429, {"error": "too_many_requests"}, {"Retry-After": "0"}),
+        EmulatorResponse(0, reset_connection=True),
+    ])  # fmt: skip
+    with client_for(emulator) as client:
+        client.get_data_availability()
+        stats = client.stats.snapshot()
+    assert stats["token_requests"] == 4 and stats["retries"] == 3 and stats["requests"] == 1
+    # The failure counters describe /api/v2 traffic only.
+    assert stats["rate_limited"] == stats["server_errors"] == stats["transport_errors"] == 0
+    assert caplog.text.count("/oauth/token failed") == 3
+    assert_no_secrets([caplog.text], [DEMO_CLIENT_SECRET])
+
+
+@pytest.mark.parametrize(
+    ("failure", "error_type", "text"),
+    [
+        (EmulatorResponse(503, {"error": "temporarily_unavailable"}), GenesysRetriesExhausted, "HTTP 503"),
+        (EmulatorResponse(0, reset_connection=True), GenesysTransportError, "failed after 3 attempts"),
+    ],
+)
+def test_token_request_gives_up_after_the_retry_budget(
+    emulator: EmulatorServer, failure: EmulatorResponse, error_type: type, text: str
+) -> None:
+    script_token_endpoint(emulator, [failure] * 3)
+    with client_for(emulator, max_attempts=3) as client, pytest.raises(error_type) as raised:
+        client.get_data_availability()
+    error = raised.value
+    assert (error.method, error.path, error.attempts) == ("POST", "/oauth/token", 3)
+    assert text in str(error) and "POST /oauth/token" in str(error)
+    assert client.stats.token_requests == 3 and client.stats.retries == 2 and client.stats.requests == 0
+
+
+def test_api_request_gives_up_after_the_retry_budget(start_emulator: Callable[..., EmulatorServer]) -> None:
+    emulator = start_emulator(fault_rate=1.0)
+    with client_for(emulator, max_attempts=3) as client:
+        with pytest.raises((GenesysRetriesExhausted, GenesysTransportError)) as raised:
+            client.get_data_availability()
+        stats = client.stats.snapshot()
+    error = raised.value
+    assert error.attempts == 3 and error.path == AVAILABILITY_PATH and "3 attempts" in str(error)
+    assert stats["requests"] == 3 and stats["retries"] == 2
+    assert stats["rate_limited"] + stats["server_errors"] + stats["transport_errors"] == 3
+
+
+def test_a_token_refresh_does_not_use_up_the_retry_budget(emulator: EmulatorServer) -> None:
+    with client_for(emulator, max_attempts=1) as client:
+        client.get_data_availability()
+        emulator.app.tokens.revoke_all()
+        client.get_data_availability()
+        stats = client.stats.snapshot()
+    assert stats["token_refreshes"] == 1 and stats["token_requests"] == 2
+    assert stats["requests"] == 3 and stats["retries"] == 0
 
 
 def test_a_4xx_surfaces_the_error_body_and_is_not_retried(emulator: EmulatorServer) -> None:
