@@ -30,34 +30,26 @@ import yaml
 from snowflake.connector import DictCursor
 
 from genesys_pipeline.local import stand_ins
-from genesys_pipeline.defs import DIMENSION_ASSETS, PIPELINE_ASSETS
+from genesys_pipeline.definitions import DIMENSION_ASSETS
 from genesys_pipeline.defs import dimensions as dimension_assets
-from genesys_pipeline.defs.checks import ROW_COUNT_CHECK, asset_checks
+from genesys_pipeline.defs.checks import ROW_COUNT_CHECK
+from genesys_pipeline.definitions import build_definitions
 from genesys_pipeline.definitions import defs as project_defs
 from genesys_pipeline.contracts.dimension_tables import DIMENSIONS, QUEUES, USERS, DimensionError
 from genesys_pipeline.local.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, EmulatorConfig, EmulatorServer, texts
 from genesys_pipeline.local.emulator.synthetic import ContactCentre
 from genesys_pipeline.defs.jobs import CONVERSATIONS_JOB, DIMENSIONS_JOB, jobs
-from genesys_pipeline.defs.partitions import (
-    BACKFILL_DAYS_PER_RUN,
-    LOOKBACK_DAYS,
-    PARTITION_TIMEZONE,
-    SCHEDULE_HOUR,
-    _int_setting,
-    backfill_policy,
-    daily_partitions,
-    retry_policy,
-)
+from genesys_pipeline.defs.partitions import backfill_policy, daily_partitions, retry_policy
 from genesys_pipeline.resources.genesys import GenesysResource
 from genesys_pipeline.resources.warehouse import S3Publishing, SnowflakeTarget
 from genesys_pipeline.resources.working_storage import WorkingStorage
+from genesys_pipeline.settings import SETTINGS, load_settings
 from genesys_pipeline.defs.schedules import (
     DAYS_BACK_TAG,
     conversation_run_requests,
     genesys_conversations_daily,
     genesys_dimensions_daily,
     partition_keys_for_tick,
-    schedules,
 )
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -83,14 +75,7 @@ def stack() -> Iterator[stand_ins.LocalStack]:
 def project_definitions(resources: dict[str, Any]) -> dg.Definitions:
     """What definitions.py registers, with the given resources and the in-process executor (the
     multiprocess one would rebuild the resources in child processes, from the environment)."""
-    return dg.Definitions(
-        assets=[*PIPELINE_ASSETS, *DIMENSION_ASSETS],
-        asset_checks=asset_checks,
-        jobs=jobs,
-        schedules=schedules,
-        resources=resources,
-        executor=dg.in_process_executor,
-    )
+    return build_definitions(resources=resources, executor=dg.in_process_executor)
 
 
 # The code location of the backfill test's workspace. Dagster imports it by module name, which finds this
@@ -230,17 +215,17 @@ def final_wrapup_code(record: dict[str, Any]) -> Any:
 
 
 def test_a_tick_requests_yesterday_and_the_lookback_days_with_stable_run_keys() -> None:
-    tick = datetime(2024, 5, 10, SCHEDULE_HOUR, tzinfo=UTC)
+    tick = datetime(2024, 5, 10, SETTINGS.schedule_hour, tzinfo=UTC)
     result = genesys_conversations_daily.evaluate_tick(tick_context(tick))
     requests = result.run_requests or []
-    assert LOOKBACK_DAYS == 3 and PARTITION_TIMEZONE == "UTC"  # the defaults this test spells out
+    assert SETTINGS.lookback_days == 3 and SETTINGS.partition_timezone == "UTC"  # the defaults this test spells out
     assert [r.partition_key for r in requests] == ["2024-05-09", "2024-05-08", "2024-05-07", "2024-05-06"]
     assert [r.run_key for r in requests] == [f"2024-05-10:{r.partition_key}" for r in requests]
     assert [r.tags[DAYS_BACK_TAG] for r in requests] == ["1", "2", "3", "4"]
     assert {r.job_name for r in requests} <= {None, CONVERSATIONS_JOB}
     assert genesys_conversations_daily.job_name == CONVERSATIONS_JOB
-    assert genesys_conversations_daily.cron_schedule == f"0 {SCHEDULE_HOUR} * * *"
-    assert genesys_conversations_daily.execution_timezone == PARTITION_TIMEZONE
+    assert genesys_conversations_daily.cron_schedule == f"0 {SETTINGS.schedule_hour} * * *"
+    assert genesys_conversations_daily.execution_timezone == SETTINGS.partition_timezone
     assert genesys_conversations_daily.default_status == dg.DefaultScheduleStatus.STOPPED  # local environment
 
     # The same tick evaluated again asks for the same runs (the daemon drops known run keys); the next
@@ -325,12 +310,10 @@ def test_production_settings_come_from_the_environment() -> None:
 
 
 @pytest.mark.parametrize(("value", "message"), [("abc", "whole number"), ("-1", "between 0 and 31"), ("32", "between")])
-def test_a_bad_setting_fails_with_its_name(monkeypatch: pytest.MonkeyPatch, value: str, message: str) -> None:
-    monkeypatch.setenv("GENESYS_LOOKBACK_DAYS", value)
+def test_a_bad_setting_fails_with_its_name(value: str, message: str) -> None:
     with pytest.raises(ValueError, match=f"GENESYS_LOOKBACK_DAYS must be.*{message}"):
-        _int_setting("GENESYS_LOOKBACK_DAYS", 3, 0, 31)
-    monkeypatch.setenv("GENESYS_LOOKBACK_DAYS", "")
-    assert _int_setting("GENESYS_LOOKBACK_DAYS", 3, 0, 31) == 3
+        load_settings({"GENESYS_LOOKBACK_DAYS": value})
+    assert load_settings({"GENESYS_LOOKBACK_DAYS": ""}).lookback_days == 3
 
 
 def test_the_code_location_shares_one_partitioning_and_policy_and_pools_the_genesys_callers() -> None:
@@ -346,7 +329,7 @@ def test_the_code_location_shares_one_partitioning_and_policy_and_pools_the_gene
     for key in PIPELINE_KEYS:
         asset = project_defs.resolve_assets_def(key)
         assert asset.partitions_def is daily_partitions, key
-        assert asset.backfill_policy == backfill_policy == dg.BackfillPolicy.multi_run(BACKFILL_DAYS_PER_RUN), key
+        assert asset.backfill_policy == backfill_policy == dg.BackfillPolicy.multi_run(SETTINGS.backfill_days_per_run), key
         assert asset.op.retry_policy == retry_policy, key
     assert retry_policy is None  # the local environment: no step retries (the production test checks them)
     pools = {key.to_user_string(): project_defs.resolve_assets_def(key).op.pool
@@ -410,14 +393,14 @@ def test_a_seven_day_backfill_through_the_instance_ends_with_the_check_passing_f
 
             runs = sorted(instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": "week"})),
                           key=lambda r: r.tags["dagster/asset_partition_range_start"])  # fmt: skip
-            assert len(runs) == math.ceil(len(days) / BACKFILL_DAYS_PER_RUN)
+            assert len(runs) == math.ceil(len(days) / SETTINGS.backfill_days_per_run)
             covered = []
             for run in runs:
                 assert run.status == dg.DagsterRunStatus.SUCCESS
                 assert run.asset_selection == frozenset(PIPELINE_KEYS) and CHECK_KEY in (run.asset_check_selection or ())
                 first = days.index(run.tags["dagster/asset_partition_range_start"])
                 last = days.index(run.tags["dagster/asset_partition_range_end"])
-                assert last - first + 1 <= BACKFILL_DAYS_PER_RUN
+                assert last - first + 1 <= SETTINGS.backfill_days_per_run
                 covered += days[first : last + 1]
             assert covered == days
 
@@ -459,7 +442,7 @@ def test_a_day_restated_after_its_first_load_is_corrected_by_the_next_scheduled_
     """2024-05-08 is first loaded by the 2024-05-09 tick (as yesterday). Genesys then restates some of its
     conversations (late wrap-up codes, evaluations, surveys); the 2024-05-10 tick reloads it (days back 2)
     and Snowflake then holds the restated values: same count, no duplicates, exactly the restated rows changed."""
-    first_tick = datetime(2024, 5, 9, SCHEDULE_HOUR, tzinfo=UTC)
+    first_tick = datetime(2024, 5, 9, SETTINGS.schedule_hour, tzinfo=UTC)
     next_tick = first_tick + timedelta(days=1)
     day = date(2024, 5, 8)
     env = lab(now=first_tick, daily_volume=120)
@@ -537,7 +520,7 @@ def _metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, Any]:
 
 
 def test_dimension_tables_hold_every_entity_exactly_and_a_rerun_replaces_them(lab) -> None:
-    tick = datetime(2024, 5, 10, SCHEDULE_HOUR, tzinfo=UTC)
+    tick = datetime(2024, 5, 10, SETTINGS.schedule_hour, tzinfo=UTC)
     env = lab(now=tick, daily_volume=10)
     centre = env.emulator.app.centre
     job = env.definitions().resolve_job_def(DIMENSIONS_JOB)

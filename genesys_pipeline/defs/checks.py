@@ -31,12 +31,12 @@ import pyarrow.parquet as pq
 from dagster_aws.s3 import S3Resource
 from dagster_snowflake import SnowflakeResource
 
+from genesys_pipeline.contracts.tables import CONVERSATIONS, TABLES, flat_manifest_path
+from genesys_pipeline.defs.partitions import daily_partitions
 from genesys_pipeline.defs.raw_conversations import raw_manifest_path
 from genesys_pipeline.defs.s3_conversations import read_manifest
-from genesys_pipeline.defs.partitions import daily_partitions
 from genesys_pipeline.resources.warehouse import S3Publishing, SnowflakeTarget
 from genesys_pipeline.resources.working_storage import WorkingStorage
-from genesys_pipeline.contracts.tables import CONVERSATIONS, TABLES, flat_manifest_path
 from genesys_pipeline.steps.load import WarehouseLoader
 
 ROW_COUNT_CHECK = "row_counts_match_across_stages"

@@ -37,7 +37,7 @@ from genesys_pipeline.resources.genesys import GenesysResource
 from genesys_pipeline.resources.warehouse import SnowflakeTarget
 from genesys_pipeline.steps.load import create_table_sql
 
-GROUP = "genesys_dimensions"
+DIMENSIONS_GROUP = "genesys_dimensions"
 INSERT_BATCH_ROWS = 1000  # rows per INSERT statement: well inside Snowflake's statement size limit
 
 
@@ -173,7 +173,7 @@ def _metadata(dimension: Dimension, load: DimensionLoad, unique_states: Optional
 def _dimension_asset(dimension: Dimension) -> dg.AssetsDefinition:
     @dg.asset(
         name=asset_name(dimension),
-        group_name=GROUP,
+        group_name=DIMENSIONS_GROUP,
         kinds={"genesys", "snowflake"},
         pool="genesys_api",  # a listing is a few pages of the same OAuth client's rate budget
         retry_policy=retry_policy,

@@ -22,12 +22,33 @@ from typing import Any
 
 import dagster as dg
 
-from genesys_pipeline.steps.flatten import FlattenReport, Lookups, ParquetSink, flatten, read_raw_records
-from genesys_pipeline.defs.partitions import backfill_policy, daily_partitions, retry_policy
+from genesys_pipeline.contracts.tables import (
+    CONVERSATIONS,
+    FLAT_PREFIX,
+    TABLES,
+    flat_manifest_path,
+    flat_table_path,
+)
+from genesys_pipeline.defs.partitions import (
+    CONVERSATIONS_GROUP,
+    backfill_policy,
+    daily_partitions,
+    retry_policy,
+)
+from genesys_pipeline.defs.raw_conversations import (
+    raw_conversations,
+    raw_manifest_path,
+    raw_records_path,
+)
 from genesys_pipeline.resources.genesys import GenesysResource
 from genesys_pipeline.resources.working_storage import WorkingStorage
-from genesys_pipeline.contracts.tables import CONVERSATIONS, FLAT_PREFIX, TABLES, flat_manifest_path, flat_table_path
-from genesys_pipeline.defs.raw_conversations import raw_conversations, raw_manifest_path, raw_records_path
+from genesys_pipeline.steps.flatten import (
+    FlattenReport,
+    Lookups,
+    ParquetSink,
+    flatten,
+    read_raw_records,
+)
 
 _EXAMPLES = 5  # unresolved ids listed per kind in the metadata
 
@@ -39,7 +60,7 @@ class RowCountMismatch(Exception):
 @dg.asset(
     partitions_def=daily_partitions,
     deps=[raw_conversations],
-    group_name="genesys",
+    group_name=CONVERSATIONS_GROUP,
     kinds={"parquet"},
     pool="genesys_api",  # reads the four lookup listings from the API
     backfill_policy=backfill_policy,

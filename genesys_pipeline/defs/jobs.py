@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import dagster as dg
 
-from genesys_pipeline.defs import DIMENSION_ASSETS, PIPELINE_ASSETS
+from genesys_pipeline.defs.dimensions import DIMENSIONS_GROUP
+from genesys_pipeline.defs.partitions import CONVERSATIONS_GROUP
 
 CONVERSATIONS_JOB = "genesys_conversations"
 DIMENSIONS_JOB = "genesys_dimensions"
@@ -23,14 +24,14 @@ DIMENSIONS_JOB = "genesys_dimensions"
 # The whole graph for a partition (or a range): extract, flatten, publish, load, prove the counts.
 conversations_job = dg.define_asset_job(
     CONVERSATIONS_JOB,
-    selection=dg.AssetSelection.assets(*PIPELINE_ASSETS),  # partitioned by their daily_partitions
+    selection=dg.AssetSelection.groups(CONVERSATIONS_GROUP),  # partitioned by their daily_partitions
     description="Genesys conversations of a day (or range) from the API through to Snowflake, with "
     "the row-count check.",
 )
 
 dimensions_job = dg.define_asset_job(
     DIMENSIONS_JOB,
-    selection=dg.AssetSelection.assets(*DIMENSION_ASSETS),
+    selection=dg.AssetSelection.groups(DIMENSIONS_GROUP),
     description="Genesys queues, wrap-up codes, users (every state) and divisions, each replaced as a "
     "whole in its own Snowflake table.",
 )

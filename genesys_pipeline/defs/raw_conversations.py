@@ -8,15 +8,19 @@ The paths are deterministic, so a rerun replaces the partition instead of adding
 
 
 import time
-from typing import Any
 from datetime import datetime, timezone
 
 import dagster as dg
 
-from genesys_pipeline.steps.extract import ExtractionReport, extract_window
-from genesys_pipeline.defs.partitions import backfill_policy, daily_partitions, retry_policy
+from genesys_pipeline.defs.partitions import (
+    CONVERSATIONS_GROUP,
+    backfill_policy,
+    daily_partitions,
+    retry_policy,
+)
 from genesys_pipeline.resources.genesys import GenesysResource
 from genesys_pipeline.resources.working_storage import WorkingStorage
+from genesys_pipeline.steps.extract import ExtractionReport, extract_window
 
 RAW_PREFIX = "raw/conversations"
 
@@ -31,7 +35,7 @@ def raw_manifest_path(partition_key: str) -> str:
 
 @dg.asset(
     partitions_def=daily_partitions,
-    group_name="genesys",
+    group_name=CONVERSATIONS_GROUP,
     kinds={"genesys", "json"},
     pool="genesys_api",  # runs sharing one OAuth client share its rate budget
     backfill_policy=backfill_policy,

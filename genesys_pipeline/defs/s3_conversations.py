@@ -30,10 +30,20 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from dagster_aws.s3 import S3Resource
 
-from genesys_pipeline.defs.partitions import backfill_policy, daily_partitions, retry_policy
+from genesys_pipeline.contracts.tables import (
+    TABLES,
+    Table,
+    flat_manifest_path,
+    flat_table_path,
+)
+from genesys_pipeline.defs.partitions import (
+    CONVERSATIONS_GROUP,
+    backfill_policy,
+    daily_partitions,
+    retry_policy,
+)
 from genesys_pipeline.resources.warehouse import S3Publishing
 from genesys_pipeline.resources.working_storage import WorkingStorage
-from genesys_pipeline.contracts.tables import TABLES, Table, flat_manifest_path, flat_table_path
 
 
 class PublishError(Exception):
@@ -43,7 +53,7 @@ class PublishError(Exception):
 @dg.asset(
     partitions_def=daily_partitions,
     deps=["flattened_conversations"],
-    group_name="genesys",
+    group_name=CONVERSATIONS_GROUP,
     kinds={"s3"},
     backfill_policy=backfill_policy,
     retry_policy=retry_policy,

@@ -33,9 +33,13 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from genesys_pipeline.defs.resources import current_environment
 from genesys_pipeline.defs.jobs import conversations_job, dimensions_job
-from genesys_pipeline.defs.partitions import LOOKBACK_DAYS, PARTITION_TIMEZONE, SCHEDULE_HOUR, daily_partitions
+from genesys_pipeline.defs.partitions import daily_partitions
+from genesys_pipeline.settings import SETTINGS
+
+SCHEDULE_HOUR, LOOKBACK_DAYS, PARTITION_TIMEZONE = (
+    SETTINGS.schedule_hour, SETTINGS.lookback_days, SETTINGS.partition_timezone
+)
 
 DAILY_CRON = f"0 {SCHEDULE_HOUR} * * *"
 DAYS_BACK_TAG = "genesys/days_back"  # 1 = yesterday, 2.. = a reload of a day Genesys may have restated
@@ -43,7 +47,7 @@ TICK_DATE_TAG = "genesys/tick_date"
 
 
 def _default_status() -> dg.DefaultScheduleStatus:
-    return dg.DefaultScheduleStatus.RUNNING if current_environment() == "production" else dg.DefaultScheduleStatus.STOPPED
+    return dg.DefaultScheduleStatus.RUNNING if SETTINGS.environment == "production" else dg.DefaultScheduleStatus.STOPPED
 
 
 def tick_date(tick: datetime, partitions_def: dg.TimeWindowPartitionsDefinition = daily_partitions) -> str:

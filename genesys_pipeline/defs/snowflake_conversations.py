@@ -19,16 +19,21 @@ import dagster as dg
 from dagster_aws.s3 import S3Resource
 from dagster_snowflake import SnowflakeResource
 
-from genesys_pipeline.defs.partitions import backfill_policy, daily_partitions, retry_policy
+from genesys_pipeline.defs.partitions import (
+    CONVERSATIONS_GROUP,
+    backfill_policy,
+    daily_partitions,
+    retry_policy,
+)
+from genesys_pipeline.defs.s3_conversations import read_manifest
 from genesys_pipeline.resources.warehouse import S3Publishing, SnowflakeTarget
 from genesys_pipeline.steps.load import TableLoad, WarehouseLoader, published_files
-from genesys_pipeline.defs.s3_conversations import read_manifest
 
 
 @dg.asset(
     partitions_def=daily_partitions,
     deps=["s3_conversations"],
-    group_name="genesys",
+    group_name=CONVERSATIONS_GROUP,
     kinds={"snowflake"},
     backfill_policy=backfill_policy,
     retry_policy=retry_policy,

@@ -1,7 +1,7 @@
 """`make demo`: run the pipeline end to end on the embedded default, with no credentials.
 
 Starts the Genesys Cloud emulator, moto's S3 server and the fakesnow Snowflake server in this
-process, points the local resource set at them, runs the whole graph (raw -> flattened -> S3 ->
+process, points the local resource set at them (no environment variables involved), runs the whole graph (raw -> flattened -> S3 ->
 Snowflake, with the row-count check) for the last few days and prints what each day holds and what
 the check found. Files stay under `data/working`, the Snowflake stand-in's database under
 `data/snowflake`, so both can be inspected afterwards.
@@ -10,7 +10,6 @@ the check found. Files stay under `data/working`, the Snowflake stand-in's datab
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -19,8 +18,11 @@ from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 
+from genesys_pipeline.definitions import build_definitions
 from genesys_pipeline.local.emulator import EmulatorConfig, EmulatorServer
+from genesys_pipeline.local.resources import local_resources
 from genesys_pipeline.local.stand_ins import LocalStack, s3_resource
+from genesys_pipeline.settings import LocalEndpoints
 
 LOCAL_BUCKET = "genesys-local"
 
@@ -42,17 +44,15 @@ def main(argv: list[str] | None = None) -> int:
         db_path=snowflake_dir
     ) as stack:
         s3_resource(stack.s3_endpoint_url).get_client().create_bucket(Bucket=LOCAL_BUCKET)
-        os.environ.update(
-            GENESYS_PIPELINE_ENV="local",
-            GENESYS_API_BASE_URL=emulator.base_url,
-            GENESYS_WORKING_DIR=os.path.join(args.data_dir, "working"),
-            GENESYS_S3_ENDPOINT_URL=stack.s3_endpoint_url,
-            GENESYS_S3_BUCKET=LOCAL_BUCKET,
-            GENESYS_SNOWFLAKE_CONNECTION_ARGS=json.dumps(stack.snowflake_connection_args),
+        endpoints = LocalEndpoints(
+            genesys_url=emulator.base_url,
+            working_dir=os.path.join(args.data_dir, "working"),
+            s3_endpoint_url=stack.s3_endpoint_url,
+            s3_bucket=LOCAL_BUCKET,
+            s3_file_format="parquet",
+            snowflake_connection_args=stack.snowflake_connection_args,
         )
-        from genesys_pipeline.definitions import build_definitions
-
-        defs = build_definitions()  # the local resource set, pointed at the servers above
+        defs = build_definitions(resources=local_resources(endpoints))
         yesterday = datetime.now(timezone.utc).date() - timedelta(days=1)
         days = [(yesterday - timedelta(days=back)).isoformat() for back in reversed(range(args.days))]
         print(f"Genesys emulator {emulator.base_url}, S3 {stack.s3_endpoint_url}, "

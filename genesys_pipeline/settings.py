@@ -1,0 +1,182 @@
+"""Every setting the code location reads from its environment, parsed once and validated.
+
+An invalid value fails when the definitions load, with an error that names the variable, the value and
+what is allowed. Secrets and the values a production run must have (the Genesys OAuth client, the
+Snowflake account, the bucket, the working location) are not read here: `defs/resources.py` hands them
+to the resources as `dg.EnvVar`s, which Dagster resolves when a run starts and never shows.
+
+    GENESYS_PIPELINE_ENV             local (default: the emulator and the stand-ins) or production
+    GENESYS_PARTITION_START_DATE     first partition, YYYY-MM-DD (default 2024-01-01)
+    GENESYS_PARTITION_TIMEZONE       IANA zone of the partition days and of the schedules (default UTC)
+    GENESYS_SCHEDULE_HOUR            hour of the daily schedules, 0-23, in that zone (default 6)
+    GENESYS_LOOKBACK_DAYS            days before yesterday that each daily tick reloads (default 3):
+                                     Genesys restates conversations (late wrap-up codes, evaluations,
+                                     surveys, long emails ending) for about three days after the fact
+    GENESYS_BACKFILL_DAYS_PER_RUN    days per run of a backfill (default 7: a year is about 52 runs)
+    GENESYS_STEP_RETRIES             retries of a failed step (default 2 in production, 0 in the local
+                                     environment: the emulator and stand-ins have no outages to ride out,
+                                     and a failure there should show at once)
+    GENESYS_S3_PREFIX, GENESYS_S3_FILE_FORMAT, GENESYS_S3_SSE, GENESYS_S3_KMS_KEY_ID,
+    GENESYS_SNOWFLAKE_STAGE, AWS_REGION, SNOWFLAKE_ROLE, SNOWFLAKE_WAREHOUSE
+                                     optional knobs of the production resources (docs/configuration.md)
+
+Only in the local environment (`make demo` and `make dev` set them; each has a default):
+    GENESYS_API_BASE_URL, GENESYS_WORKING_DIR, GENESYS_S3_ENDPOINT_URL, GENESYS_S3_BUCKET,
+    GENESYS_S3_FILE_FORMAT, GENESYS_SNOWFLAKE_CONNECTION_ARGS (JSON)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from datetime import date
+from typing import Any, Mapping, Optional
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+ENVIRONMENTS = ("local", "production")
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the pipeline cannot use; the message names it."""
+
+
+def _text(environ: Mapping[str, str], name: str, default: str) -> str:
+    # An empty variable counts as unset: `FOO=` in a .env file means "no value".
+    return (environ.get(name) or "").strip() or default
+
+
+def _optional(environ: Mapping[str, str], name: str) -> Optional[str]:
+    return (environ.get(name) or "").strip() or None
+
+
+def _whole_number(environ: Mapping[str, str], name: str, default: int, minimum: int, maximum: int) -> int:
+    text = _text(environ, name, str(default))
+    try:
+        value = int(text)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number between {minimum} and {maximum}, got {text!r}") from None
+    if not minimum <= value <= maximum:
+        raise SettingsError(f"{name} must be between {minimum} and {maximum}, got {value}")
+    return value
+
+
+def _one_of(environ: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = _text(environ, name, default)
+    if value not in allowed:
+        raise SettingsError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
+def _time_zone(environ: Mapping[str, str], name: str) -> str:
+    value = _text(environ, name, "UTC")
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(f"{name} must be an IANA time zone such as 'UTC' or 'America/Chicago', got {value!r}") from None
+    return value
+
+
+def _day(environ: Mapping[str, str], name: str, default: str) -> str:
+    value = _text(environ, name, default)
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        raise SettingsError(f"{name} must be a date as YYYY-MM-DD, got {value!r}") from None
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class ProductionKnobs:
+    """The optional, non-secret settings of the production resources (defaults as documented)."""
+
+    s3_prefix: str
+    s3_file_format: str
+    s3_sse: str
+    s3_kms_key_id: Optional[str]
+    snowflake_stage: str
+    aws_region: Optional[str]
+    snowflake_role: Optional[str]
+    snowflake_warehouse: Optional[str]
+
+
+@dataclasses.dataclass(frozen=True)
+class LocalEndpoints:
+    """Where the local resource set finds the emulator and the stand-ins."""
+
+    genesys_url: str
+    working_dir: str
+    s3_endpoint_url: str
+    s3_bucket: str
+    s3_file_format: str
+    snowflake_connection_args: dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    environment: str
+    partition_start_date: str
+    partition_timezone: str
+    schedule_hour: int
+    lookback_days: int
+    backfill_days_per_run: int
+    step_retries: int
+    production: ProductionKnobs
+    local: LocalEndpoints
+
+
+# The fakesnow server `make dev` starts when nothing else is said.
+DEFAULT_LOCAL_SNOWFLAKE: dict[str, Any] = {
+    "host": "127.0.0.1", "port": 8085, "protocol": "http", "network_timeout": 1,
+    "session_parameters": {"CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED": False},
+}  # fmt: skip
+
+
+def _connection_args(environ: Mapping[str, str], name: str) -> dict[str, Any]:
+    text = _optional(environ, name)
+    if text is None:
+        return dict(DEFAULT_LOCAL_SNOWFLAKE)
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        raise SettingsError(f"{name} must be a JSON object of connection arguments: {error}") from None
+    if not isinstance(value, dict):
+        raise SettingsError(f"{name} must be a JSON object of connection arguments, got {type(value).__name__}")
+    return value
+
+
+def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
+    """Parse and validate the settings; raises `SettingsError` naming the first bad variable."""
+    environment = _one_of(environ, "GENESYS_PIPELINE_ENV", "local", ENVIRONMENTS)
+    file_format = _one_of(environ, "GENESYS_S3_FILE_FORMAT", "parquet", ("parquet", "csv"))
+    return Settings(
+        environment=environment,
+        partition_start_date=_day(environ, "GENESYS_PARTITION_START_DATE", "2024-01-01"),
+        partition_timezone=_time_zone(environ, "GENESYS_PARTITION_TIMEZONE"),
+        schedule_hour=_whole_number(environ, "GENESYS_SCHEDULE_HOUR", 6, 0, 23),
+        lookback_days=_whole_number(environ, "GENESYS_LOOKBACK_DAYS", 3, 0, 31),
+        backfill_days_per_run=_whole_number(environ, "GENESYS_BACKFILL_DAYS_PER_RUN", 7, 1, 366),
+        step_retries=_whole_number(environ, "GENESYS_STEP_RETRIES", 2 if environment == "production" else 0, 0, 10),
+        production=ProductionKnobs(
+            s3_prefix=_text(environ, "GENESYS_S3_PREFIX", "genesys/conversations"),
+            s3_file_format=file_format,
+            s3_sse=_one_of(environ, "GENESYS_S3_SSE", "AES256", ("AES256", "aws:kms")),
+            s3_kms_key_id=_optional(environ, "GENESYS_S3_KMS_KEY_ID"),
+            snowflake_stage=_text(environ, "GENESYS_SNOWFLAKE_STAGE", "GENESYS_S3_STAGE"),
+            aws_region=_optional(environ, "AWS_REGION"),
+            snowflake_role=_optional(environ, "SNOWFLAKE_ROLE"),
+            snowflake_warehouse=_optional(environ, "SNOWFLAKE_WAREHOUSE"),
+        ),
+        local=LocalEndpoints(
+            genesys_url=_text(environ, "GENESYS_API_BASE_URL", "http://127.0.0.1:8765"),
+            working_dir=_text(environ, "GENESYS_WORKING_DIR", "data/working"),
+            s3_endpoint_url=_text(environ, "GENESYS_S3_ENDPOINT_URL", "http://127.0.0.1:5000"),
+            s3_bucket=_text(environ, "GENESYS_S3_BUCKET", "genesys-local"),
+            s3_file_format=file_format,
+            snowflake_connection_args=_connection_args(environ, "GENESYS_SNOWFLAKE_CONNECTION_ARGS"),
+        ),
+    )
+
+
+# Parsed once, when the code location loads.
+SETTINGS = load_settings()
