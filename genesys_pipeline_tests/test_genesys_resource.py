@@ -8,7 +8,10 @@ revocation, cancel what it abandons, stay under its request budget, and never le
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
+import subprocess
+import sys
 import threading
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Callable, Iterator
@@ -18,8 +21,9 @@ import pytest
 
 import genesys_pipeline.local.emulator.ratelimit as emulator_ratelimit
 from genesys_pipeline.local.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, EmulatorConfig, EmulatorServer
-from genesys_pipeline.resources.genesys import GENESYS_REGIONS, GenesysResource
+from genesys_pipeline.resources.genesys import GenesysResource
 from genesys_pipeline.genesys import (
+    ClientSettings,
     DetailJobError,
     GenesysApiError,
     GenesysAuthError,
@@ -31,6 +35,7 @@ from genesys_pipeline.genesys import (
     RequestThrottle,
 )
 from genesys_pipeline.genesys.client import AVAILABILITY_PATH, format_interval
+from genesys_pipeline.genesys.regions import GENESYS_REGIONS
 from genesys_pipeline.local.emulator.app import Response as EmulatorResponse
 
 # ##### FIXTURES
@@ -170,6 +175,31 @@ def test_region_table_and_aliases() -> None:
 def test_secret_is_not_in_the_resource_repr() -> None:
     resource = GenesysResource(region="usw2.pure.cloud", client_id="id", client_secret="hush-hush-123")
     assert "hush-hush-123" not in repr(resource) and "hush-hush-123" not in str(resource)
+
+
+def test_the_client_settings_carry_every_setting_and_hide_the_secret() -> None:
+    resource = GenesysResource(region="eu-central-1", client_id="id", client_secret="hush-hush-123", max_attempts=9)
+    settings = resource.client_settings()
+    assert (settings.api_base_url, settings.login_base_url) == ("https://api.mypurecloud.de", "https://login.mypurecloud.de")
+    assert settings.client_secret == "hush-hush-123" and settings.max_attempts == 9
+    # Every resource field but the endpoint ones reaches the client under its own name.
+    endpoint_fields = {"region", "api_base_url", "login_base_url"}
+    copied = {field.name for field in dataclasses.fields(ClientSettings)} - endpoint_fields
+    assert copied == set(GenesysResource.model_fields) - endpoint_fields
+    assert all(getattr(settings, name) == getattr(resource, name) for name in copied)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.max_attempts = 1  # type: ignore[misc]
+    with GenesysClient(settings) as client:
+        texts = [repr(settings), str(settings), repr(client)]
+    assert "client_id='id'" in texts[0]
+    assert_no_secrets(texts, ["hush-hush-123"])
+
+
+def test_the_api_client_package_imports_no_resource() -> None:
+    # genesys/ is plain Python under the resource; importing it must not pull the resource back in.
+    probe = "import sys, genesys_pipeline.genesys; print(sorted(m for m in sys.modules if m.startswith('genesys_pipeline.resources')))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
 
 
 # ##### DETAILS QUERY

@@ -1,4 +1,5 @@
-"""The Genesys Cloud API client: the calls, the HTTP layer (token, retries, throttle, stats) and the errors."""
+"""The Genesys Cloud API client: the calls, its settings, the HTTP layer (token, retries, stats), the
+throttle and the errors. `resources/genesys.py` wraps it as a Dagster resource."""
 
 from genesys_pipeline.genesys.client import DetailJobStream, DetailsQueryStream, GenesysClient
 from genesys_pipeline.genesys.errors import (
@@ -11,9 +12,12 @@ from genesys_pipeline.genesys.errors import (
     JobResultCapExceeded,
     QueryCapExceeded,
 )
-from genesys_pipeline.genesys.http import GenesysClientStats, RequestThrottle
+from genesys_pipeline.genesys.http import GenesysClientStats
+from genesys_pipeline.genesys.settings import ClientSettings
+from genesys_pipeline.genesys.throttle import RequestThrottle
 
 __all__ = [
+    "ClientSettings",
     "DetailJobError",
     "DetailJobStream",
     "DetailsQueryStream",

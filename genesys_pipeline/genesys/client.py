@@ -1,17 +1,16 @@
 """The Genesys Cloud API calls the pipeline makes, on top of `GenesysTransport`.
 
-Get a client from `GenesysResource.get_client()`; it is not meant to be built directly. All
-methods are safe to call from several threads at once: they share one keep-alive connection pool,
-one token and one request budget.
+In the pipeline, get a client from `GenesysResource.get_client()`; elsewhere, build one from
+`ClientSettings` and use it as a context manager. All methods are safe to call from several
+threads at once: they share one keep-alive connection pool, one token and one request budget.
 """
 
 from __future__ import annotations
 
 import time
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Callable, Generator, Iterable, Iterator, Mapping, Self
+from typing import Any, Callable, Generator, Iterable, Iterator, Mapping, Self
 
-import httpx
 import orjson
 
 from genesys_pipeline.genesys.errors import (
@@ -20,17 +19,9 @@ from genesys_pipeline.genesys.errors import (
     JobResultCapExceeded,
     QueryCapExceeded,
 )
-from genesys_pipeline.genesys.http import (
-    AccessTokens,
-    GenesysClientStats,
-    GenesysTransport,
-    RequestThrottle,
-    RetryPolicy,
-    log,
-)
-
-if TYPE_CHECKING:
-    from genesys_pipeline.resources.genesys import GenesysResource
+from genesys_pipeline.genesys.http import GenesysClientStats, GenesysTransport, log
+from genesys_pipeline.genesys.settings import ClientSettings
+from genesys_pipeline.genesys.throttle import RequestThrottle
 
 DETAILS_PATH = "/api/v2/analytics/conversations/details"
 QUERY_PATH = f"{DETAILS_PATH}/query"
@@ -105,30 +96,31 @@ class DetailJobStream(ConversationStream):
 
 
 class GenesysClient:
-    """Genesys Cloud analytics and lookup calls. See `GenesysResource` for the settings."""
+    """Genesys Cloud analytics and lookup calls. See `GenesysResource` for the settings.
 
-    def __init__(
-        self, settings: "GenesysResource", http: httpx.Client, throttle: RequestThrottle
-    ) -> None:
+    The throttle holds the client to `settings.requests_per_minute` unless a shared `throttle` is
+    given. Close the client (or leave its `with` block) to close its connections and log its stats.
+    """
+
+    def __init__(self, settings: ClientSettings, *, throttle: RequestThrottle | None = None) -> None:
         self._settings = settings
         self.stats = GenesysClientStats()
-        policy = RetryPolicy(
-            settings.max_attempts, settings.backoff_base_seconds, settings.backoff_cap_seconds
-        )
-        tokens = AccessTokens(
-            http,
-            settings.resolved_login_base_url,
-            settings.client_id,
-            settings.client_secret,
-            policy,
-            self.stats,
-        )
         self._transport = GenesysTransport(
-            http, settings.resolved_api_base_url, tokens, throttle, policy, self.stats
+            settings, throttle or RequestThrottle(settings.requests_per_minute), self.stats
         )
 
     def __repr__(self) -> str:
-        return f"GenesysClient(api_base_url={self._settings.resolved_api_base_url!r})"
+        return f"GenesysClient(api_base_url={self._settings.api_base_url!r})"
+
+    def close(self) -> None:
+        log.info("Genesys client stats: %s", self.stats.snapshot())
+        self._transport.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
     # --- synchronous details query -------------------------------------------------------------
 

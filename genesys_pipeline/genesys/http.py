@@ -17,7 +17,6 @@ token only into Bearer headers. Neither is logged, put in an exception or shown 
 from __future__ import annotations
 
 import base64
-import collections
 import dataclasses
 import random
 import re
@@ -35,6 +34,8 @@ from genesys_pipeline.genesys.errors import (
     GenesysRetriesExhausted,
     GenesysTransportError,
 )
+from genesys_pipeline.genesys.settings import ClientSettings
+from genesys_pipeline.genesys.throttle import RequestThrottle
 
 log = dg.get_dagster_logger("genesys")
 
@@ -91,53 +92,6 @@ class GenesysClientStats:
         }
 
 
-# --- throttle --------------------------------------------------------------------------------
-
-
-class RequestThrottle:
-    """Keeps a client at or below `limit` requests in any `window_seconds`, across threads.
-
-    A sliding log, like the API's own per-token window: a request may start while fewer than
-    `limit` requests are in flight or finished within the last window. A finished request is
-    dated by when its *response arrived*, which is no earlier than when the server counted it; so
-    a new request is never counted by the server inside the window of the one it replaces, however
-    the latency varies. That costs one latency per window, not a safety margin on the budget, so
-    the client still runs at its budget.
-    """
-
-    def __init__(self, limit: int, window_seconds: float = 60.0) -> None:
-        if limit < 1:
-            raise ValueError(f"limit must be >= 1, got {limit}")
-        self.limit = limit
-        self.window_seconds = window_seconds
-        self._finished: collections.deque[float] = collections.deque()  # response times, ascending
-        self._in_flight = 0
-        self._condition = threading.Condition()
-
-    def acquire(self) -> float:
-        """Block until a request may start; return the seconds spent waiting."""
-        started = time.monotonic()
-        with self._condition:
-            while True:
-                now = time.monotonic()
-                while self._finished and self._finished[0] <= now - self.window_seconds:
-                    self._finished.popleft()
-                if len(self._finished) + self._in_flight < self.limit:
-                    self._in_flight += 1
-                    return now - started
-                # Full: wait until the oldest finished request leaves the window, or until an
-                # in-flight one finishes (release() notifies), whichever comes first.
-                timeout = self._finished[0] + self.window_seconds - now if self._finished else None
-                self._condition.wait(timeout)
-
-    def release(self) -> None:
-        """Mark one acquired request as finished (call exactly once per `acquire`)."""
-        with self._condition:
-            self._in_flight -= 1
-            self._finished.append(time.monotonic())
-            self._condition.notify_all()
-
-
 # --- retry policy ----------------------------------------------------------------------------
 
 
@@ -189,18 +143,12 @@ class AccessTokens:
     """OAuth client-credentials tokens, fetched lazily and cached until shortly before expiry."""
 
     def __init__(
-        self,
-        http: httpx.Client,
-        login_base_url: str,
-        client_id: str,
-        client_secret: str,
-        policy: RetryPolicy,
-        stats: GenesysClientStats,
+        self, http: httpx.Client, settings: ClientSettings, policy: RetryPolicy, stats: GenesysClientStats
     ) -> None:
         self._http = http
-        self._token_url = f"{login_base_url}/oauth/token"
-        self._client_id = client_id
-        credentials = f"{client_id}:{client_secret}".encode()
+        self._token_url = f"{settings.login_base_url}/oauth/token"
+        self._client_id = settings.client_id
+        credentials = f"{settings.client_id}:{settings.client_secret}".encode()
         self._basic = "Basic " + base64.b64encode(credentials).decode("ascii")
         self._policy = policy
         self._stats = stats
@@ -281,26 +229,29 @@ class AccessTokens:
 
 
 class GenesysTransport:
-    """Sends `/api/v2` requests with a bearer token, through the throttle, with retries."""
+    """Sends `/api/v2` requests with a bearer token, through the throttle, with retries.
 
-    def __init__(
-        self,
-        http: httpx.Client,
-        api_base_url: str,
-        tokens: AccessTokens,
-        throttle: RequestThrottle,
-        policy: RetryPolicy,
-        stats: GenesysClientStats,
-    ) -> None:
-        self._http = http
-        self._api_base_url = api_base_url
-        self._tokens = tokens
+    Owns one keep-alive connection pool, shared by every thread using the transport; `close()`
+    it when done.
+    """
+
+    def __init__(self, settings: ClientSettings, throttle: RequestThrottle, stats: GenesysClientStats) -> None:
+        self._http = httpx.Client(
+            timeout=httpx.Timeout(settings.read_timeout_seconds, connect=settings.connect_timeout_seconds),
+            headers={"Accept": "application/json", "User-Agent": "genesys-pipeline/0.1 (httpx)"},
+            limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
+        )
+        self._api_base_url = settings.api_base_url
+        self._policy = RetryPolicy(settings.max_attempts, settings.backoff_base_seconds, settings.backoff_cap_seconds)
+        self._tokens = AccessTokens(self._http, settings, self._policy, stats)
         self._throttle = throttle
-        self._policy = policy
         self._stats = stats
 
     def __repr__(self) -> str:
         return f"GenesysTransport(api_base_url={self._api_base_url!r})"
+
+    def close(self) -> None:
+        self._http.close()
 
     def request(
         self,

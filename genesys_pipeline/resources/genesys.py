@@ -23,39 +23,18 @@ live state that belongs to one unit of work.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from typing import Any, Iterator, Optional
 from urllib.parse import urlsplit
 
 import dagster as dg
-import httpx
 from pydantic import ConfigDict, Field, model_validator
 
+from genesys_pipeline.genesys import regions
 from genesys_pipeline.genesys.client import GenesysClient
-from genesys_pipeline.genesys.http import RequestThrottle, log
-
-# Genesys Cloud regions by domain (genesys-api.md section 1.4, SDK 269 `PureCloudRegionHosts`):
-# the API host is `api.<domain>`, the login host `login.<domain>`.
-GENESYS_REGIONS: dict[str, str] = {
-    "mypurecloud.com": "us_east_1",
-    "use2.us-gov-pure.cloud": "us_east_2",
-    "usw2.pure.cloud": "us_west_2",
-    "cac1.pure.cloud": "ca_central_1",
-    "sae1.pure.cloud": "sa_east_1",
-    "mxc1.pure.cloud": "mx_central_1",
-    "mypurecloud.ie": "eu_west_1",
-    "euw2.pure.cloud": "eu_west_2",
-    "mypurecloud.de": "eu_central_1",
-    "euc2.pure.cloud": "eu_central_2",
-    "edee1.eusc-pure.cloud": "eusc_de_east_1",
-    "mec1.pure.cloud": "me_central_1",
-    "aps1.pure.cloud": "ap_south_1",
-    "mypurecloud.jp": "ap_northeast_1",
-    "apne2.pure.cloud": "ap_northeast_2",
-    "apne3.pure.cloud": "ap_northeast_3",
-    "apse1.pure.cloud": "ap_southeast_1",
-    "mypurecloud.com.au": "ap_southeast_2",
-}
-_REGION_BY_SDK_KEY = {key: domain for domain, key in GENESYS_REGIONS.items()}
+from genesys_pipeline.genesys.regions import GENESYS_REGIONS
+from genesys_pipeline.genesys.settings import ClientSettings
+from genesys_pipeline.genesys.throttle import RequestThrottle
 
 
 class GenesysResource(dg.ConfigurableResource):
@@ -174,12 +153,26 @@ class GenesysResource(dg.ConfigurableResource):
     @property
     def resolved_api_base_url(self) -> str:
         """Where `/api/v2/...` is served."""
-        return self.api_base_url or f"https://api.{self.region}"
+        return self.api_base_url or regions.api_base_url(self.region or "")
 
     @property
     def resolved_login_base_url(self) -> str:
         """Where `/oauth/token` is served."""
-        return self.login_base_url or f"https://login.{self.region}"
+        return self.login_base_url or regions.login_base_url(self.region or "")
+
+    def client_settings(self) -> ClientSettings:
+        """This config as the client's frozen settings."""
+        # Besides the two URLs, every setting is a field of the same name here.
+        copied = {
+            field.name: getattr(self, field.name)
+            for field in dataclasses.fields(ClientSettings)
+            if field.name not in ("api_base_url", "login_base_url")
+        }
+        return ClientSettings(
+            api_base_url=self.resolved_api_base_url,
+            login_base_url=self.resolved_login_base_url,
+            **copied,
+        )
 
     @contextlib.contextmanager
     def get_client(self, *, throttle: RequestThrottle | None = None) -> Iterator[GenesysClient]:
@@ -188,17 +181,8 @@ class GenesysResource(dg.ConfigurableResource):
         The client's throttle holds it to `requests_per_minute` across all threads using it.
         Pass one `RequestThrottle` to several `get_client()` calls to share one budget.
         """
-        timeout = httpx.Timeout(self.read_timeout_seconds, connect=self.connect_timeout_seconds)
-        with httpx.Client(
-            timeout=timeout,
-            headers={"Accept": "application/json", "User-Agent": "genesys-pipeline/0.1 (httpx)"},
-            limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
-        ) as http:
-            client = GenesysClient(self, http, throttle or RequestThrottle(self.requests_per_minute))
-            try:
-                yield client
-            finally:
-                log.info("Genesys client stats: %s", client.stats.snapshot())
+        with GenesysClient(self.client_settings(), throttle=throttle) as client:
+            yield client
 
 
 def _given(value: Any) -> bool:
@@ -206,10 +190,7 @@ def _given(value: Any) -> bool:
 
 
 def _normalise_region(value: str) -> str:
-    text = value.strip().lower().removeprefix("https://").rstrip("/")
-    for host_prefix in ("api.", "login."):
-        text = text.removeprefix(host_prefix)
-    domain = text if text in GENESYS_REGIONS else _REGION_BY_SDK_KEY.get(text.replace("-", "_"))
+    domain = regions.region_domain(value)
     if domain is None:
         raise ValueError(
             f"region: unknown Genesys Cloud region {value!r}; valid regions: "
