@@ -1,0 +1,77 @@
+"""Flatten raw conversation-detail records into the six tables of `tables.py`, streaming.
+
+    with storage.reader(path) as raw, ParquetSink(lambda table: storage.writer(...)) as sink:
+        report = flatten(read_raw_records(raw, path), Lookups.from_client(client), sink,
+                         partition_date=day, run_id=raw_run_id, extracted_at=extracted_at, source=path)
+
+Records go in one at a time; out come Arrow tables of exactly the schemas in `tables.py`, one per
+table for every `batch_conversations` records, which `ParquetSink` writes as one Parquet row group
+each. Memory is bounded by the batch, never by the day.
+
+Modules, in the order a record meets them:
+- `reader`: the raw gzip JSON-lines file, one record per line (`read_raw_records`).
+- `lookups`: the id -> name listings that names come from (`Lookups`).
+- `batches`: the entry points (`flatten_batches`, `flatten`, `flatten_to_tables`): chunks into batches.
+- `collect`: the benchmarked hot loop, a chunk of records into flat Python lists, one per table.
+- `build`: those lists into one Arrow record batch per table; names, timestamps, durations vectorised.
+- `fields`: which record key becomes which column; the metrics that are summed.
+- `diagnosis`: `FlattenError`, and the slow paths that find the bad value in a column or record.
+- `report`: `FlattenReport`, what a flatten wrote and which ids it could not resolve.
+- `sink`: `ParquetSink`, the six Parquet files.
+- `pool`: the Arrow memory pool that all of it allocates from.
+
+Rules (genesys-api.md s5, tables.py):
+- conversations: `duration_ms` = end - start, null while ongoing; `ongoing` = no `conversationEnd`.
+  `media_types` = distinct session `mediaType`s in order of appearance. `division_names`: a division id
+  that does not resolve stays the id. `first_queue_id` = `queueId` of the earliest (by `segmentStart`)
+  segment of an `acd` participant that carries one, else of any participant's segment;
+  `first_queue_name` from the queues listing, else (a deleted queue) the `participantName` of the acd
+  participant that segment belongs to (the API's own name for the queue, s5.2/s5.9), else null.
+  `agent_ids`: distinct `userId`s of `agent` participants in order of appearance; `agent_names` from
+  the users listing (deleted users included); an unresolved id stays the id. Final wrap-up: the
+  `wrapUpCode` of the agent `wrapup` segment with the latest `segmentStart` (ties: the later one in
+  the record), null if that segment has no code (yet). Codes starting `ININ-` are system codes: the
+  code is both id and name; an unresolved code also stays the code as its name. `talk_ms` ...
+  `abandon_ms`: sums over all sessions' metrics of tTalk, tHeld, tAcw, tHandle, tAcd, tAbandon (a
+  metric emitted several times is summed; an emission without a value is left out), null when the
+  record has no such metric. `transferred`: any nTransferred/nBlindTransferred/nConsultTransferred,
+  or more than one distinct agent. `abandoned`: any tAbandon.
+- participants: `user_name` from the users listing; unresolved stays null.
+- segments: `queue_name` as `first_queue_name` (listing, else the acd participant's name, else null);
+  `wrapup_code_name` as the final wrap-up's name; `duration_ms` = end - start when both exist.
+- session_metrics: one row per emission; `metric_index` = position in the session's `metrics`.
+- participant_attributes: one row per key of a participant's `attributes` (detail jobs only).
+- Timestamps: ISO-8601 with a zone (the API's `...T..:..:...mmmZ`; offsets are converted to UTC,
+  digits below the millisecond dropped) to timestamp[ms, UTC].
+- Unknown fields are ignored; missing fields become nulls. A missing key (`conversationId`,
+  `conversationStart`, `participantId`, `sessionId`, a metric's `name`), a malformed timestamp, a
+  metric value that is not an integer, or a value of the wrong JSON type raise `FlattenError` naming
+  the field and where it is: the source and line (= record) number, the conversation id, and the
+  participant/session/segment/metric index.
+"""
+
+from genesys_pipeline.steps.flatten.batches import (
+    DEFAULT_BATCH_CONVERSATIONS,
+    flatten,
+    flatten_batches,
+    flatten_to_tables,
+)
+from genesys_pipeline.steps.flatten.diagnosis import FlattenError
+from genesys_pipeline.steps.flatten.fields import SYSTEM_WRAPUP_PREFIX
+from genesys_pipeline.steps.flatten.lookups import Lookups
+from genesys_pipeline.steps.flatten.reader import read_raw_records
+from genesys_pipeline.steps.flatten.report import FlattenReport
+from genesys_pipeline.steps.flatten.sink import ParquetSink
+
+__all__ = [
+    "DEFAULT_BATCH_CONVERSATIONS",
+    "FlattenError",
+    "FlattenReport",
+    "Lookups",
+    "ParquetSink",
+    "SYSTEM_WRAPUP_PREFIX",
+    "flatten",
+    "flatten_batches",
+    "flatten_to_tables",
+    "read_raw_records",
+]
