@@ -1,14 +1,14 @@
-"""HTTP plumbing of the Genesys client: OAuth tokens, the client-side throttle, retries, stats.
+"""HTTP plumbing of the Genesys client: OAuth tokens, retries, stats, the transport.
 
-Kept apart from the resource so the rules the API imposes (genesys-api.md sections 1 and 4) sit in
+Kept apart from the API calls so the rules the API imposes (genesys-api.md sections 1 and 4) sit in
 one place:
 - tokens come from `POST {login}/oauth/token` with Basic auth and are cached until shortly before
   `expires_in`; a 401 from `/api/v2` gets exactly one fresh token and one more try;
 - 429 waits `Retry-After` (else `inin-ratelimit-reset`, else the "[N] seconds" in the message);
   502/503/504, timeouts and dropped connections back off exponentially with full jitter; every
-  other 4xx fails at once with the ErrorBody's fields;
-- a sliding-window throttle keeps the client at or under its request budget, so a run spends its
-  budget on work instead of on 429s.
+  other 4xx fails at once with the ErrorBody's fields. One loop (`send_with_retries`) applies
+  this to the token request and to `/api/v2` requests alike;
+- every `/api/v2` request goes through the client's `RequestThrottle` (throttle.py).
 
 Secrets: the client secret only ever goes into the Basic header of the token request and the
 token only into Bearer headers. Neither is logged, put in an exception or shown by a repr.
@@ -23,7 +23,7 @@ import re
 import threading
 import time
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Callable
 
 import dagster as dg
 import httpx
@@ -136,6 +136,60 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
     return float(match.group(1)) if match else None
 
 
+# --- the retry loop --------------------------------------------------------------------------
+
+
+def send_with_retries(
+    send: Callable[[], httpx.Response],
+    *,
+    method: str,
+    path: str,
+    policy: RetryPolicy,
+    stats: GenesysClientStats,
+    count_failures: bool = True,
+) -> httpx.Response:
+    """Call `send` (one attempt) until its response has a status that is not retryable; return
+    that response, 2xx or not: what a final status means is the caller's to say.
+
+    429, 502/503/504 and dropped connections or timeouts wait `policy.delay` and try again, up to
+    `policy.max_attempts` attempts in all; then `GenesysRetriesExhausted` or
+    `GenesysTransportError`. `count_failures=False` leaves the 429/5xx/transport counters of
+    `stats` alone: they describe `/api/v2` traffic, and the token request is not part of it.
+    """
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            response = send()
+        except RETRYABLE_EXCEPTIONS as error:
+            if count_failures:
+                stats.add(transport_errors=1)
+            if attempt >= policy.max_attempts:
+                # `from None`: the httpx exception adds nothing a user needs and keeps the
+                # request object (with its Authorization header) out of the error chain.
+                raise GenesysTransportError(
+                    method=method, path=path, attempts=attempt, reason=_describe(error)
+                ) from None
+            reason, failed = _describe(error), None
+        else:
+            status = response.status_code
+            if status not in RETRYABLE_STATUSES:
+                return response
+            if count_failures:
+                stats.add(**{"rate_limited" if status == 429 else "server_errors": 1})
+            fields = _error_fields(method, path, response)
+            if attempt >= policy.max_attempts:
+                raise GenesysRetriesExhausted(attempts=attempt, **fields)
+            reason, failed = _status_reason(fields), response
+        delay = policy.delay(attempt, failed)
+        log.warning(
+            "Genesys API %s %s failed (%s); retry %d of %d in %.1fs",
+            method, path, reason, attempt, policy.max_attempts - 1, delay,
+        )  # fmt: skip
+        stats.add(retries=1)
+        time.sleep(delay)
+
+
 # --- tokens ----------------------------------------------------------------------------------
 
 
@@ -176,40 +230,21 @@ class AccessTokens:
             return True
 
     def _fetch(self) -> tuple[str, float]:
-        attempt = 0
-        while True:
-            attempt += 1
+        def send() -> httpx.Response:
             self._stats.add(token_requests=1)
-            try:
-                response = self._http.post(
-                    self._token_url,
-                    data={"grant_type": "client_credentials"},
-                    headers={"Authorization": self._basic},
-                )
-            except RETRYABLE_EXCEPTIONS as error:
-                if attempt >= self._policy.max_attempts:
-                    raise GenesysTransportError(
-                        method="POST", path="/oauth/token", attempts=attempt, reason=_describe(error)
-                    ) from None
-                self._pause("POST /oauth/token", _describe(error), attempt, None)
-                continue
-            if response.status_code == 200:
-                body = response.json()
-                return str(body["access_token"]), float(body.get("expires_in") or 3600)
-            if response.status_code in RETRYABLE_STATUSES:
-                if attempt >= self._policy.max_attempts:
-                    raise GenesysRetriesExhausted(
-                        attempts=attempt, **_error_fields("POST", "/oauth/token", response)
-                    )
-                self._pause("POST /oauth/token", f"HTTP {response.status_code}", attempt, response)
-                continue
-            raise self._rejected(response)
+            return self._http.post(
+                self._token_url,
+                data={"grant_type": "client_credentials"},
+                headers={"Authorization": self._basic},
+            )
 
-    def _pause(self, what: str, reason: str, attempt: int, response: httpx.Response | None) -> None:
-        delay = self._policy.delay(attempt, response)
-        log.warning("Genesys %s failed (%s); retrying in %.1fs", what, reason, delay)
-        self._stats.add(retries=1)
-        time.sleep(delay)
+        response = send_with_retries(
+            send, method="POST", path="/oauth/token", policy=self._policy, stats=self._stats, count_failures=False
+        )
+        if response.status_code != 200:
+            raise self._rejected(response)
+        body = response.json()
+        return str(body["access_token"]), float(body.get("expires_in") or 3600)
 
     def _rejected(self, response: httpx.Response) -> GenesysAuthError:
         # The login service answers OAuth-style {"error", "description"}, not an ErrorBody.
@@ -262,85 +297,56 @@ class GenesysTransport:
         json: Any = None,
     ) -> httpx.Response:
         """Send one logical request; return its 2xx response or raise a `GenesysError`."""
-        attempt = 0
         refreshed = False
-        while True:
-            attempt += 1
-            token = self._tokens.get()
-            waited = self._throttle.acquire()
-            if waited > 0.001:
-                self._stats.add(throttle_waits=1, throttle_wait_seconds=waited)
-            self._stats.add(requests=1)
-            try:
-                response = self._http.request(
-                    method,
-                    self._api_base_url + path,
-                    params=params,
-                    json=json,
-                    headers={"Authorization": f"Bearer {token}"},
-                )
-            except RETRYABLE_EXCEPTIONS as error:
-                self._stats.add(transport_errors=1)
-                if attempt >= self._policy.max_attempts:
-                    # `from None`: the httpx exception adds nothing a user needs and keeps the
-                    # request object (with its Authorization header) out of the error chain.
-                    raise GenesysTransportError(
-                        method=method, path=path, attempts=attempt, reason=_describe(error)
-                    ) from None
-                self._pause(method, path, _describe(error), attempt, None)
-                continue
-            finally:
-                self._throttle.release()
 
-            status = response.status_code
-            if status < 300:
-                return response
-            if status == 401:
-                fields = _error_fields(method, path, response)
-                if refreshed:
-                    raise GenesysAuthError(
-                        f"Genesys API {method} {path} answered HTTP 401 {fields['code']} "
-                        f"({fields['message']}) even with a freshly issued token (correlation id "
-                        f"{fields['correlation_id']}); check the OAuth client's roles and org",
-                        status=401,
-                        code=fields["code"],
-                        correlation_id=fields["correlation_id"],
-                    )
-                # The token expired or was revoked early: fetch a new one and try once more.
-                # This attempt does not count against the retry budget.
+        def send() -> httpx.Response:
+            nonlocal refreshed
+            response, token = self._send(method, path, params, json)
+            if response.status_code == 401 and not refreshed:
+                # The token expired or was revoked early: fetch a new one and send again, once
+                # per logical request. Within the same attempt, so it costs no retry budget.
                 refreshed = True
-                attempt -= 1
                 if self._tokens.invalidate(token):
                     self._stats.add(token_refreshes=1)
                 log.info("Genesys API answered 401 on %s %s; fetching a new token", method, path)
-                continue
-            if status in RETRYABLE_STATUSES:
-                self._stats.add(**{"rate_limited" if status == 429 else "server_errors": 1})
-                if attempt >= self._policy.max_attempts:
-                    raise GenesysRetriesExhausted(
-                        attempts=attempt, **_error_fields(method, path, response)
-                    )
-                fields = _error_fields(method, path, response)
-                self._pause(
-                    method,
-                    path,
-                    f"HTTP {status} {fields['code']}, correlation id {fields['correlation_id']}",
-                    attempt,
-                    response,
-                )
-                continue
-            raise GenesysApiError(**_error_fields(method, path, response))
+                response, _ = self._send(method, path, params, json)
+            return response
 
-    def _pause(
-        self, method: str, path: str, reason: str, attempt: int, response: httpx.Response | None
-    ) -> None:
-        delay = self._policy.delay(attempt, response)
-        log.warning(
-            "Genesys API %s %s failed (%s); retry %d of %d in %.1fs",
-            method, path, reason, attempt, self._policy.max_attempts - 1, delay,
-        )  # fmt: skip
-        self._stats.add(retries=1)
-        time.sleep(delay)
+        response = send_with_retries(send, method=method, path=path, policy=self._policy, stats=self._stats)
+        if response.status_code < 300:
+            return response
+        fields = _error_fields(method, path, response)
+        if response.status_code == 401:  # so a freshly issued token was refused too
+            raise GenesysAuthError(
+                f"Genesys API {method} {path} answered HTTP 401 {fields['code']} "
+                f"({fields['message']}) even with a freshly issued token (correlation id "
+                f"{fields['correlation_id']}); check the OAuth client's roles and org",
+                status=401,
+                code=fields["code"],
+                correlation_id=fields["correlation_id"],
+            )
+        raise GenesysApiError(**fields)
+
+    def _send(
+        self, method: str, path: str, params: dict[str, Any] | None, json: Any
+    ) -> tuple[httpx.Response, str]:
+        """One exchange with the current token, through the throttle; the response and the token."""
+        token = self._tokens.get()
+        waited = self._throttle.acquire()
+        if waited > 0.001:
+            self._stats.add(throttle_waits=1, throttle_wait_seconds=waited)
+        self._stats.add(requests=1)
+        try:
+            response = self._http.request(
+                method,
+                self._api_base_url + path,
+                params=params,
+                json=json,
+                headers={"Authorization": f"Bearer {token}"},
+            )
+        finally:
+            self._throttle.release()
+        return response, token
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -370,6 +376,13 @@ def _error_fields(method: str, path: str, response: httpx.Response) -> dict[str,
         "correlation_id": response.headers.get("ININ-Correlation-Id") or body.get("contextId"),
         "body": body,
     }
+
+
+def _status_reason(fields: dict[str, Any]) -> str:
+    """`HTTP 503 code, correlation id ...`, leaving out what the response did not carry."""
+    code = f" {fields['code']}" if fields["code"] else ""
+    correlation = f", correlation id {fields['correlation_id']}" if fields["correlation_id"] else ""
+    return f"HTTP {fields['status']}{code}{correlation}"
 
 
 def _describe(error: Exception) -> str:
