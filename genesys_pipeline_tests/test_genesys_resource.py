@@ -20,8 +20,6 @@ import dagster as dg
 import pytest
 
 import genesys_pipeline.local.emulator.ratelimit as emulator_ratelimit
-from genesys_pipeline.local.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, EmulatorConfig, EmulatorServer
-from genesys_pipeline.resources.genesys import GenesysResource
 from genesys_pipeline.genesys import (
     ClientSettings,
     DetailJobError,
@@ -34,9 +32,17 @@ from genesys_pipeline.genesys import (
     QueryCapExceeded,
     RequestThrottle,
 )
+from genesys_pipeline.genesys import http as genesys_http
 from genesys_pipeline.genesys.client import AVAILABILITY_PATH, format_interval
 from genesys_pipeline.genesys.regions import GENESYS_REGIONS
+from genesys_pipeline.local.emulator import (
+    DEMO_CLIENT_ID,
+    DEMO_CLIENT_SECRET,
+    EmulatorConfig,
+    EmulatorServer,
+)
 from genesys_pipeline.local.emulator.app import Response as EmulatorResponse
+from genesys_pipeline.resources.genesys import GenesysResource
 
 # ##### FIXTURES
 
@@ -195,9 +201,12 @@ def test_the_client_settings_carry_every_setting_and_hide_the_secret() -> None:
     assert_no_secrets(texts, ["hush-hush-123"])
 
 
-def test_the_api_client_package_imports_no_resource() -> None:
-    # genesys/ is plain Python under the resource; importing it must not pull the resource back in.
-    probe = "import sys, genesys_pipeline.genesys; print(sorted(m for m in sys.modules if m.startswith('genesys_pipeline.resources')))"
+def test_the_api_client_package_imports_neither_dagster_nor_the_resource() -> None:
+    # genesys/ is plain Python under the resource: usable without Dagster, and no import cycle.
+    probe = (
+        "import sys, genesys_pipeline.genesys; print(sorted(m for m in sys.modules "
+        "if m.split('.')[0] == 'dagster' or m.startswith('genesys_pipeline.resources')))"
+    )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
 
@@ -530,7 +539,7 @@ def test_no_secret_or_token_in_logs_errors_or_metadata(
         divisions = list(client.iter_divisions())
         with pytest.raises(GenesysApiError) as raised:
             client.get_details_job_status("no-such-job")
-        texts += [str(raised.value), repr(raised.value), repr(client), str(client.stats.as_metadata())]
+        texts += [str(raised.value), repr(raised.value), repr(client), str(client.stats.snapshot())]
     assert users and divisions and client.stats.retries > 0 and len(tokens) == 2
     assert_no_secrets(texts + [caplog.text], tokens + [DEMO_CLIENT_SECRET])
 
@@ -612,6 +621,11 @@ def test_multi_get_by_id_in_chunks(emulator: EmulatorServer) -> None:
 # ##### DAGSTER
 
 
+def test_the_client_logs_where_dagster_captures_it() -> None:
+    # genesys/ names the logger instead of importing Dagster for it; it must stay the same one.
+    assert genesys_http.log is dg.get_dagster_logger("genesys")
+
+
 def test_resource_in_an_asset_with_env_var_credentials(
     emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -623,7 +637,8 @@ def test_resource_in_an_asset_with_env_var_credentials(
     def conversation_count(genesys: GenesysResource) -> dg.MaterializeResult:
         with genesys.get_client() as client:
             count = sum(1 for _ in client.query_conversation_details(start, end))
-        return dg.MaterializeResult(metadata={"count": count, **client.stats.as_metadata()})
+        stats = {f"genesys_{name}": value for name, value in client.stats.snapshot().items()}
+        return dg.MaterializeResult(metadata={"count": count, **stats})
 
     genesys = resource_for(
         emulator,

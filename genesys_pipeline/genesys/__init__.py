@@ -1,7 +1,12 @@
 """The Genesys Cloud API client: the calls, its settings, the HTTP layer (token, retries, stats), the
-throttle and the errors. `resources/genesys.py` wraps it as a Dagster resource."""
+throttle and the errors. Plain Python, no Dagster: `resources/genesys.py` wraps it as a Dagster
+resource."""
 
-from genesys_pipeline.genesys.client import DetailJobStream, DetailsQueryStream, GenesysClient
+from genesys_pipeline.genesys.client import (
+    DetailJobStream,
+    DetailsQueryStream,
+    GenesysClient,
+)
 from genesys_pipeline.genesys.errors import (
     DetailJobError,
     GenesysApiError,

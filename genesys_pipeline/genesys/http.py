@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import logging
 import random
 import re
 import threading
@@ -25,7 +26,6 @@ import time
 from email.utils import parsedate_to_datetime
 from typing import Any, Callable
 
-import dagster as dg
 import httpx
 
 from genesys_pipeline.genesys.errors import (
@@ -37,7 +37,9 @@ from genesys_pipeline.genesys.errors import (
 from genesys_pipeline.genesys.settings import ClientSettings
 from genesys_pipeline.genesys.throttle import RequestThrottle
 
-log = dg.get_dagster_logger("genesys")
+# The name `dg.get_dagster_logger("genesys")` gives, without importing Dagster: in a run, Dagster
+# captures the records of `dagster.builtin.*` loggers into the run's event log.
+log = logging.getLogger("dagster.builtin.genesys")
 
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 # Transport failures worth another try. Deliberately not httpx.TransportError as a whole: an
@@ -56,7 +58,7 @@ _RETRY_IN_MESSAGE = re.compile(r"Retry the request in \[(\d+(?:\.\d+)?)\] second
 
 @dataclasses.dataclass
 class GenesysClientStats:
-    """What the client did, for logs and Dagster metadata. Thread-safe; read with `snapshot()`."""
+    """What the client did, for logs and metadata. Thread-safe; read with `snapshot()`."""
 
     requests: int = 0  # /api/v2 requests sent, every attempt counted (retries included)
     token_requests: int = 0  # POST /oauth/token calls
@@ -81,15 +83,6 @@ class GenesysClientStats:
                 for field in dataclasses.fields(self)
                 if not field.name.startswith("_")
             }
-
-    def as_metadata(self, prefix: str = "genesys_") -> dict[str, dg.MetadataValue]:
-        """The counters as Dagster metadata, e.g. for `MaterializeResult(metadata=...)`."""
-        return {
-            f"{prefix}{name}": dg.MetadataValue.float(round(value, 3))
-            if isinstance(value, float)
-            else dg.MetadataValue.int(value)
-            for name, value in self.snapshot().items()
-        }
 
 
 # --- retry policy ----------------------------------------------------------------------------

@@ -13,11 +13,11 @@ live state that belongs to one unit of work.
     )
 
     @dg.asset
-    def conversations(context, genesys: GenesysResource):
+    def conversations(genesys: GenesysResource) -> dg.MaterializeResult:
         with genesys.get_client() as client:
             for conversation in client.query_conversation_details(start, end):
                 ...
-            context.add_output_metadata(client.stats.as_metadata())
+        return dg.MaterializeResult(metadata=client.stats.snapshot())
 """
 
 from __future__ import annotations
