@@ -53,9 +53,9 @@ def _cpu_seconds(pid: int) -> float:
 
 def measure(volume: int, rate_limit: int) -> dict:
     from genesys_pipeline.local.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
-    from genesys_pipeline.steps.extract import extract_window
     from genesys_pipeline.resources.genesys import GenesysResource
     from genesys_pipeline.resources.working_storage import WorkingStorage
+    from genesys_pipeline.steps.extract import extract_window
 
     process, base_url = start_emulator(volume, rate_limit)
     try:

@@ -81,7 +81,12 @@ def measure(mode: str, raw: Path, lookups_path: Path, out_dir: Path) -> dict:
     """One measurement in this process (the parent runs it in a fresh subprocess)."""
     import orjson
 
-    from genesys_pipeline.steps.flatten import Lookups, ParquetSink, flatten, read_raw_records
+    from genesys_pipeline.steps.flatten import (
+        Lookups,
+        ParquetSink,
+        flatten,
+        read_raw_records,
+    )
 
     _one_core()
     rss_before_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -16,9 +16,10 @@ from typing import Any, Optional
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from genesys_pipeline.defs.raw_conversations import raw_manifest_path
+from genesys_pipeline.contracts.manifests import FlatManifest, FlatTable, RawManifest
+from genesys_pipeline.contracts.paths import flat_table_path
+from genesys_pipeline.contracts.tables import TABLES, Table
 from genesys_pipeline.resources.working_storage import WorkingStorage
-from genesys_pipeline.contracts.tables import TABLES, Table, flat_manifest_path, flat_table_path
 
 HOSTILE: list[Optional[str]] = [
     'He said "hi", then left',
@@ -134,14 +135,16 @@ def write_partition(
         with storage.writer(path) as handle:
             pq.write_table(data, handle, row_group_size=row_group_size)
         tables[table.name] = data
-        manifest_tables[table.name] = {"path": path, "rows": data.num_rows, "bytes": storage.size(path)}
+        manifest_tables[table.name] = FlatTable(path, data.num_rows, storage.size(path))
     reported = conversations if api_reported == "same" else api_reported
-    storage.write_json(flat_manifest_path(partition_key), {
-        "partition_key": partition_key, "run_id": run_id, "raw_records": conversations,
-        "api_reported": reported, "tables": manifest_tables,
-    })  # fmt: skip
-    storage.write_json(raw_manifest_path(partition_key), {
-        "partition_key": partition_key, "run_id": run_id, "records": conversations,
-        "files": [], "bytes": 0, "extraction": {"api_reported": reported},
-    })  # fmt: skip
+    now = datetime.now(timezone.utc)
+    FlatManifest(
+        partition_key=partition_key, run_id=run_id, extraction_run_id=run_id, raw_records=conversations,
+        api_reported=reported, ongoing=0, unresolved_ids={}, lookup_sizes={}, flattened_at=now,
+        tables=manifest_tables,
+    ).write(storage)  # fmt: skip
+    RawManifest(
+        partition_key=partition_key, run_id=run_id, extracted_at=now, files=(), records=conversations,
+        bytes=0, extraction={"api_reported": reported},
+    ).write(storage)  # fmt: skip
     return tables

@@ -17,10 +17,24 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from genesys_pipeline.defs.flattened_conversations import RowCountMismatch, flattened_conversations
-from genesys_pipeline.defs.raw_conversations import raw_conversations, raw_manifest_path, raw_records_path
-from genesys_pipeline.local.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, EmulatorConfig, EmulatorServer
-from genesys_pipeline.local.emulator import texts
+from genesys_pipeline.contracts.paths import (
+    flat_manifest_path,
+    flat_table_path,
+    raw_manifest_path,
+    raw_records_path,
+)
+from genesys_pipeline.contracts.tables import TABLES
+from genesys_pipeline.defs.flattened_conversations import flattened_conversations
+from genesys_pipeline.defs.raw_conversations import raw_conversations
+from genesys_pipeline.local.emulator import (
+    DEMO_CLIENT_ID,
+    DEMO_CLIENT_SECRET,
+    EmulatorConfig,
+    EmulatorServer,
+    texts,
+)
+from genesys_pipeline.resources.genesys import GenesysResource
+from genesys_pipeline.resources.working_storage import WorkingStorage
 from genesys_pipeline.steps.flatten import (
     FlattenError,
     FlattenReport,
@@ -30,9 +44,7 @@ from genesys_pipeline.steps.flatten import (
     flatten_to_tables,
     read_raw_records,
 )
-from genesys_pipeline.resources.genesys import GenesysResource
-from genesys_pipeline.resources.working_storage import WorkingStorage
-from genesys_pipeline.contracts.tables import TABLES, flat_manifest_path, flat_table_path
+from genesys_pipeline.steps.flatten.day import RowCountMismatch
 
 DAY = date(2024, 5, 8)
 EXTRACTED = datetime(2024, 5, 10, 12, 0, tzinfo=timezone.utc)

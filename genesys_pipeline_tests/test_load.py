@@ -25,21 +25,26 @@ import pyarrow.parquet as pq
 import pytest
 from snowflake.connector import DictCursor
 
-from genesys_pipeline.local import stand_ins
-from genesys_pipeline.defs.s3_conversations import PublishError, publish_partition, s3_conversations
-from genesys_pipeline.defs.snowflake_conversations import snowflake_conversations
+from genesys_pipeline.contracts.manifests import PublishedObject
+from genesys_pipeline.contracts.tables import TABLES, TABLES_BY_NAME
 from genesys_pipeline.defs.checks import (
     ROW_COUNT_CHECK,
-    S3RangeFile,
     asset_checks,
-    check_row_counts,
+    check_result,
     row_counts_match_across_stages,
 )
+from genesys_pipeline.defs.s3_conversations import s3_conversations
+from genesys_pipeline.defs.snowflake_conversations import snowflake_conversations
+from genesys_pipeline.local import stand_ins
 from genesys_pipeline.resources.warehouse import S3Publishing, SnowflakeTarget
 from genesys_pipeline.resources.working_storage import WorkingStorage
-from genesys_pipeline.contracts.tables import TABLES, TABLES_BY_NAME
-from genesys_pipeline.steps.load import LoadError, PublishedFile, WarehouseLoader
-
+from genesys_pipeline.steps.load import LoadError, WarehouseLoader
+from genesys_pipeline.steps.publish import PublishError, publish_partition
+from genesys_pipeline.steps.row_counts import (
+    arrow_s3_filesystem,
+    gather_counts,
+    parquet_num_rows,
+)
 from genesys_pipeline_tests.flat_fixtures import HOSTILE, make_table, write_partition
 
 DAY = "2024-05-08"
@@ -362,8 +367,8 @@ def test_check_names_the_stage_that_lost_rows(env: Env) -> None:
 
     env.query("DELETE FROM SEGMENTS WHERE PARTICIPANT_ID = 'part-00003-0' AND SEGMENT_INDEX = 1")
     env.query("INSERT INTO PARTICIPANTS SELECT * FROM PARTICIPANTS WHERE PARTICIPANT_ID = 'part-00000-0'")
-    report = check_row_counts([DAY], env.storage, stand_ins.s3_resource(env.stack.s3_endpoint_url),
-                              env.publishing, env.snowflake, env.target)  # fmt: skip
+    report = check_result([DAY], gather_counts([DAY], env.storage, stand_ins.s3_resource(env.stack.s3_endpoint_url),
+                                               env.publishing, env.snowflake, env.target))  # fmt: skip
     assert not report.passed
     assert "segments 2024-05-08: COPY loaded 32 rows but Snowflake has 31 (lost 1 between COPY and COUNT)" in report.description
     assert "participants 2024-05-08: COPY loaded 16 rows but Snowflake has 17 (gained 1 between COPY and COUNT)" in report.description
@@ -383,8 +388,8 @@ def test_check_reports_a_missing_load_and_object(env: Env) -> None:
     assert env.materialize([s3_conversations, snowflake_conversations]).success
     env.s3.delete_object(Bucket=env.bucket, Key="genesys/conversations/segments/year=2024/month=05/day=08/segments-2024-05-08.parquet")
     env.query("DELETE FROM GENESYS_LOAD_HISTORY WHERE TABLE_NAME = 'SESSIONS'")
-    report = check_row_counts([DAY], env.storage, stand_ins.s3_resource(env.stack.s3_endpoint_url),
-                              env.publishing, env.snowflake, env.target)  # fmt: skip
+    report = check_result([DAY], gather_counts([DAY], env.storage, stand_ins.s3_resource(env.stack.s3_endpoint_url),
+                                               env.publishing, env.snowflake, env.target))  # fmt: skip
     assert not report.passed
     assert "segments 2024-05-08: no S3 count (s3://" in report.description
     assert "sessions 2024-05-08: no COPY count (no load recorded in the load history)" in report.description
@@ -427,12 +432,42 @@ def test_a_large_file_goes_up_in_parts_and_its_rows_are_read_from_the_footer(env
     publishing = S3Publishing(bucket=env.bucket, prefix="genesys/conversations", multipart_threshold_mb=5,
                               multipart_chunksize_mb=5)  # fmt: skip
     manifest = publish_partition(env.s3, env.storage, publishing, DAY, "run")
-    entry = manifest["tables"]["participant_attributes"]
-    assert entry["bytes"] > 10 * 1024 * 1024 and entry["etag"].endswith("-3")  # 3 parts
-    assert entry["encryption"] == "AES256"
-    with S3RangeFile(env.s3, env.bucket, entry["key"]) as handle:
-        assert pq.read_metadata(handle).num_rows == 1200
-        assert handle.requests <= 3
+    entry = manifest.tables["participant_attributes"]
+    assert entry.bytes > 10 * 1024 * 1024 and entry.etag.endswith("-3")  # 3 parts
+    assert entry.encryption == "AES256"
+    filesystem = arrow_s3_filesystem(stand_ins.s3_resource(env.stack.s3_endpoint_url))
+    assert parquet_num_rows(filesystem, env.bucket, entry.key) == 1200
+    # What pyarrow asks S3 for to read the row count: the footer, not the 10 MB of row groups.
+    with filesystem.open_input_file(f"{env.bucket}/{entry.key}") as native:
+        counted = CountingReader(native)
+        assert pq.read_metadata(counted).num_rows == 1200
+    assert 0 < counted.bytes_read < entry.bytes / 100
+
+
+class CountingReader(io.RawIOBase):
+    """A file over another that counts the bytes read through it."""
+
+    def __init__(self, inner: Any) -> None:
+        super().__init__()
+        self.inner, self.bytes_read = inner, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self.inner.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.inner.tell()
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.inner.read(len(buffer))
+        buffer[: len(data)] = data
+        self.bytes_read += len(data)
+        return len(data)
 
 
 def test_kms_encryption_is_requested_with_the_key() -> None:
@@ -538,9 +573,10 @@ class RecordingConnection:
         return self._cursor
 
 
-def _files(rows: dict[str, int]) -> dict[str, PublishedFile]:
+def _files(rows: dict[str, int]) -> dict[str, PublishedObject]:
     publishing = S3Publishing(bucket="bkt", prefix="pre")
-    return {t: PublishedFile(t, publishing.table_key(t, DAY), n, 100) for t, n in rows.items()}
+    keys = {t: publishing.table_key(t, DAY) for t in rows}
+    return {t: PublishedObject(keys[t], publishing.uri(keys[t]), n, 100, "etag", "AES256") for t, n in rows.items()}
 
 
 def _kinds(statements: list[tuple[str, Any]]) -> list[str]:

@@ -29,21 +29,21 @@ import pytest
 import yaml
 from snowflake.connector import DictCursor
 
-from genesys_pipeline.local import stand_ins
-from genesys_pipeline.definitions import DIMENSION_ASSETS
-from genesys_pipeline.defs import dimensions as dimension_assets
-from genesys_pipeline.defs.checks import ROW_COUNT_CHECK
-from genesys_pipeline.definitions import build_definitions
+from genesys_pipeline.contracts.dimension_tables import (
+    DIMENSIONS,
+    QUEUES,
+    USERS,
+    DimensionError,
+)
+from genesys_pipeline.definitions import DIMENSION_ASSETS, build_definitions
 from genesys_pipeline.definitions import defs as project_defs
-from genesys_pipeline.contracts.dimension_tables import DIMENSIONS, QUEUES, USERS, DimensionError
-from genesys_pipeline.local.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, EmulatorConfig, EmulatorServer, texts
-from genesys_pipeline.local.emulator.synthetic import ContactCentre
+from genesys_pipeline.defs.checks import ROW_COUNT_CHECK
 from genesys_pipeline.defs.jobs import CONVERSATIONS_JOB, DIMENSIONS_JOB, jobs
-from genesys_pipeline.defs.partitions import backfill_policy, daily_partitions, retry_policy
-from genesys_pipeline.resources.genesys import GenesysResource
-from genesys_pipeline.resources.warehouse import S3Publishing, SnowflakeTarget
-from genesys_pipeline.resources.working_storage import WorkingStorage
-from genesys_pipeline.settings import SETTINGS, load_settings
+from genesys_pipeline.defs.partitions import (
+    backfill_policy,
+    daily_partitions,
+    retry_policy,
+)
 from genesys_pipeline.defs.schedules import (
     DAYS_BACK_TAG,
     conversation_run_requests,
@@ -51,6 +51,20 @@ from genesys_pipeline.defs.schedules import (
     genesys_dimensions_daily,
     partition_keys_for_tick,
 )
+from genesys_pipeline.local import stand_ins
+from genesys_pipeline.local.emulator import (
+    DEMO_CLIENT_ID,
+    DEMO_CLIENT_SECRET,
+    EmulatorConfig,
+    EmulatorServer,
+    texts,
+)
+from genesys_pipeline.local.emulator.synthetic import ContactCentre
+from genesys_pipeline.resources.genesys import GenesysResource
+from genesys_pipeline.resources.warehouse import S3Publishing, SnowflakeTarget
+from genesys_pipeline.resources.working_storage import WorkingStorage
+from genesys_pipeline.settings import SETTINGS, load_settings
+from genesys_pipeline.steps import dimensions as dimension_loads
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 UTC = timezone.utc
@@ -361,7 +375,10 @@ def test_a_seven_day_backfill_through_the_instance_ends_with_the_check_passing_f
     the backfill policy cuts the week into runs, each a range run of the whole chain with the check."""
     from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
     from dagster._core.remote_origin import InProcessCodeLocationOrigin
-    from dagster._core.test_utils import InProcessTestWorkspaceLoadTarget, create_test_daemon_workspace_context
+    from dagster._core.test_utils import (
+        InProcessTestWorkspaceLoadTarget,
+        create_test_daemon_workspace_context,
+    )
     from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
     from dagster._daemon.backfill import execute_backfill_iteration
 
@@ -595,23 +612,23 @@ def test_a_failed_dimension_load_leaves_the_table_as_it_was(stack: stand_ins.Loc
             return cursor.fetchall()
 
     with snowflake.get_connection() as conn:
-        load = dimension_assets.load_dimension(conn, target, USERS, users + users[:3], "run-1")
+        load = dimension_loads.load_dimension(conn, target, USERS, users + users[:3], "run-1")
     assert (load.rows, load.duplicates_dropped, load.table) == (len(users), 3, f"{database}.{SCHEMA}.DIM_USERS")
     before = table()
     assert len(before) == len(users)
 
-    monkeypatch.setattr(dimension_assets, "INSERT_BATCH_ROWS", 10)
+    monkeypatch.setattr(dimension_loads, "INSERT_BATCH_ROWS", 10)
     broken = [dict(u) for u in users]
     broken[15]["version"] = 10**40  # an int Python accepts and NUMBER(38,0) does not: the 2nd INSERT fails
-    with snowflake.get_connection() as conn, pytest.raises(dimension_assets.DimensionLoadError, match="failed at INSERT"):
-        dimension_assets.load_dimension(conn, target, USERS, broken, "run-2")
+    with snowflake.get_connection() as conn, pytest.raises(dimension_loads.DimensionLoadError, match="failed at INSERT"):
+        dimension_loads.load_dimension(conn, target, USERS, broken, "run-2")
     assert table() == before
 
     broken[15]["version"] = "7"  # a string where the API sends a number
     with snowflake.get_connection() as conn, pytest.raises(DimensionError, match=r"dim_users\.version: '7'"):
-        dimension_assets.load_dimension(conn, target, USERS, broken, "run-3")
+        dimension_loads.load_dimension(conn, target, USERS, broken, "run-3")
     without_id = [{k: v for k, v in q.items() if k != "id"} for q in ContactCentre(7, 0).queues[:1]]
     with snowflake.get_connection() as conn, pytest.raises(DimensionError, match="no queue_id"):
-        dimension_assets.load_dimension(conn, target, QUEUES, without_id, "run-4")
+        dimension_loads.load_dimension(conn, target, QUEUES, without_id, "run-4")
     assert table() == before
     assert [d.name for d in DIMENSIONS] == ["dim_queues", "dim_wrapup_codes", "dim_users", "dim_divisions"]

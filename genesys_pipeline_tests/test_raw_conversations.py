@@ -12,11 +12,17 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import pytest
 
-from genesys_pipeline.defs.raw_conversations import raw_conversations, raw_manifest_path, raw_records_path
-from genesys_pipeline.local.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, EmulatorConfig, EmulatorServer
-from genesys_pipeline.steps.extract import ExtractionError, extract_window
+from genesys_pipeline.contracts.paths import raw_manifest_path, raw_records_path
+from genesys_pipeline.defs.raw_conversations import raw_conversations
+from genesys_pipeline.local.emulator import (
+    DEMO_CLIENT_ID,
+    DEMO_CLIENT_SECRET,
+    EmulatorConfig,
+    EmulatorServer,
+)
 from genesys_pipeline.resources.genesys import GenesysResource
 from genesys_pipeline.resources.working_storage import WorkingStorage
+from genesys_pipeline.steps.extract import ExtractionError, extract_window
 
 CLOCK = datetime(2024, 5, 10, 12, 0, tzinfo=timezone.utc)
 PAST_DAY = "2024-05-08"  # before the watermark (clock - 6 h): detail jobs

@@ -6,8 +6,8 @@ import uuid
 
 import pytest
 
-from genesys_pipeline.resources.working_storage import WorkingStorage
 from genesys_pipeline.local.stand_ins import s3_resource, start_moto_s3
+from genesys_pipeline.resources.working_storage import WorkingStorage
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """The dimension tables: Genesys queues, wrap-up codes, users and divisions, one row per entity.
 
 Each table is the listing as it is when loaded (a snapshot, replaced as a whole), with explicit
-Snowflake types from `tables.py`'s `Column`/`Table` (so `warehouse_sql.create_table_sql` creates them),
+Snowflake types from contracts/columns.py (the load creates the tables from them),
 and for every column the path of the API field it comes from. Names are kept exactly as the API
 sends them (quotes, commas, line breaks, non-Latin scripts, emoji, leading '='): they are bound as
 values, never written into SQL text. Users are read with `state=any`: deleted and inactive agents
@@ -19,9 +19,14 @@ import json
 from datetime import datetime, timezone
 from typing import Any, Mapping, Optional
 
-import pyarrow as pa
-
-from genesys_pipeline.contracts.tables import TIMESTAMP, Column, Table
+from genesys_pipeline.contracts.columns import (
+    Column,
+    Table,
+    flag,
+    number,
+    text,
+    timestamp,
+)
 
 LOADED_AT = "loaded_at"
 LOAD_RUN_ID = "load_run_id"
@@ -31,25 +36,9 @@ class DimensionError(ValueError):
     """An entity that cannot become a row; the message names the table, the entity and the field."""
 
 
-def _text(name: str, description: str = "", nullable: bool = True) -> Column:
-    return Column(name, pa.string(), "VARCHAR", nullable, description)
-
-
-def _number(name: str, description: str = "") -> Column:
-    return Column(name, pa.int64(), "NUMBER(38,0)", True, description)
-
-
-def _flag(name: str, description: str = "") -> Column:
-    return Column(name, pa.bool_(), "BOOLEAN", True, description)
-
-
-def _time(name: str, description: str = "", nullable: bool = True) -> Column:
-    return Column(name, TIMESTAMP, "TIMESTAMP_TZ", nullable, description)
-
-
 _LOAD_COLUMNS = (
-    _time(LOADED_AT, "when this snapshot of the listing was taken", nullable=False),
-    _text(LOAD_RUN_ID, "Dagster run that loaded the snapshot", nullable=False),
+    timestamp(LOADED_AT, "when this snapshot of the listing was taken", nullable=False),
+    text(LOAD_RUN_ID, "Dagster run that loaded the snapshot", nullable=False),
 )
 
 
@@ -103,14 +92,14 @@ def _dimension(
 
 
 _DIVISION = (
-    (_text("division_id", "the entity's division"), ("division", "id")),
-    (_text("division_name"), ("division", "name")),
+    (text("division_id", "the entity's division"), ("division", "id")),
+    (text("division_name"), ("division", "name")),
 )
 _AUDIT = (
-    (_time("date_created"), ("dateCreated",)),
-    (_time("date_modified"), ("dateModified",)),
-    (_text("created_by", "userId"), ("createdBy",)),
-    (_text("modified_by", "userId"), ("modifiedBy",)),
+    (timestamp("date_created"), ("dateCreated",)),
+    (timestamp("date_modified"), ("dateModified",)),
+    (text("created_by", "userId"), ("createdBy",)),
+    (text("modified_by", "userId"), ("modifiedBy",)),
 )
 
 QUEUES = _dimension(
@@ -118,17 +107,17 @@ QUEUES = _dimension(
     "One row per routing queue (GET /api/v2/routing/queues).",
     "iter_queues",
     (
-        (_text("queue_id", nullable=False), ("id",)),
-        (_text("name"), ("name",)),
-        (_text("description"), ("description",)),
+        (text("queue_id", nullable=False), ("id",)),
+        (text("name"), ("name",)),
+        (text("description"), ("description",)),
         *_DIVISION,
-        (_number("member_count"), ("memberCount",)),
-        (_number("user_member_count"), ("userMemberCount",)),
-        (_number("joined_member_count"), ("joinedMemberCount",)),
-        (_text("acw_wrapup_prompt", "MANDATORY, MANDATORY_TIMEOUT, OPTIONAL, ..."), ("acwSettings", "wrapupPrompt")),
-        (_number("acw_timeout_ms"), ("acwSettings", "timeoutMs")),
-        (_text("skill_evaluation_method"), ("skillEvaluationMethod",)),
-        (_flag("enable_transcription"), ("enableTranscription",)),
+        (number("member_count"), ("memberCount",)),
+        (number("user_member_count"), ("userMemberCount",)),
+        (number("joined_member_count"), ("joinedMemberCount",)),
+        (text("acw_wrapup_prompt", "MANDATORY, MANDATORY_TIMEOUT, OPTIONAL, ..."), ("acwSettings", "wrapupPrompt")),
+        (number("acw_timeout_ms"), ("acwSettings", "timeoutMs")),
+        (text("skill_evaluation_method"), ("skillEvaluationMethod",)),
+        (flag("enable_transcription"), ("enableTranscription",)),
         *_AUDIT,
     ),
 )
@@ -139,9 +128,9 @@ WRAPUP_CODES = _dimension(
     "ININ-WRAP-UP-TIMEOUT are not listed by the API; the conversation tables keep them as they are.",
     "iter_wrapup_codes",
     (
-        (_text("wrapup_code_id", nullable=False), ("id",)),
-        (_text("name"), ("name",)),
-        (_text("description"), ("description",)),
+        (text("wrapup_code_id", nullable=False), ("id",)),
+        (text("name"), ("name",)),
+        (text("description"), ("description",)),
         *_DIVISION,
         *_AUDIT,
     ),
@@ -152,16 +141,16 @@ USERS = _dimension(
     "One row per user in every state: active, inactive and deleted (GET /api/v2/users?state=any).",
     "iter_users",
     (
-        (_text("user_id", nullable=False), ("id",)),
-        (_text("name"), ("name",)),
-        (_text("state", "active, inactive or deleted"), ("state",)),
-        (_text("email"), ("email",)),
-        (_text("username"), ("username",)),
-        (_text("title"), ("title",)),
-        (_text("department"), ("department",)),
+        (text("user_id", nullable=False), ("id",)),
+        (text("name"), ("name",)),
+        (text("state", "active, inactive or deleted"), ("state",)),
+        (text("email"), ("email",)),
+        (text("username"), ("username",)),
+        (text("title"), ("title",)),
+        (text("department"), ("department",)),
         *_DIVISION,
-        (_text("manager_id", "userId of the manager"), ("manager", "id")),
-        (_number("version"), ("version",)),
+        (text("manager_id", "userId of the manager"), ("manager", "id")),
+        (number("version"), ("version",)),
     ),
     listing_args={"state": "any"},
 )
@@ -171,15 +160,14 @@ DIVISIONS = _dimension(
     "One row per division (GET /api/v2/authorization/divisions).",
     "iter_divisions",
     (
-        (_text("division_id", nullable=False), ("id",)),
-        (_text("name"), ("name",)),
-        (_text("description"), ("description",)),
-        (_flag("home_division", "the organisation's default division"), ("homeDivision",)),
+        (text("division_id", nullable=False), ("id",)),
+        (text("name"), ("name",)),
+        (text("description"), ("description",)),
+        (flag("home_division", "the organisation's default division"), ("homeDivision",)),
     ),
 )
 
 DIMENSIONS: tuple[Dimension, ...] = (QUEUES, WRAPUP_CODES, USERS, DIVISIONS)
-DIMENSIONS_BY_NAME = {dimension.name: dimension for dimension in DIMENSIONS}
 
 
 # ##### VALUES

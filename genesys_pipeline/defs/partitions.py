@@ -8,6 +8,9 @@ genesys_pipeline/settings.py.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
+
 import dagster as dg
 
 from genesys_pipeline.settings import SETTINGS
@@ -41,3 +44,11 @@ retry_policy = (
     if SETTINGS.step_retries
     else None
 )
+
+
+def range_window(partition_keys: Sequence[str]) -> tuple[datetime, datetime]:
+    """The start of the first day and the end of the last day of a run's partitions."""
+    return (
+        daily_partitions.time_window_for_partition_key(partition_keys[0]).start,
+        daily_partitions.time_window_for_partition_key(partition_keys[-1]).end,
+    )

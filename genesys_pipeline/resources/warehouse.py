@@ -15,16 +15,20 @@ the resource is built (an `EnvVar` is then checked by its variable name) and whe
 from __future__ import annotations
 
 import re
-from datetime import date
 from typing import Any, Optional
 
 import dagster as dg
 from pydantic import Field, field_validator, model_validator
 
+from genesys_pipeline.contracts.paths import (
+    published_day_folder,
+    published_file_name,
+    published_manifest_name,
+)
+
 MIB = 1024 * 1024
 FILE_FORMATS = ("parquet", "csv")
 SSE_MODES = ("AES256", "aws:kms")
-FILE_SUFFIX = {"parquet": ".parquet", "csv": ".csv.gz"}
 
 # An unquoted Snowflake identifier. Quoted identifiers are not supported on purpose: they would make
 # names case-sensitive and every piece of SQL would have to quote them the same way.
@@ -120,22 +124,20 @@ class S3Publishing(dg.ConfigurableResource):
 
     @staticmethod
     def day_path(table: str, partition_key: str) -> str:
-        """`<table>/year=YYYY/month=MM/day=DD/`: the table's folder for one day, relative to the prefix."""
-        day = date.fromisoformat(partition_key)
-        return f"{table}/year={day.year:04d}/month={day.month:02d}/day={day.day:02d}/"
+        """The table's folder for one day, relative to the prefix (contracts/paths.py)."""
+        return published_day_folder(table, partition_key)
 
     def file_name(self, table: str, partition_key: str, file_format: Optional[str] = None) -> str:
-        day = date.fromisoformat(partition_key)
-        return f"{table}-{day.isoformat()}{FILE_SUFFIX[file_format or self.file_format]}"
+        return published_file_name(table, partition_key, file_format or self.file_format)
 
     def day_prefix(self, table: str, partition_key: str) -> str:
-        return f"{self.prefix}/{self.day_path(table, partition_key)}"
+        return f"{self.prefix}/{published_day_folder(table, partition_key)}"
 
     def table_key(self, table: str, partition_key: str, file_format: Optional[str] = None) -> str:
         return self.day_prefix(table, partition_key) + self.file_name(table, partition_key, file_format)
 
     def manifest_key(self, partition_key: str) -> str:
-        return f"{self.prefix}/_manifests/{date.fromisoformat(partition_key).isoformat()}.json"
+        return f"{self.prefix}/{published_manifest_name(partition_key)}"
 
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"

@@ -30,9 +30,12 @@ from typing import IO, Any, Callable, ContextManager, Iterable
 
 import orjson
 
-from genesys_pipeline.steps.prefetch import prefetched
+from genesys_pipeline.contracts.manifests import RawManifest
+from genesys_pipeline.contracts.paths import raw_records_path
 from genesys_pipeline.genesys.client import GenesysClient, parse_datetime
 from genesys_pipeline.genesys.errors import JobResultCapExceeded, QueryCapExceeded
+from genesys_pipeline.resources.working_storage import WorkingStorage
+from genesys_pipeline.steps.prefetch import prefetched
 
 # Every mediaType of the v269 API: each conversation has a session with one of them, so one query
 # per media type covers hours that are too many for a single query.
@@ -60,10 +63,8 @@ class ExtractionReport:
     path: str = ""  # "jobs", "query" or "jobs+query"
     records_written: int = 0
     duplicates_dropped: int = 0
-    started_elsewhere_dropped: int = 0  # served, but started outside the piece being read
     ongoing: int = 0
     api_reported: int | None = None  # conversations the API says started in the window
-    api_reported_basis: str = ""
     jobs: int = 0
     queries: int = 0
     data_availability_date: datetime | None = None
@@ -71,7 +72,7 @@ class ExtractionReport:
     def merge(self, piece: "ExtractionReport") -> None:
         """Add a job piece's counts to this window's."""
         self.jobs += 1
-        for name in ("records_written", "duplicates_dropped", "started_elsewhere_dropped", "ongoing"):
+        for name in ("records_written", "duplicates_dropped", "ongoing"):
             setattr(self, name, getattr(self, name) + getattr(piece, name))
         self.data_availability_date = piece.data_availability_date or self.data_availability_date
 
@@ -117,8 +118,7 @@ class _DedupWriter:
         started_here = 0
         for record in records:
             if not start <= parse_datetime(record["conversationStart"]) < end:
-                self._report.started_elsewhere_dropped += 1
-                continue
+                continue  # served because it overlaps the piece; it belongs to the piece it started in
             started_here += 1
             if record["conversationId"] in self._seen:
                 self._report.duplicates_dropped += 1
@@ -195,9 +195,9 @@ def _set_api_count(
 ) -> None:
     """What the API itself says the window holds, for the row-count check to compare against."""
     if split >= end:
-        report.api_reported, report.api_reported_basis = from_jobs, "detail job results started in the window"
+        report.api_reported = from_jobs  # the detail jobs' results that started in the window
     elif len(day_totals) == 1 and (start, end) == utc_days(start, end)[0]:
-        report.api_reported, report.api_reported_basis = day_totals[0], "details query totalHits for the UTC day"
+        report.api_reported = day_totals[0]  # the details query's totalHits for the UTC day
 
 
 def _query_totals(client: GenesysClient, start: datetime, end: datetime) -> list[int]:
@@ -302,3 +302,32 @@ def _until_started_before(records: Iterable[dict[str, Any]], boundary: datetime)
         if parse_datetime(record["conversationStart"]) < boundary:
             return
         yield record
+
+
+def extract_partition(
+    client: GenesysClient,
+    storage: WorkingStorage,
+    partition_key: str,
+    start: datetime,
+    end: datetime,
+    run_id: str,
+    *,
+    job_result_cap: int,
+    on_progress: Callable[[int], None] | None = None,
+) -> tuple[ExtractionReport, RawManifest]:
+    """One partition's conversations into its raw file, then its manifest (written last: a manifest
+    that exists describes a complete file). The paths are the partition's, so a rerun replaces it."""
+    records_path = raw_records_path(partition_key)
+    report = extract_window(client, start, end, lambda: storage.writer(records_path),
+                            job_result_cap=job_result_cap, on_progress=on_progress)  # fmt: skip
+    manifest = RawManifest(
+        partition_key=partition_key,
+        run_id=run_id,
+        extracted_at=datetime.now(timezone.utc),
+        files=(records_path,),
+        records=report.records_written,
+        bytes=storage.size(records_path),
+        extraction=report.as_dict(),
+    )
+    manifest.write(storage)
+    return report, manifest

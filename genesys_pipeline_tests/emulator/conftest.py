@@ -13,7 +13,12 @@ from typing import Any, Callable, Iterator
 import httpx
 import pytest
 
-from genesys_pipeline.local.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, EmulatorConfig, EmulatorServer
+from genesys_pipeline.local.emulator import (
+    DEMO_CLIENT_ID,
+    DEMO_CLIENT_SECRET,
+    EmulatorConfig,
+    EmulatorServer,
+)
 
 CLOCK = datetime(2024, 5, 10, 12, 0, tzinfo=timezone.utc)
 PAST_DAY = date(2024, 5, 8)  # fully inside the data lake at CLOCK (the watermark lags 6 h)

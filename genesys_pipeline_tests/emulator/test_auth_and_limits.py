@@ -8,7 +8,6 @@ import httpx
 import pytest
 
 from genesys_pipeline.local.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
-
 from genesys_pipeline_tests.emulator.conftest import DETAILS, ApiSession, basic
 
 TOKEN_FORM = {"grant_type": "client_credentials"}

@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime, timezone
 
-from genesys_pipeline_tests.emulator.conftest import CLOCK, DETAILS, PAST_DAY, ApiSession, day_interval
+from genesys_pipeline_tests.emulator.conftest import (
+    CLOCK,
+    DETAILS,
+    PAST_DAY,
+    ApiSession,
+    day_interval,
+)
 
 QUERY = f"{DETAILS}/query"
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 import time
 from datetime import datetime, timedelta, timezone
 
-from genesys_pipeline_tests.emulator.conftest import CLOCK, DETAILS, PAST_DAY, ApiSession, day_interval, wait_for_state
+from genesys_pipeline_tests.emulator.conftest import (
+    CLOCK,
+    DETAILS,
+    PAST_DAY,
+    ApiSession,
+    day_interval,
+    wait_for_state,
+)
 
 JOBS = f"{DETAILS}/jobs"
 

@@ -9,15 +9,25 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
-from genesys_pipeline.local.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, EmulatorConfig, EmulatorServer
-from genesys_pipeline_tests.sdk_fidelity import sdk_lost_fields
-
-from genesys_pipeline_tests.emulator.conftest import BASE_CONFIG, CLOCK, DETAILS, PAST_DAY, ApiSession, day_interval
-
 import PureCloudPlatformClientV2 as sdk  # noqa: E402  (after sdk_fidelity, which isolates $HOME)
+import pytest
 from PureCloudPlatformClientV2.rest import ApiException  # noqa: E402
+
+from genesys_pipeline.local.emulator import (
+    DEMO_CLIENT_ID,
+    DEMO_CLIENT_SECRET,
+    EmulatorConfig,
+    EmulatorServer,
+)
+from genesys_pipeline_tests.emulator.conftest import (
+    BASE_CONFIG,
+    CLOCK,
+    DETAILS,
+    PAST_DAY,
+    ApiSession,
+    day_interval,
+)
+from genesys_pipeline_tests.sdk_fidelity import sdk_lost_fields
 
 
 @pytest.fixture(scope="module")

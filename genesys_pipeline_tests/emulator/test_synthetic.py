@@ -17,6 +17,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import PureCloudPlatformClientV2.models as sdk_models  # noqa: E402  (after sdk_fidelity, which isolates $HOME)
 import pytest
 
 from genesys_pipeline.local.emulator.clock import iso_ms as clock_iso_ms
@@ -28,8 +29,6 @@ from genesys_pipeline.local.emulator.synthetic import (
     ConversationPlan,
 )
 from genesys_pipeline_tests.sdk_fidelity import sdk_lost_fields
-
-import PureCloudPlatformClientV2.models as sdk_models  # noqa: E402  (after sdk_fidelity, which isolates $HOME)
 
 SEED, VOLUME = 7, 2000
 DAY = date(2024, 5, 8)

@@ -15,6 +15,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from genesys_pipeline.contracts.columns import TIMESTAMP, Table
 from genesys_pipeline.contracts.tables import (
     CONVERSATIONS,
     PARTICIPANT_ATTRIBUTES,
@@ -23,8 +24,6 @@ from genesys_pipeline.contracts.tables import (
     SESSION_METRICS,
     SESSIONS,
     TABLES,
-    TIMESTAMP,
-    Table,
 )
 from genesys_pipeline.steps.flatten.collect import Collected
 from genesys_pipeline.steps.flatten.diagnosis import (

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import pyarrow as pa
 
-from genesys_pipeline.contracts.tables import TIMESTAMP
+from genesys_pipeline.contracts.columns import TIMESTAMP
 from genesys_pipeline.steps.flatten.pool import POOL
 
 if TYPE_CHECKING:

@@ -8,7 +8,8 @@ from typing import IO, Any, Callable, ContextManager, Mapping
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from genesys_pipeline.contracts.tables import TABLES, TIMESTAMP
+from genesys_pipeline.contracts.columns import TIMESTAMP
+from genesys_pipeline.contracts.tables import TABLES
 from genesys_pipeline.steps.flatten.pool import POOL
 
 PARQUET_COMPRESSION = "zstd"

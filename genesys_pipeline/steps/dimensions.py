@@ -1,0 +1,105 @@
+"""Replace a dimension table (queues, wrap-up codes, users, divisions) with a Genesys listing.
+
+    SELECT CURRENT_DATABASE(), CURRENT_SCHEMA()                   the target (both must be set)
+    CREATE TABLE IF NOT EXISTS <table> (...)                      before BEGIN: DDL commits in Snowflake
+    BEGIN
+      DELETE FROM <table>
+      INSERT INTO <table> (...) VALUES (%s, ...)                  executemany, INSERT_BATCH_ROWS rows a statement
+      SELECT COUNT(*), COUNT(DISTINCT <id>) FROM <table>          must both be the listing's entities
+    COMMIT                                                        (ROLLBACK on any error: the table is as before)
+
+Values travel only as bind parameters, so names arrive exactly as the API sent them. An entity listed
+twice (a listing that shifted between pages) is loaded once; an entity without an id, or with a value
+of the wrong type, fails the load before any SQL runs. An empty listing empties the table (it is a
+snapshot: an organisation may have no wrap-up codes).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable, Mapping
+
+from genesys_pipeline.contracts.dimension_tables import Dimension
+from genesys_pipeline.resources.warehouse import SnowflakeTarget
+from genesys_pipeline.steps.snowflake_session import (
+    Progress,
+    SnowflakeSession,
+    replace_in_transaction,
+)
+from genesys_pipeline.steps.snowflake_sql import (
+    count_rows_and_ids_sql,
+    create_table_sql,
+    insert_values_sql,
+)
+
+INSERT_BATCH_ROWS = 1000  # rows per INSERT statement: well inside Snowflake's statement size limit
+
+
+class DimensionLoadError(Exception):
+    """A dimension table could not be replaced; the message names the table and the step."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DimensionLoad:
+    table: str  # DB.SCHEMA.TABLE
+    rows: int
+    rows_replaced: int  # what the table held before
+    duplicates_dropped: int
+    loaded_at: datetime
+
+
+def unique_entities(entities: Iterable[Mapping[str, Any]], id_field: str = "id") -> tuple[list[Mapping[str, Any]], int]:
+    """The entities with an id seen before dropped (the first one kept); and how many were dropped."""
+    seen: set[Any] = set()
+    unique = []
+    dropped = 0
+    for entity in entities:
+        entity_id = entity.get(id_field) if isinstance(entity, Mapping) else None
+        if entity_id is not None and entity_id in seen:
+            dropped += 1
+            continue
+        seen.add(entity_id)
+        unique.append(entity)
+    return unique, dropped
+
+
+def load_dimension(
+    connection: Any,
+    target: SnowflakeTarget,
+    dimension: Dimension,
+    entities: Iterable[Mapping[str, Any]],
+    run_id: str,
+    log: Callable[[str], None] = lambda message: None,
+) -> DimensionLoad:
+    """Replace the dimension's table with `entities` in one transaction (see the module docstring)."""
+    unique, duplicates = unique_entities(entities)
+    now = datetime.now(timezone.utc)
+    loaded_at = now.replace(microsecond=now.microsecond // 1000 * 1000)  # milliseconds, as Genesys' own times
+    rows = [dimension.row(entity, loaded_at, run_id) for entity in unique]  # bad values fail before any SQL
+    name = target.table_name(dimension.name)
+    session = SnowflakeSession(connection, log)
+    session.resolve_target(DimensionLoadError)
+    qualified = session.qualified(name)
+    session.execute(create_table_sql(dimension.table, name))
+
+    def failure(progress: Progress, outcome: str, error: Exception) -> DimensionLoadError:
+        return DimensionLoadError(
+            f"Replacing {qualified} failed at {progress.step}; {outcome}, the table is as it was before: {error}"
+        )
+
+    insert = insert_values_sql(name, [column.upper() for column in dimension.column_names])
+    with replace_in_transaction(session, failure) as progress:
+        progress.step = "DELETE"
+        session.execute(f"DELETE FROM {name}")
+        replaced = session.rowcount
+        progress.step = "INSERT"
+        for start in range(0, len(rows), INSERT_BATCH_ROWS):
+            session.execute_many(insert, rows[start : start + INSERT_BATCH_ROWS])
+        progress.step = "count"
+        (count,) = session.execute(count_rows_and_ids_sql(name, dimension.id_column.upper()))
+        if not int(count["n"]) == int(count["ids"]) == len(rows):
+            raise DimensionLoadError(
+                f"{len(rows)} entities were inserted but the table has {count['n']} rows with {count['ids']} ids"
+            )
+    return DimensionLoad(qualified, len(rows), replaced, duplicates, loaded_at)

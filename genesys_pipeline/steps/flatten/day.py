@@ -1,0 +1,71 @@
+"""One partition's raw records into its six Parquet files and its FlatManifest."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+
+from genesys_pipeline.contracts.manifests import FlatManifest, FlatTable, RawManifest
+from genesys_pipeline.contracts.paths import flat_table_path, raw_manifest_path
+from genesys_pipeline.contracts.tables import CONVERSATIONS, TABLES
+from genesys_pipeline.resources.working_storage import WorkingStorage
+from genesys_pipeline.steps.flatten.batches import flatten
+from genesys_pipeline.steps.flatten.lookups import Lookups
+from genesys_pipeline.steps.flatten.reader import read_raw_records
+from genesys_pipeline.steps.flatten.report import FlattenReport
+from genesys_pipeline.steps.flatten.sink import ParquetSink
+
+
+class RowCountMismatch(Exception):
+    """The flattened conversations do not match the raw records one for one."""
+
+
+def flatten_partition(
+    storage: WorkingStorage, partition_key: str, partition_date: date, lookups: Lookups, run_id: str
+) -> tuple[FlattenReport, FlatManifest]:
+    """Flatten the partition's raw files; returns the report and the manifest it wrote.
+
+    Rows carry the extraction's run id and time (the raw manifest's), so a rerun of this step alone
+    rewrites identical rows. Fails, and leaves the previous files in place, if the conversations table
+    does not have exactly as many rows as the raw manifest's records.
+    """
+    if not storage.exists(raw_manifest_path(partition_key)):
+        raise FileNotFoundError(
+            f"{storage.uri(raw_manifest_path(partition_key))} does not exist: materialize raw_conversations "
+            f"for partition {partition_key} first"
+        )
+    raw = RawManifest.read(storage, partition_key)
+    report = FlattenReport()
+    with ParquetSink(lambda table: storage.writer(flat_table_path(partition_key, table))) as sink:
+        for path in raw.files:
+            with storage.reader(path) as handle:
+                report.merge(flatten(
+                    read_raw_records(handle, path), lookups, sink, partition_date=partition_date,
+                    run_id=raw.run_id, extracted_at=raw.extracted_at, source=path,
+                ))  # fmt: skip
+        flattened = report.rows[CONVERSATIONS.name]
+        if flattened != raw.records:  # inside the sink: raising here keeps the previous files
+            raise RowCountMismatch(
+                f"partition {partition_key}: {flattened} conversations flattened from {', '.join(raw.files)}, "
+                f"but the raw manifest says {raw.records} records were extracted "
+                f"({'lost' if flattened < raw.records else 'gained'} {abs(flattened - raw.records)}); "
+                "nothing was written. Rematerialize raw_conversations for this partition."
+            )
+
+    tables = {}
+    for table in TABLES:
+        path = flat_table_path(partition_key, table.name)
+        tables[table.name] = FlatTable(path, report.rows[table.name], storage.size(path))
+    manifest = FlatManifest(
+        partition_key=partition_key,
+        run_id=run_id,
+        extraction_run_id=raw.run_id,
+        raw_records=raw.records,
+        api_reported=raw.api_reported,
+        ongoing=report.ongoing,
+        unresolved_ids=report.unresolved_counts(),
+        lookup_sizes=lookups.sizes(),
+        flattened_at=datetime.now(timezone.utc),
+        tables=tables,
+    )
+    manifest.write(storage)
+    return report, manifest

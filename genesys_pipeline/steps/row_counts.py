@@ -1,0 +1,229 @@
+"""The row-count check's work: every stage of every table of every day agrees on how many rows there are.
+
+Stages, in pipeline order (each compared with the previous one that has a number):
+    API        the API's own count (RawManifest.api_reported; conversations only; None when the
+               partition is not one whole UTC day: that comparison is skipped, and said so)
+    raw        records the raw step wrote (RawManifest.records; conversations only)
+    flatten    rows the flatten step wrote (FlatManifest)
+    S3         rows in the published object, READ BACK from S3: the Parquet footer's num_rows (a ranged
+               read of the footer, not the file), or the CSV parsed record by record (fields hold newlines)
+    COPY       rows COPY loaded (the latest load-history row of that day and table)
+    COUNT      COUNT(*) in Snowflake for that partition_date
+A mismatch names the two stages it lies between: "segments 2024-05-08: COPY loaded 1234 rows but
+Snowflake has 1230 (lost 4 between COPY and COUNT)".
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import gzip
+import io
+from datetime import date, datetime
+from typing import Any, Callable, Optional, TypeVar
+from urllib.parse import urlsplit
+
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+from dagster_aws.s3 import S3Resource
+from dagster_snowflake import SnowflakeResource
+
+from genesys_pipeline.contracts.manifests import (
+    FlatManifest,
+    PublishedManifest,
+    RawManifest,
+)
+from genesys_pipeline.contracts.tables import CONVERSATIONS, TABLES
+from genesys_pipeline.resources.warehouse import S3Publishing, SnowflakeTarget
+from genesys_pipeline.resources.working_storage import WorkingStorage
+from genesys_pipeline.steps.publish import read_published_manifest
+from genesys_pipeline.steps.snowflake_session import SnowflakeSession
+from genesys_pipeline.steps.snowflake_sql import count_by_day_sql, latest_loads_sql
+
+STAGES = ("api", "raw", "flat", "s3", "copy", "snowflake")
+STAGE_NAMES = {"api": "API", "raw": "raw", "flat": "flatten", "s3": "S3", "copy": "COPY", "snowflake": "COUNT"}
+STAGE_PHRASES = {
+    "api": "the API reported", "raw": "raw has", "flat": "flattened has",
+    "s3": "S3 has", "copy": "COPY loaded", "snowflake": "Snowflake has",
+}  # fmt: skip
+COLUMN_TITLES = {"api": "API", "raw": "raw", "flat": "flattened", "s3": "S3", "copy": "COPY", "snowflake": "Snowflake"}
+M = TypeVar("M")
+
+
+@dataclasses.dataclass
+class Count:
+    """One stage's number, or why there is none."""
+
+    rows: Optional[int] = None
+    skipped: str = ""  # a comparison that cannot be made (not an error)
+    missing: str = ""  # a number that should exist and does not (an error)
+
+    def cell(self) -> str:
+        if self.rows is not None:
+            return str(self.rows)
+        return "n/a" if self.skipped else "**missing**"
+
+
+@dataclasses.dataclass
+class TableCounts:
+    partition_key: str
+    table: str
+    counts: dict[str, Count]  # stage -> Count, only the stages that apply to this table
+    problems: list[str] = dataclasses.field(default_factory=list)
+
+    def compare(self) -> None:
+        previous: Optional[str] = None
+        for stage in STAGES:
+            count = self.counts.get(stage)
+            if count is None or count.skipped:
+                continue
+            if count.rows is None:
+                self.problems.append(
+                    f"{self.table} {self.partition_key}: no {STAGE_NAMES[stage]} count ({count.missing})"
+                )
+                continue
+            if previous is not None:
+                before = self.counts[previous].rows
+                assert before is not None
+                if before != count.rows:
+                    change = "lost" if count.rows < before else "gained"
+                    self.problems.append(
+                        f"{self.table} {self.partition_key}: {STAGE_PHRASES[previous]} {before} rows but "
+                        f"{STAGE_PHRASES[stage]} {count.rows} ({change} {abs(before - count.rows)} between "
+                        f"{STAGE_NAMES[previous]} and {STAGE_NAMES[stage]})"
+                    )
+            previous = stage
+
+
+def gather_counts(
+    partition_keys: list[str],
+    working_storage: WorkingStorage,
+    s3: S3Resource,
+    s3_publishing: S3Publishing,
+    snowflake: SnowflakeResource,
+    snowflake_target: SnowflakeTarget,
+) -> list[TableCounts]:
+    """Every stage's count of every table of every day, compared (`TableCounts.problems`)."""
+    keys = sorted(partition_keys)
+    first, last = date.fromisoformat(keys[0]), date.fromisoformat(keys[-1])
+    with snowflake.get_connection() as connection:
+        session = SnowflakeSession(connection)
+        latest = {
+            (str(r["table_name"]), _day(r["partition_date"])): r
+            for r in session.execute(latest_loads_sql(snowflake_target.load_history_table), (first, last))
+        }
+        in_snowflake = {
+            table.name: {
+                _day(r["partition_date"]): int(r["n"])
+                for r in session.execute(count_by_day_sql(snowflake_target.table_name(table.name)), (first, last))
+            }
+            for table in TABLES
+        }
+
+    client = s3.get_client()
+    filesystem = arrow_s3_filesystem(s3)
+    results = []
+    for partition_key in keys:
+        raw = _read(lambda: RawManifest.read(working_storage, partition_key))
+        flat = _read(lambda: FlatManifest.read(working_storage, partition_key))
+        published = _read(lambda: read_published_manifest(client, s3_publishing, partition_key))
+        for table in TABLES:
+            counts: dict[str, Count] = {}
+            if table is CONVERSATIONS:
+                counts["api"], counts["raw"] = _raw_counts(raw)
+            counts["flat"] = _flat_count(flat, table.name)
+            counts["s3"] = _s3_count(client, filesystem, s3_publishing, published, table.name)
+            load = latest.get((snowflake_target.table_name(table.name), partition_key))
+            counts["copy"] = (
+                Count(int(load["rows_loaded"])) if load else Count(missing="no load recorded in the load history")
+            )
+            counts["snowflake"] = Count(in_snowflake[table.name].get(partition_key, 0))
+            result = TableCounts(partition_key, table.name, counts)
+            result.compare()
+            results.append(result)
+    return results
+
+
+def _read(reader: Callable[[], M]) -> M | str:
+    """The manifest, or why it cannot be had (a missing manifest is a finding, not a crash)."""
+    try:
+        return reader()
+    except Exception as error:
+        return str(error)
+
+
+def _day(value: Any) -> str:
+    return value.isoformat() if isinstance(value, (date, datetime)) else str(value)[:10]
+
+
+def _raw_counts(raw: RawManifest | str) -> tuple[Count, Count]:
+    if isinstance(raw, str):
+        return Count(missing=raw), Count(missing=raw)
+    api = raw.api_reported
+    api_count = (
+        Count(api) if api is not None
+        else Count(skipped="the API gives no count for this window (not one whole UTC day)")
+    )  # fmt: skip
+    return api_count, Count(raw.records)
+
+
+def _flat_count(flat: FlatManifest | str, table: str) -> Count:
+    if isinstance(flat, str):
+        return Count(missing=flat)
+    entry = flat.tables.get(table)
+    return Count(entry.rows) if entry else Count(missing="not in the flat manifest")
+
+
+def _s3_count(
+    client: Any, filesystem: pafs.S3FileSystem, publishing: S3Publishing, published: PublishedManifest | str, table: str
+) -> Count:
+    if isinstance(published, str):
+        return Count(missing=published)
+    entry = published.tables.get(table)
+    if not entry:
+        return Count(missing="not in the S3 manifest")
+    try:
+        if published.format == "csv":
+            return Count(count_csv_records(client, publishing.bucket, entry.key))
+        return Count(parquet_num_rows(filesystem, publishing.bucket, entry.key))
+    except Exception as error:
+        return Count(missing=f"{entry.uri} unreadable: {error}")
+
+
+def arrow_s3_filesystem(s3: S3Resource) -> pafs.S3FileSystem:
+    """pyarrow's S3 client with the S3 resource's endpoint, region and explicit keys, if it has them;
+    otherwise the AWS default credential chain (environment, shared config, instance or task role)."""
+    options: dict[str, Any] = {"region": s3.region_name} if s3.region_name else {}
+    if s3.endpoint_url:
+        endpoint = urlsplit(s3.endpoint_url)
+        options.update(endpoint_override=endpoint.netloc, scheme=endpoint.scheme or "https")
+    if s3.aws_access_key_id and s3.aws_secret_access_key:
+        options.update(access_key=s3.aws_access_key_id, secret_key=s3.aws_secret_access_key,
+                       session_token=s3.aws_session_token)  # fmt: skip
+    return pafs.S3FileSystem(**options)
+
+
+def parquet_num_rows(filesystem: pafs.FileSystem, bucket: str, key: str) -> int:
+    """The Parquet footer's row count: pyarrow reads the footer with ranged GETs, not the row groups."""
+    with filesystem.open_input_file(f"{bucket}/{key}") as handle:
+        return pq.read_metadata(handle).num_rows
+
+
+def count_csv_records(client: Any, bucket: str, key: str) -> int:
+    """Records of a gzip CSV with a header, parsed (a quoted field may hold line breaks)."""
+    body = client.get_object(Bucket=bucket, Key=key)["Body"]
+    with gzip.GzipFile(fileobj=body) as unzipped:
+        text = io.TextIOWrapper(unzipped, encoding="utf-8", newline="")
+        records = sum(1 for _ in csv.reader(text, strict=True))
+    return max(records - 1, 0)
+
+
+def markdown_table(results: list[TableCounts]) -> str:
+    header = "| day | table | " + " | ".join(COLUMN_TITLES[s] for s in STAGES) + " | result |"
+    lines = [header, "|" + "---|" * (len(STAGES) + 3)]
+    for result in results:
+        cells = [result.counts[s].cell() if s in result.counts else "" for s in STAGES]
+        verdict = "ok" if not result.problems else "**" + "; ".join(p.split(": ", 1)[1] for p in result.problems) + "**"
+        lines.append(f"| {result.partition_key} | {result.table} | " + " | ".join(cells) + f" | {verdict} |")
+    notes = sorted({c.skipped for r in results for c in r.counts.values() if c.skipped})
+    return "\n".join(lines) + "".join(f"\n\nn/a: {note}" for note in notes)

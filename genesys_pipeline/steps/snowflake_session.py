@@ -1,0 +1,101 @@
+"""One Snowflake connection's statements, and the transaction that replaces data all or nothing.
+
+Both loads (a day of the six conversation tables, a whole dimension table) replace what a table holds
+inside one transaction, so a reader sees the old rows or the new ones and never a mix, and a failure
+leaves every table as it was:
+
+    with replace_in_transaction(session, failure) as progress:
+        progress.step = "DELETE"
+        ...
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Callable, Optional, Sequence
+
+from genesys_pipeline.steps.snowflake_sql import CURRENT_TARGET_SQL
+
+
+class SnowflakeSession:
+    """Statements on one `snowflake.connector` connection, answered as dicts with lower-case keys.
+
+    `log` receives each statement's text, never its bound values: those may be credentials (the
+    stand-in's stage keys) or customer data.
+    """
+
+    def __init__(self, connection: Any, log: Callable[[str], None] = lambda message: None) -> None:
+        from snowflake.connector import (
+            DictCursor,  # imported on use: the connector is slow to import
+        )
+
+        self.cursor = connection.cursor(DictCursor)
+        self.log = log
+        self.database: Optional[str] = None
+        self.schema: Optional[str] = None
+
+    def execute(self, sql: str, params: Optional[Sequence[Any]] = None) -> list[dict[str, Any]]:
+        self.log(" ".join(sql.split()))
+        self.cursor.execute(sql, params)
+        if self.cursor.description is None:
+            return []
+        return [{str(key).lower(): value for key, value in row.items()} for row in self.cursor.fetchall()]
+
+    def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self.log(f"{' '.join(sql.split())} -- {len(rows)} rows")
+        self.cursor.executemany(sql, rows)
+
+    @property
+    def rowcount(self) -> int:
+        """Rows the last DML statement touched (0 when the connector does not say)."""
+        return max(self.cursor.rowcount or 0, 0)
+
+    def resolve_target(self, error: type[Exception]) -> None:
+        """The session's database and schema, where the load's tables live; both must be set."""
+        (row,) = self.execute(CURRENT_TARGET_SQL)
+        self.database, self.schema = row["database_name"], row["schema_name"]
+        if not (self.database and self.schema):
+            raise error(
+                "The snowflake resource must set a database and a schema: they are the load's target "
+                f"(the session has database={self.database!r}, schema={self.schema!r})"
+            )
+
+    def qualified(self, name: str) -> str:
+        return f"{self.database}.{self.schema}.{name}"
+
+
+@dataclasses.dataclass
+class Progress:
+    """Where a transaction is, for the error if it fails: the step and what it works on."""
+
+    step: str = "BEGIN"
+    subject: str = ""
+
+
+# (the step, what it worked on, whether ROLLBACK was sent, the error) -> the exception to raise
+Failure = Callable[[Progress, str, Exception], Exception]
+
+
+@contextmanager
+def replace_in_transaction(session: SnowflakeSession, failure: Failure) -> Iterator[Progress]:
+    """BEGIN, the caller's statements, COMMIT; on any error ROLLBACK, then raise `failure(...)`.
+
+    The outcome passed to `failure` says truthfully what happened to the data: either the ROLLBACK
+    went through, or it could not be sent and nothing was committed.
+    """
+    progress = Progress()
+    session.execute("BEGIN")
+    try:
+        yield progress
+        progress.step, progress.subject = "COMMIT", ""
+        session.execute("COMMIT")
+    except Exception as error:
+        try:
+            session.execute("ROLLBACK")
+            outcome = "rolled back"
+        except Exception as rollback_error:  # the original error matters more; say both
+            session.log(f"ROLLBACK failed too: {rollback_error}")
+            outcome = f"nothing was committed (the ROLLBACK could not be sent: {rollback_error})"
+        raise failure(progress, outcome, error) from error
