@@ -7,6 +7,7 @@ threads at once: they share one keep-alive connection pool, one token and one re
 
 from __future__ import annotations
 
+import contextlib
 import time
 from datetime import datetime, timezone
 from typing import Any, Callable, Generator, Iterable, Iterator, Mapping, Self
@@ -16,6 +17,7 @@ import orjson
 from genesys_pipeline.genesys.errors import (
     DetailJobError,
     GenesysApiError,
+    GenesysError,
     JobResultCapExceeded,
     QueryCapExceeded,
 )
@@ -33,8 +35,7 @@ USERS_PATH = "/api/v2/users"
 DIVISIONS_PATH = "/api/v2/authorization/divisions"
 
 JOB_FAILED_STATES = ("FAILED", "CANCELLED", "EXPIRED")
-# Both caps answer 400 with this text; translated into QueryCapExceeded/JobResultCapExceeded.
-_CAP_MESSAGE = "Pagination may not exceed"
+_CAP_MESSAGE = "Pagination may not exceed"  # in the 400 of both pagination caps
 
 Conversation = dict[str, Any]
 
@@ -173,14 +174,10 @@ class GenesysClient:
             page_number += 1
             if page_number * page_size > cap:
                 raise cap_exceeded()
-            try:
+            with _cap_answer_raises(cap_exceeded):
                 payload = self._json("POST", QUERY_PATH, json={
                     **body, "paging": {"pageSize": page_size, "pageNumber": page_number},
                 })  # fmt: skip
-            except GenesysApiError as error:
-                if error.status == 400 and _CAP_MESSAGE in error.message:
-                    raise cap_exceeded() from error
-                raise
             stream.pages += 1
             if isinstance(payload.get("totalHits"), int):
                 stream.total_hits = payload["totalHits"]
@@ -309,12 +306,8 @@ class GenesysClient:
             params: dict[str, Any] = {"pageSize": min(page_size, remaining)}
             if cursor:
                 params["cursor"] = cursor
-            try:
+            with _cap_answer_raises(lambda: JobResultCapExceeded(job_id=job_id, cap=cap)):
                 payload = self._json("GET", path, params=params)
-            except GenesysApiError as error:
-                if error.status == 400 and _CAP_MESSAGE in error.message:
-                    raise JobResultCapExceeded(job_id=job_id, cap=cap) from error
-                raise
             stream.pages += 1
             if payload.get("dataAvailabilityDate"):
                 stream.data_availability_date = parse_datetime(payload["dataAvailabilityDate"])
@@ -407,6 +400,18 @@ class GenesysClient:
         # orjson: a job results page is ~5 MB of JSON; the standard library takes 5x longer.
         body = orjson.loads(response.content) if response.content else {}
         return body if isinstance(body, dict) else {}
+
+
+@contextlib.contextmanager
+def _cap_answer_raises(cap_error: Callable[[], GenesysError]) -> Iterator[None]:
+    """Raise `cap_error()` for the API's 400 to a page past a pagination cap: a cap error says to
+    split the interval, which the bare 400 does not. Any other error passes through."""
+    try:
+        yield
+    except GenesysApiError as error:
+        if error.status == 400 and _CAP_MESSAGE in error.message:
+            raise cap_error() from error
+        raise
 
 
 def format_interval(start: datetime, end: datetime) -> str:

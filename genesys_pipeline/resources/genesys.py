@@ -2,9 +2,10 @@
 
 Configuration is validated when the resource is built (definitions load, and again when Dagster
 resolves `EnvVar`s at run start), so a typo in a region or URL fails before any run does. The HTTP
-client is created per use by `get_client()`: Dagster resources are immutable pydantic models and
-are copied between processes, while an httpx connection pool, a cached token and a throttle are
-live state that belongs to one unit of work.
+client is created per use by `get_client()`, from the frozen `ClientSettings` the config turns
+into: Dagster resources are immutable pydantic models and are copied between processes, while an
+httpx connection pool, a cached token and a throttle are live state that belongs to one unit of
+work.
 
     genesys = GenesysResource(
         region="mypurecloud.de",
