@@ -50,18 +50,25 @@ def _module_name(path: Path) -> str:
 
 
 def _imports(path: Path) -> list[tuple[str, bool]]:
-    """(module, at module level?) for every `genesys_pipeline` module a file imports."""
+    """(module, when the file is imported?) for every `genesys_pipeline` module a file imports. Imports
+    inside functions run later (the lazy import of the local tooling); module-level ones, including
+    those under `if TYPE_CHECKING:`, are part of the import graph."""
     tree = ast.parse(path.read_text())
-    top_level = {id(node) for node in tree.body}
     found = []
-    for node in ast.walk(tree):
+
+    def visit(node: ast.AST, at_load: bool) -> None:
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
         elif isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         else:
-            continue
-        found += [(name, id(node) in top_level) for name in names if name.startswith("genesys_pipeline")]
+            names = []
+        found.extend((name, at_load) for name in names if name.startswith("genesys_pipeline"))
+        inside_function = isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+        for child in ast.iter_child_nodes(node):
+            visit(child, at_load and not inside_function)
+
+    visit(tree, True)
     return found
 
 

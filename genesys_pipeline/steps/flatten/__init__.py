@@ -14,8 +14,10 @@ Modules, in the order a record meets them:
 - `batches`: the entry points (`flatten_batches`, `flatten`, `flatten_to_tables`): chunks into batches.
 - `collect`: the benchmarked hot loop, a chunk of records into flat Python lists, one per table.
 - `build`: those lists into one Arrow record batch per table; names, timestamps, durations vectorised.
+- `state`: what every chunk of one flatten shares (the constant columns, lookups, the report).
 - `fields`: which record key becomes which column; the metrics that are summed.
 - `diagnosis`: `FlattenError`, and the slow paths that find the bad value in a column or record.
+- `day`: one partition's raw files into its six Parquet files and its `FlatManifest`.
 - `report`: `FlattenReport`, what a flatten wrote and which ids it could not resolve.
 - `sink`: `ParquetSink`, the six Parquet files.
 - `pool`: the Arrow memory pool that all of it allocates from.

@@ -15,12 +15,13 @@ from typing import Any, Iterable, Iterator, Mapping, Required, TypedDict, Unpack
 import pyarrow as pa
 
 from genesys_pipeline.contracts.tables import TABLES
-from genesys_pipeline.steps.flatten.build import Constants, State, build
+from genesys_pipeline.steps.flatten.build import build
 from genesys_pipeline.steps.flatten.collect import collect
 from genesys_pipeline.steps.flatten.diagnosis import Context
 from genesys_pipeline.steps.flatten.lookups import Lookups
 from genesys_pipeline.steps.flatten.report import FlattenReport
 from genesys_pipeline.steps.flatten.sink import ParquetSink
+from genesys_pipeline.steps.flatten.state import Constants, State
 
 DEFAULT_BATCH_CONVERSATIONS = 5_000  # conversations per Parquet row group
 CHUNK_CONVERSATIONS = 500  # records held as Python values before they become Arrow arrays

@@ -2,14 +2,12 @@
 
 Every column becomes an Arrow array once, from a strided slice of its table's flat list. Ids of child
 rows are taken from their parent row (`take`); segment and participant names are looked up,
-timestamps parsed and durations subtracted in Arrow. `State` is what every chunk of one flatten
-shares; `Located` leads a row of a built table back to its place in the record, for error messages.
+timestamps parsed and durations subtracted in Arrow. `RowLocator` leads a row of a built table back
+to its place in the record, for error messages.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from datetime import date, datetime
 from typing import Any
 
 import pyarrow as pa
@@ -49,9 +47,8 @@ from genesys_pipeline.steps.flatten.fields import (
     SESSION_KEYS,
     SYSTEM_WRAPUP_PREFIX,
 )
-from genesys_pipeline.steps.flatten.lookups import ArrowLookup, Lookups
 from genesys_pipeline.steps.flatten.pool import POOL
-from genesys_pipeline.steps.flatten.report import FlattenReport
+from genesys_pipeline.steps.flatten.state import State
 
 _TYPES = {table.name: {c.name: c.arrow_type for c in table.columns} for table in TABLES}
 
@@ -67,33 +64,7 @@ _FIELDS: dict[str, dict[str, str]] = {
 }  # fmt: skip
 
 
-@dataclasses.dataclass
-class Constants:
-    """The columns every row of one flatten carries: its partition and the extraction it reads."""
-
-    partition_date: date
-    run_id: str
-    extracted_at: datetime
-
-    def columns(self, rows: int) -> dict[str, pa.Array]:
-        return {
-            "partition_date": pa.repeat(pa.scalar(self.partition_date, pa.date32()), rows, memory_pool=POOL),
-            "extraction_run_id": pa.repeat(pa.scalar(self.run_id, pa.string()), rows, memory_pool=POOL),
-            "extracted_at": pa.repeat(pa.scalar(self.extracted_at, TIMESTAMP), rows, memory_pool=POOL),
-        }
-
-
-class State:
-    """What every chunk of one flatten shares."""
-
-    def __init__(self, lookups: Lookups, constants: Constants, report: FlattenReport) -> None:
-        self.lookups, self.constants, self.report = lookups, constants, report
-        self.queue_names = ArrowLookup(lookups.queues)
-        self.code_names = ArrowLookup(lookups.wrapup_codes)
-        self.user_names = ArrowLookup(lookups.users)
-
-
-class Located:
+class RowLocator:
     """Describes row `row` of one table of a chunk: record number, conversation id, path, field."""
 
     def __init__(self, table: Table, collected: Collected, context: Context) -> None:
@@ -145,7 +116,7 @@ def _columns(
     rows: list[Any], names: tuple[str, ...], table: Table, collected: Collected, context: Context
 ) -> dict[str, pa.Array]:
     """A flat row list (`len(names)` values per row) as one Arrow array per column (strided slices)."""
-    located, types, width = Located(table, collected, context), _TYPES[table.name], len(names)
+    located, types, width = RowLocator(table, collected, context), _TYPES[table.name], len(names)
     arrays = {}
     for offset, name in enumerate(names):
         values = rows[offset::width]
@@ -163,7 +134,7 @@ def build(collected: Collected, state: State, context: Context) -> dict[str, pa.
     """A chunk's flat lists as one Arrow record batch per table."""
     c = collected
     report = state.report
-    located = {table.name: Located(table, c, context) for table in TABLES}
+    located = {table.name: RowLocator(table, c, context) for table in TABLES}
 
     # Metric values first: the conversations' sums add them up, so a value that is not an integer
     # is reported here, where it is.

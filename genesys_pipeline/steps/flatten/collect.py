@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 import orjson
 
@@ -31,9 +31,7 @@ from genesys_pipeline.steps.flatten.fields import (
     SYSTEM_WRAPUP_PREFIX,
     TRACKED_METRICS,
 )
-
-if TYPE_CHECKING:
-    from genesys_pipeline.steps.flatten.build import State
+from genesys_pipeline.steps.flatten.state import State
 
 _NO_FLOW = (None, None, None)
 _NO_START = "\uffff"  # sorts after every timestamp: a segment without a start is never "first"

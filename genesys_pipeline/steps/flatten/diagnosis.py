@@ -10,15 +10,18 @@ types are not the API's.
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Mapping, Protocol
 
 import pyarrow as pa
 
 from genesys_pipeline.contracts.columns import TIMESTAMP
 from genesys_pipeline.steps.flatten.pool import POOL
 
-if TYPE_CHECKING:
-    from genesys_pipeline.steps.flatten.build import Located
+
+class Located(Protocol):
+    """Something that says where row `row` of a column came from (build.py's RowLocator)."""
+
+    def describe(self, row: int, column: str) -> str: ...
 
 
 class FlattenError(ValueError):
