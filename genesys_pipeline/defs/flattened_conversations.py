@@ -5,13 +5,7 @@ import time
 import dagster as dg
 
 from genesys_pipeline.contracts.paths import FLAT_PREFIX, flat_manifest_path
-from genesys_pipeline.defs.partitions import (
-    CONVERSATIONS_GROUP,
-    backfill_policy,
-    daily_partitions,
-    range_window,
-    retry_policy,
-)
+from genesys_pipeline.defs.partitions import daily_asset, daily_partitions, range_window
 from genesys_pipeline.resources.genesys import GenesysResource
 from genesys_pipeline.resources.working_storage import WorkingStorage
 from genesys_pipeline.steps.flatten import FlattenReport, Lookups
@@ -19,14 +13,10 @@ from genesys_pipeline.steps.flatten.day import flatten_partition
 from genesys_pipeline.steps.metadata import flat_metadata
 
 
-@dg.asset(
-    partitions_def=daily_partitions,
+@daily_asset(
     deps=["raw_conversations"],
-    group_name=CONVERSATIONS_GROUP,
     kinds={"parquet"},
     pool="genesys_api",  # reads the four lookup listings from the API
-    backfill_policy=backfill_policy,
-    retry_policy=retry_policy,
     description=(
         "The day's raw conversations as six typed tables, one Parquet file each: conversations (one row "
         "per conversation, with its first queue, agents, final wrap-up code and summed times), "

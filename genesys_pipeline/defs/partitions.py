@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import dagster as dg
 
@@ -51,4 +52,16 @@ def range_window(partition_keys: Sequence[str]) -> tuple[datetime, datetime]:
     return (
         daily_partitions.time_window_for_partition_key(partition_keys[0]).start,
         daily_partitions.time_window_for_partition_key(partition_keys[-1]).end,
+    )
+
+
+def daily_asset(**asset_args: Any) -> Any:
+    """`dg.asset` with what every stage of the partitioned chain shares: the daily partitions, the
+    group, the backfill and retry policies. Each stage adds its deps, kinds, pool and description."""
+    return dg.asset(
+        partitions_def=daily_partitions,
+        group_name=CONVERSATIONS_GROUP,
+        backfill_policy=backfill_policy,
+        retry_policy=retry_policy,
+        **asset_args,
     )

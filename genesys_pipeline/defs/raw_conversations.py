@@ -5,25 +5,16 @@ import time
 import dagster as dg
 
 from genesys_pipeline.contracts.paths import RAW_PREFIX
-from genesys_pipeline.defs.partitions import (
-    CONVERSATIONS_GROUP,
-    backfill_policy,
-    daily_partitions,
-    retry_policy,
-)
+from genesys_pipeline.defs.partitions import daily_asset, daily_partitions
 from genesys_pipeline.resources.genesys import GenesysResource
 from genesys_pipeline.resources.working_storage import WorkingStorage
 from genesys_pipeline.steps.extract import extract_partition
 from genesys_pipeline.steps.metadata import raw_metadata
 
 
-@dg.asset(
-    partitions_def=daily_partitions,
-    group_name=CONVERSATIONS_GROUP,
+@daily_asset(
     kinds={"genesys", "json"},
     pool="genesys_api",  # runs sharing one OAuth client share its rate budget
-    backfill_policy=backfill_policy,
-    retry_policy=retry_policy,
     description=(
         "Every Genesys Cloud conversation that started on the partition's day, exactly as the analytics "
         "API returned it (conversation details: participants, sessions, segments, metrics, attributes), "

@@ -3,26 +3,16 @@
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
-from genesys_pipeline.defs.partitions import (
-    CONVERSATIONS_GROUP,
-    backfill_policy,
-    daily_partitions,
-    range_window,
-    retry_policy,
-)
+from genesys_pipeline.defs.partitions import daily_asset, range_window
 from genesys_pipeline.resources.warehouse import S3Publishing
 from genesys_pipeline.resources.working_storage import WorkingStorage
 from genesys_pipeline.steps.metadata import publish_metadata
 from genesys_pipeline.steps.publish import publish_partition
 
 
-@dg.asset(
-    partitions_def=daily_partitions,
+@daily_asset(
     deps=["flattened_conversations"],
-    group_name=CONVERSATIONS_GROUP,
     kinds={"s3"},
-    backfill_policy=backfill_policy,
-    retry_policy=retry_policy,
     description=(
         "The day's six flattened tables published to S3 for Snowflake's external stage: one object per "
         "table and day under s3://<bucket>/<prefix>/<table>/year=YYYY/month=MM/day=DD/ (Parquet, or gzip "

@@ -4,26 +4,16 @@ import dagster as dg
 from dagster_aws.s3 import S3Resource
 from dagster_snowflake import SnowflakeResource
 
-from genesys_pipeline.defs.partitions import (
-    CONVERSATIONS_GROUP,
-    backfill_policy,
-    daily_partitions,
-    range_window,
-    retry_policy,
-)
+from genesys_pipeline.defs.partitions import daily_asset, range_window
 from genesys_pipeline.resources.warehouse import S3Publishing, SnowflakeTarget
 from genesys_pipeline.steps.load import TableLoad, WarehouseLoader
 from genesys_pipeline.steps.metadata import load_metadata
 from genesys_pipeline.steps.publish import read_published_manifest
 
 
-@dg.asset(
-    partitions_def=daily_partitions,
+@daily_asset(
     deps=["s3_conversations"],
-    group_name=CONVERSATIONS_GROUP,
     kinds={"snowflake"},
-    backfill_policy=backfill_policy,
-    retry_policy=retry_policy,
     description=(
         "The six conversation tables in Snowflake (CONVERSATIONS, PARTICIPANTS, SESSIONS, SEGMENTS, "
         "SESSION_METRICS, PARTICIPANT_ATTRIBUTES, list columns as VARIANT arrays), in the snowflake "
