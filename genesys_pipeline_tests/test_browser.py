@@ -25,7 +25,8 @@ from typing import Any
 
 import pytest
 
-from genesys_pipeline.local.dev import graphql, local_mode
+from genesys_pipeline.local.dev import local_mode
+from genesys_pipeline.local.processes import graphql
 
 CHROMIUM = os.environ.get("GENESYS_CHROMIUM", "/usr/bin/chromium")
 # Chromium as root (no sandbox), without a GPU, on a machine whose network is closed: no background
@@ -75,6 +76,8 @@ def _local_mode(tmp_path: Path) -> Iterator[str]:
         raise
 
 
+@pytest.mark.browser
+@pytest.mark.slow
 def test_ui_materializes_a_day_and_backfills_three_days_with_passing_checks(tmp_path: Path) -> None:
     sync_api = _require_browser()  # before anything is started: fail at once without a browser
     with _local_mode(tmp_path) as ui_url:

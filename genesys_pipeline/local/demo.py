@@ -1,10 +1,11 @@
-"""`make demo`: run the pipeline end to end on the embedded default, with no credentials.
+"""`make demo`: run the pipeline end to end on the embedded stack, with no credentials.
 
-Starts the Genesys Cloud emulator, moto's S3 server and the fakesnow Snowflake server in this
-process, points the local resource set at them (no environment variables involved), runs the whole graph (raw -> flattened -> S3 ->
-Snowflake, with the row-count check) for the last few days and prints what each day holds and what
-the check found. Files stay under `data/working`, the Snowflake stand-in's database under
-`data/snowflake`, so both can be inspected afterwards.
+Starts the Genesys Cloud emulator, moto's S3 server and the fakesnow Snowflake server in this process
+(set up as `make dev` sets them up: `stack.py`), points the local resource set at them (no environment
+variables involved), runs the whole graph (raw -> flattened -> S3 -> Snowflake, with the row-count
+check) for the last few days and prints what each day holds and what the check found. Files stay under
+`data/working`, the Snowflake stand-in's database under `data/snowflake`, so both can be inspected
+afterwards.
 """
 
 from __future__ import annotations
@@ -18,45 +19,42 @@ from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 
-from genesys_pipeline.definitions import build_definitions
-from genesys_pipeline.local.emulator import EmulatorConfig, EmulatorServer
 from genesys_pipeline.local.resources import local_resources
-from genesys_pipeline.local.stand_ins import LocalStack, s3_resource
-from genesys_pipeline.settings import LocalEndpoints
-
-LOCAL_BUCKET = "genesys-local"
+from genesys_pipeline.local.stack import (
+    add_stack_options,
+    create_bucket,
+    emulator_server,
+    endpoints_of,
+)
+from genesys_pipeline.local.stand_ins import LocalStack
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m genesys_pipeline.local.demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--days", type=int, default=3, help="how many days up to yesterday to run")
-    parser.add_argument("--daily-volume", type=int, default=2000, help="the emulator's conversations per day")
-    parser.add_argument("--data-dir", default="data", help="where files and the Snowflake stand-in live")
+    parser.add_argument("--days", type=int, default=3,
+                        help="how many days to run, ending with yesterday in UTC (default: %(default)s)")
+    add_stack_options(parser, data_dir_holds="the working files and the Snowflake stand-in's database")
     args = parser.parse_args(argv)
-    # The stand-ins' own chatter (sqlglot's notes on TRANSIENT, fakesnow's deprecations) is not news
-    # to a person running the demo.
+    # The stand-ins' own chatter (sqlglot's notes on TRANSIENT, fakesnow's deprecations, DuckDB's note
+    # that fakesnow copies Arrow results) and Dagster's notes on the beta parameters the assets use are
+    # not news to a person running the demo.
     logging.getLogger("sqlglot").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", message="Arrow output on a DB-API result", category=UserWarning)
+    warnings.filterwarnings("ignore", category=dg.BetaWarning)
+    # Imported after the filters: the asset modules pass their beta parameters when they are imported.
+    from genesys_pipeline.definitions import build_definitions
 
     snowflake_dir = os.path.join(args.data_dir, "snowflake")
     os.makedirs(snowflake_dir, exist_ok=True)
-    with EmulatorServer(EmulatorConfig(seed=7, daily_volume=args.daily_volume)) as emulator, LocalStack(
-        db_path=snowflake_dir
-    ) as stack:
-        s3_resource(stack.s3_endpoint_url).get_client().create_bucket(Bucket=LOCAL_BUCKET)
-        endpoints = LocalEndpoints(
-            genesys_url=emulator.base_url,
-            working_dir=os.path.join(args.data_dir, "working"),
-            s3_endpoint_url=stack.s3_endpoint_url,
-            s3_bucket=LOCAL_BUCKET,
-            s3_file_format="parquet",
-            snowflake_connection_args=stack.snowflake_connection_args,
-        )
+    with emulator_server(args.daily_volume) as emulator, LocalStack(db_path=snowflake_dir) as stand_ins:
+        endpoints = endpoints_of(emulator, stand_ins, working_dir=os.path.join(args.data_dir, "working"))
+        create_bucket(endpoints)
         defs = build_definitions(resources=local_resources(endpoints))
         yesterday = datetime.now(timezone.utc).date() - timedelta(days=1)
         days = [(yesterday - timedelta(days=back)).isoformat() for back in reversed(range(args.days))]
-        print(f"Genesys emulator {emulator.base_url}, S3 {stack.s3_endpoint_url}, "
-              f"Snowflake stand-in port {stack.snowflake_connection_args['port']}; running {', '.join(days)}")
+        print(f"Genesys emulator {emulator.base_url}, S3 {stand_ins.s3_endpoint_url}, "
+              f"Snowflake stand-in port {stand_ins.snowflake_connection_args['port']}; running {', '.join(days)}")
         job = defs.resolve_job_def("genesys_conversations")
         quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
         failures = 0
