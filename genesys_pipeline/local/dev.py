@@ -49,7 +49,8 @@ from genesys_pipeline.local.stack import (
 )
 from genesys_pipeline.local.stand_ins import LocalStackProcess
 
-REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
+# The checkout (workspace.yaml, dagster.yaml, setup.py): genesys_pipeline/local/dev.py is three levels down.
+REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
 
 
 class LocalMode:
