@@ -8,7 +8,8 @@ genesys_pipeline/settings.py.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -55,13 +56,22 @@ def range_window(partition_keys: Sequence[str]) -> tuple[datetime, datetime]:
     )
 
 
-def daily_asset(**asset_args: Any) -> Any:
+def daily_asset(**asset_args: Any) -> Callable[[Callable[..., Any]], dg.AssetsDefinition]:
     """`dg.asset` with what every stage of the partitioned chain shares: the daily partitions, the
     group, the backfill and retry policies. Each stage adds its deps, kinds, pool and description."""
-    return dg.asset(
-        partitions_def=daily_partitions,
-        group_name=CONVERSATIONS_GROUP,
-        backfill_policy=backfill_policy,
-        retry_policy=retry_policy,
-        **asset_args,
-    )
+
+    def decorate(function: Callable[..., Any]) -> dg.AssetsDefinition:
+        # Dagster 1.13 marks `backfill_policy` beta and warns on every load of the code location
+        # (`dagster dev`, validate, each run worker); the single-run-per-chunk policy is chosen on
+        # purpose (see above), so the warning would only be noise for the people running it.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", dg.BetaWarning)
+            return dg.asset(
+                partitions_def=daily_partitions,
+                group_name=CONVERSATIONS_GROUP,
+                backfill_policy=backfill_policy,
+                retry_policy=retry_policy,
+                **asset_args,
+            )(function)
+
+    return decorate
