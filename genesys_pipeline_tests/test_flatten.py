@@ -26,14 +26,7 @@ from genesys_pipeline.contracts.paths import (
 from genesys_pipeline.contracts.tables import TABLES
 from genesys_pipeline.defs.flattened_conversations import flattened_conversations
 from genesys_pipeline.defs.raw_conversations import raw_conversations
-from genesys_pipeline.local.emulator import (
-    DEMO_CLIENT_ID,
-    DEMO_CLIENT_SECRET,
-    EmulatorConfig,
-    EmulatorServer,
-    texts,
-)
-from genesys_pipeline.resources.genesys import GenesysResource
+from genesys_pipeline.local.emulator import EmulatorServer, texts
 from genesys_pipeline.resources.working_storage import WorkingStorage
 from genesys_pipeline.steps.flatten import (
     FlattenError,
@@ -45,6 +38,7 @@ from genesys_pipeline.steps.flatten import (
     read_raw_records,
 )
 from genesys_pipeline.steps.flatten.day import RowCountMismatch
+from genesys_pipeline_tests.conftest import genesys_for
 
 DAY = date(2024, 5, 8)
 EXTRACTED = datetime(2024, 5, 10, 12, 0, tzinfo=timezone.utc)
@@ -429,25 +423,17 @@ def test_a_failed_flatten_leaves_the_previous_files(tmp_path):
 
 # --- through Dagster, against the emulator over HTTP --------------------------------------------
 
-CLOCK = datetime(2024, 5, 10, 12, 0, tzinfo=timezone.utc)
 PAST_DAY = "2024-05-08"
 
 
 @pytest.fixture(scope="module")
-def emulator():
-    server = EmulatorServer(EmulatorConfig(seed=7, daily_volume=300, now=CLOCK, clock_rate=0.0,
-                                           job_queued_seconds=0.05, job_pending_seconds=0.1)).start()  # fmt: skip
-    yield server
-    server.stop()
+def emulator(module_emulator: EmulatorServer) -> EmulatorServer:
+    """One emulator (conftest's EMULATOR_CONFIG) for the module: these tests only read from it."""
+    return module_emulator
 
 
 def resources(emulator: EmulatorServer, root: Path) -> dict[str, Any]:
-    genesys = GenesysResource(
-        api_base_url=emulator.base_url, login_base_url=emulator.base_url, client_id=DEMO_CLIENT_ID,
-        client_secret=DEMO_CLIENT_SECRET, job_poll_interval_seconds=0.05, backoff_base_seconds=0.05,
-        backoff_cap_seconds=0.5, max_attempts=10,
-    )  # fmt: skip
-    return {"genesys": genesys, "working_storage": WorkingStorage(root=str(root))}
+    return {"genesys": genesys_for(emulator), "working_storage": WorkingStorage(root=str(root))}
 
 
 @pytest.fixture(scope="module")

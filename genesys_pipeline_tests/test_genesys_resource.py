@@ -38,31 +38,18 @@ from genesys_pipeline.genesys.regions import GENESYS_REGIONS
 from genesys_pipeline.local.emulator import (
     DEMO_CLIENT_ID,
     DEMO_CLIENT_SECRET,
-    EmulatorConfig,
     EmulatorServer,
 )
 from genesys_pipeline.local.emulator.app import Response as EmulatorResponse
 from genesys_pipeline.resources.genesys import GenesysResource
+from genesys_pipeline_tests.conftest import CLOCK, PAST_DAY, genesys_for
 
-# ##### FIXTURES
+# ##### FIXTURES (the emulators come from conftest.py)
 
-CLOCK = datetime(2024, 5, 10, 12, tzinfo=timezone.utc)
-PAST_DAY = date(2024, 5, 8)  # wholly before the data-availability watermark (CLOCK - 6 h)
 DAY = date(2024, 5, 9)
 
-EMULATOR_DEFAULTS: dict[str, Any] = dict(
-    seed=7,
-    daily_volume=300,
-    now=CLOCK,
-    clock_rate=0.0,
-    rate_limit_per_minute=300,
-    fault_rate=0.0,
-    token_lifetime_seconds=86400,
-    job_queued_seconds=0.05,
-    job_pending_seconds=0.1,
-    data_availability_lag_seconds=6 * 3600,
-)
-# Short waits keep the file fast; the retry logic is the same at any scale.
+# The client's own tests: shorter waits than conftest's FAST_RETRIES, and the resource's default attempt
+# budget unless a test sets max_attempts.
 FAST_CLIENT: dict[str, Any] = dict(
     backoff_base_seconds=0.02,
     backoff_cap_seconds=0.2,
@@ -71,34 +58,8 @@ FAST_CLIENT: dict[str, Any] = dict(
 )
 
 
-@pytest.fixture
-def start_emulator() -> Iterator[Callable[..., EmulatorServer]]:
-    servers: list[EmulatorServer] = []
-
-    def start(**overrides: Any) -> EmulatorServer:
-        server = EmulatorServer(EmulatorConfig(**{**EMULATOR_DEFAULTS, **overrides})).start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
-
-
-@pytest.fixture
-def emulator(start_emulator: Callable[..., EmulatorServer]) -> EmulatorServer:
-    return start_emulator()
-
-
 def resource_for(emulator: EmulatorServer, **overrides: Any) -> GenesysResource:
-    fields = dict(
-        api_base_url=emulator.base_url,
-        login_base_url=emulator.base_url,
-        client_id=DEMO_CLIENT_ID,
-        client_secret=DEMO_CLIENT_SECRET,
-        **FAST_CLIENT,
-    )
-    return GenesysResource(**{**fields, **overrides})
+    return genesys_for(emulator, retries=FAST_CLIENT, **overrides)
 
 
 @contextlib.contextmanager

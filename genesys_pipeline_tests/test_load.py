@@ -17,13 +17,12 @@ import json
 import uuid
 from datetime import date
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from snowflake.connector import DictCursor
 
 from genesys_pipeline.contracts.manifests import PublishedObject
 from genesys_pipeline.contracts.tables import TABLES, TABLES_BY_NAME
@@ -33,9 +32,12 @@ from genesys_pipeline.defs.checks import (
     check_result,
     row_counts_match_across_stages,
 )
+from genesys_pipeline.defs.flattened_conversations import flattened_conversations
+from genesys_pipeline.defs.raw_conversations import raw_conversations
 from genesys_pipeline.defs.s3_conversations import s3_conversations
 from genesys_pipeline.defs.snowflake_conversations import snowflake_conversations
 from genesys_pipeline.local import stand_ins
+from genesys_pipeline.local.emulator import EmulatorServer
 from genesys_pipeline.resources.warehouse import S3Publishing, SnowflakeTarget
 from genesys_pipeline.resources.working_storage import WorkingStorage
 from genesys_pipeline.steps.load import LoadError, WarehouseLoader
@@ -45,6 +47,7 @@ from genesys_pipeline.steps.row_counts import (
     gather_counts,
     parquet_num_rows,
 )
+from genesys_pipeline_tests.conftest import genesys_for, run_query
 from genesys_pipeline_tests.flat_fixtures import HOSTILE, make_table, write_partition
 
 DAY = "2024-05-08"
@@ -52,13 +55,7 @@ LOAD = [s3_conversations, snowflake_conversations, row_counts_match_across_stage
 SCHEMA = "GENESYS"
 
 
-# ##### FIXTURES AND HELPERS
-
-
-@pytest.fixture(scope="module")
-def stack() -> Iterator[stand_ins.LocalStack]:
-    with stand_ins.LocalStack() as local_stack:
-        yield local_stack
+# ##### FIXTURES AND HELPERS (`stack`, the module's moto and fakesnow, comes from conftest.py)
 
 
 @dataclasses.dataclass
@@ -111,10 +108,7 @@ class Env:
         return dg.materialize(assets, partition_key=partition, resources=self.resources(), **kwargs)
 
     def query(self, sql: str, params: Any = None) -> list[dict[str, Any]]:
-        with self.snowflake.get_connection() as conn:
-            cur = conn.cursor(DictCursor)
-            cur.execute(sql, params)
-            return [{k.lower(): v for k, v in row.items()} for row in cur.fetchall()] if cur.description else []
+        return run_query(self.snowflake, sql, params)
 
     def rows(self, table: str) -> list[dict[str, Any]]:
         """A table's rows, ordered by key, VARIANT columns parsed."""
@@ -251,6 +245,7 @@ def test_one_day_is_published_loaded_exactly_and_checked(env: Env, staging_table
     assert leftovers == []
 
 
+@pytest.mark.slow
 def test_rerun_replaces_the_day_without_duplicates_or_stale_objects(env: Env) -> None:
     """A rerun with new data leaves exactly the new rows, other days untouched, and only the new objects."""
     other_day = write_partition(env.storage, "2024-05-07", conversations=5)
@@ -684,40 +679,24 @@ def test_production_style_configuration_builds_from_env_vars(monkeypatch) -> Non
 # ##### END TO END: emulator -> raw -> flattened -> S3 -> Snowflake
 
 
-def _end_to_end_assets() -> list[Any]:
-    flattened = pytest.importorskip("genesys_pipeline.defs.flattened_conversations", reason="the flattened asset is not written yet")
-    from genesys_pipeline.defs.raw_conversations import raw_conversations
-
-    return [raw_conversations, flattened.flattened_conversations, *LOAD]
+END_TO_END = [raw_conversations, flattened_conversations, *LOAD]
 
 
 @pytest.fixture
-def emulator() -> Iterator[Any]:
-    from datetime import datetime, timezone
-
-    from genesys_pipeline.local.emulator import EmulatorConfig, EmulatorServer
-
-    config = EmulatorConfig(seed=11, daily_volume=120, now=datetime(2024, 5, 10, 12, 0, tzinfo=timezone.utc),
-                            clock_rate=0.0, job_queued_seconds=0.05, job_pending_seconds=0.1)  # fmt: skip
-    server = EmulatorServer(config).start()
-    yield server
-    server.stop()
+def emulator(start_emulator: Callable[..., EmulatorServer]) -> EmulatorServer:
+    """conftest's emulator with another seed and a smaller day."""
+    return start_emulator(seed=11, daily_volume=120)
 
 
 def _with_genesys(env: Env, emulator: Any) -> dict[str, Any]:
-    from genesys_pipeline.local.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
-    from genesys_pipeline.resources.genesys import GenesysResource
-
-    genesys = GenesysResource(api_base_url=emulator.base_url, login_base_url=emulator.base_url, client_id=DEMO_CLIENT_ID,
-                              client_secret=DEMO_CLIENT_SECRET, job_poll_interval_seconds=0.05,
-                              backoff_base_seconds=0.05, backoff_cap_seconds=0.5, max_attempts=10)  # fmt: skip
-    return {**env.resources(), "genesys": genesys}
+    return {**env.resources(), "genesys": genesys_for(emulator)}
 
 
-@pytest.mark.parametrize("days", [("2024-05-08", "2024-05-08"), ("2024-05-06", "2024-05-08")], ids=["one-day", "three-days"])
+@pytest.mark.parametrize("days", [pytest.param(("2024-05-08", "2024-05-08"), id="one-day"),
+                                  pytest.param(("2024-05-06", "2024-05-08"), id="three-days", marks=pytest.mark.slow)])
 def test_end_to_end_from_the_emulator_to_snowflake(env: Env, emulator: Any, days: tuple[str, str]) -> None:
     """Every conversation the emulator served for each day is a row in Snowflake, and every stage agrees."""
-    assets = _end_to_end_assets()
+    assets = END_TO_END
     resources = _with_genesys(env, emulator)
     if days[0] == days[1]:
         result = dg.materialize(assets, partition_key=days[0], resources=resources)

@@ -22,7 +22,7 @@ import time
 import uuid
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import dagster as dg
 import pytest
@@ -52,19 +52,13 @@ from genesys_pipeline.defs.schedules import (
     partition_keys_for_tick,
 )
 from genesys_pipeline.local import stand_ins
-from genesys_pipeline.local.emulator import (
-    DEMO_CLIENT_ID,
-    DEMO_CLIENT_SECRET,
-    EmulatorConfig,
-    EmulatorServer,
-    texts,
-)
+from genesys_pipeline.local.emulator import EmulatorServer, texts
 from genesys_pipeline.local.emulator.synthetic import ContactCentre
-from genesys_pipeline.resources.genesys import GenesysResource
 from genesys_pipeline.resources.warehouse import S3Publishing, SnowflakeTarget
 from genesys_pipeline.resources.working_storage import WorkingStorage
 from genesys_pipeline.settings import SETTINGS, load_settings
 from genesys_pipeline.steps import dimensions as dimension_loads
+from genesys_pipeline_tests.conftest import genesys_for, run_query
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 UTC = timezone.utc
@@ -77,13 +71,7 @@ RUN_COLUMNS = {"extraction_run_id", "extracted_at"}
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
-# ##### FIXTURES AND HELPERS
-
-
-@pytest.fixture(scope="module")
-def stack() -> Iterator[stand_ins.LocalStack]:
-    with stand_ins.LocalStack() as local_stack:
-        yield local_stack
+# ##### FIXTURES AND HELPERS (`stack`, the module's moto and fakesnow, and `start_emulator` come from conftest.py)
 
 
 def project_definitions(resources: dict[str, Any]) -> dg.Definitions:
@@ -118,11 +106,7 @@ class Lab:
 
     def resources(self) -> dict[str, Any]:
         return {
-            "genesys": GenesysResource(
-                api_base_url=self.emulator.base_url, login_base_url=self.emulator.base_url,
-                client_id=DEMO_CLIENT_ID, client_secret=DEMO_CLIENT_SECRET, job_poll_interval_seconds=0.05,
-                backoff_base_seconds=0.05, backoff_cap_seconds=0.5, max_attempts=10,
-            ),  # fmt: skip
+            "genesys": genesys_for(self.emulator),
             "working_storage": WorkingStorage(root=str(self.root)),
             "s3": stand_ins.s3_resource(self.stack.s3_endpoint_url),
             "s3_publishing": S3Publishing(bucket=self.bucket),
@@ -136,10 +120,7 @@ class Lab:
         return project_definitions(self.resources())
 
     def query(self, sql: str, params: Any = None) -> list[dict[str, Any]]:
-        with self.snowflake.get_connection() as conn:
-            cursor = conn.cursor(DictCursor)
-            cursor.execute(sql, params)
-            return [{k.lower(): v for k, v in row.items()} for row in cursor.fetchall()] if cursor.description else []
+        return run_query(self.snowflake, sql, params)
 
     def conversations_by_day(self) -> dict[str, int]:
         rows = self.query("SELECT PARTITION_DATE, COUNT(*) AS N FROM CONVERSATIONS GROUP BY 1")
@@ -156,23 +137,18 @@ class Lab:
 
 
 @pytest.fixture
-def lab(stack: stand_ins.LocalStack, tmp_path: Path) -> Iterator[Callable[..., Lab]]:
+def lab(stack: stand_ins.LocalStack, start_emulator: Callable[..., EmulatorServer], tmp_path: Path) -> Callable[..., Lab]:
     """`lab(now=..., daily_volume=...)`: a fresh emulator (frozen clock, seed 7) and a bucket and
     database of the test's own (moto's buckets are process-wide, fakesnow's databases server-wide)."""
-    servers: list[EmulatorServer] = []
 
     def make(now: datetime, daily_volume: int) -> Lab:
-        config = EmulatorConfig(seed=7, daily_volume=daily_volume, now=now, clock_rate=0.0,
-                                job_queued_seconds=0.05, job_pending_seconds=0.1)  # fmt: skip
-        servers.append(EmulatorServer(config).start())
+        emulator = start_emulator(now=now, daily_volume=daily_volume)
         token = uuid.uuid4().hex[:8]
         bucket = f"genesys-ops-{token}"
         stand_ins.s3_resource(stack.s3_endpoint_url).get_client().create_bucket(Bucket=bucket)
-        return Lab(stack, servers[-1], tmp_path / f"working-{token}", bucket, f"OPS_{token.upper()}")
+        return Lab(stack, emulator, tmp_path / f"working-{token}", bucket, f"OPS_{token.upper()}")
 
-    yield make
-    for server in servers:
-        server.stop()
+    return make
 
 
 def repository_instance_config() -> dict[str, Any]:
@@ -370,6 +346,7 @@ def test_the_repository_dagster_yaml_is_a_valid_instance_configuration() -> None
 # ##### A RANGE BACKFILL THROUGH THE INSTANCE
 
 
+@pytest.mark.slow
 def test_a_seven_day_backfill_through_the_instance_ends_with_the_check_passing_for_every_day(lab) -> None:
     """Launched as the UI launches an asset backfill, executed by the backfill daemon's own iteration:
     the backfill policy cuts the week into runs, each a range run of the whole chain with the check."""
@@ -455,6 +432,7 @@ def test_a_seven_day_backfill_through_the_instance_ends_with_the_check_passing_f
 # ##### A RESTATED DAY
 
 
+@pytest.mark.slow
 def test_a_day_restated_after_its_first_load_is_corrected_by_the_next_scheduled_run(lab) -> None:
     """2024-05-08 is first loaded by the 2024-05-09 tick (as yesterday). Genesys then restates some of its
     conversations (late wrap-up codes, evaluations, surveys); the 2024-05-10 tick reloads it (days back 2)

@@ -14,45 +14,15 @@ import pytest
 
 from genesys_pipeline.contracts.paths import raw_manifest_path, raw_records_path
 from genesys_pipeline.defs.raw_conversations import raw_conversations
-from genesys_pipeline.local.emulator import (
-    DEMO_CLIENT_ID,
-    DEMO_CLIENT_SECRET,
-    EmulatorConfig,
-    EmulatorServer,
-)
-from genesys_pipeline.resources.genesys import GenesysResource
+from genesys_pipeline.local.emulator import EmulatorServer
 from genesys_pipeline.resources.working_storage import WorkingStorage
 from genesys_pipeline.steps.extract import ExtractionError, extract_window
+from genesys_pipeline_tests.conftest import CLOCK, genesys_for
 
-CLOCK = datetime(2024, 5, 10, 12, 0, tzinfo=timezone.utc)
 PAST_DAY = "2024-05-08"  # before the watermark (clock - 6 h): detail jobs
 TODAY = "2024-05-10"  # after it: the details query, with ongoing conversations
 
-
-def start(**overrides: Any) -> EmulatorServer:
-    config = dict(seed=7, daily_volume=300, now=CLOCK, clock_rate=0.0, job_queued_seconds=0.05,
-                  job_pending_seconds=0.1)
-    return EmulatorServer(EmulatorConfig(**{**config, **overrides})).start()
-
-
-@pytest.fixture
-def emulators():
-    servers: list[EmulatorServer] = []
-
-    def make(**overrides: Any) -> EmulatorServer:
-        servers.append(start(**overrides))
-        return servers[-1]
-
-    yield make
-    for server in servers:
-        server.stop()
-
-
-def genesys_for(emulator: EmulatorServer, **overrides: Any) -> GenesysResource:
-    settings = dict(api_base_url=emulator.base_url, login_base_url=emulator.base_url, client_id=DEMO_CLIENT_ID,
-                    client_secret=DEMO_CLIENT_SECRET, job_poll_interval_seconds=0.05, backoff_base_seconds=0.05,
-                    backoff_cap_seconds=0.5, max_attempts=10)
-    return GenesysResource(**{**settings, **overrides})
+# The emulators come from conftest.py's `start_emulator` (seed 7, 300 a day, CLOCK, frozen).
 
 
 def materialize(emulator: EmulatorServer, root: Path, partition: str, **genesys: Any) -> dg.ExecuteInProcessResult:
@@ -75,8 +45,8 @@ def metadata(result: dg.ExecuteInProcessResult) -> dict[str, Any]:
     return {key: value.value for key, value in event.metadata.items()}
 
 
-def test_past_day_arrives_exactly_once_through_jobs(emulators, tmp_path):
-    emulator = emulators()
+def test_past_day_arrives_exactly_once_through_jobs(start_emulator, tmp_path):
+    emulator = start_emulator()
     result = materialize(emulator, tmp_path, PAST_DAY)
     ids = written_ids(tmp_path, PAST_DAY)
     assert ids == emulator.app.conversations_started(date(2024, 5, 8))
@@ -88,8 +58,8 @@ def test_past_day_arrives_exactly_once_through_jobs(emulators, tmp_path):
     assert emulator.app.stats.snapshot().get("requests.submit_job", 0) >= 1
 
 
-def test_today_arrives_through_jobs_and_the_query_with_ongoing_marked(emulators, tmp_path):
-    emulator = emulators()
+def test_today_arrives_through_jobs_and_the_query_with_ongoing_marked(start_emulator, tmp_path):
+    emulator = start_emulator()
     meta = metadata(materialize(emulator, tmp_path, TODAY))
     ids = written_ids(tmp_path, TODAY)
     assert len(ids) == len(set(ids))
@@ -100,10 +70,10 @@ def test_today_arrives_through_jobs_and_the_query_with_ongoing_marked(emulators,
 
 
 @pytest.mark.parametrize("partition", [PAST_DAY, TODAY])
-def test_faults_do_not_change_what_arrives(emulators, tmp_path, partition):
+def test_faults_do_not_change_what_arrives(start_emulator, tmp_path, partition):
     # Late in the day and a larger volume: enough requests that faults really are injected.
     late = dict(now=datetime(2024, 5, 10, 23, 0, tzinfo=timezone.utc), daily_volume=800)
-    clean, faulty = emulators(**late), emulators(fault_rate=0.3, **late)
+    clean, faulty = start_emulator(**late), start_emulator(fault_rate=0.3, **late)
     materialize(clean, tmp_path / "clean", partition)
     meta = metadata(materialize(faulty, tmp_path / "faulty", partition))
     assert written_ids(tmp_path / "faulty", partition) == written_ids(tmp_path / "clean", partition)
@@ -111,32 +81,32 @@ def test_faults_do_not_change_what_arrives(emulators, tmp_path, partition):
     assert sum(v for k, v in faulty.app.stats.snapshot().items() if k.startswith("faults.")) > 0
 
 
-def test_a_day_larger_than_the_job_cap_arrives_whole(emulators, tmp_path):
-    emulator = emulators(job_result_cap=90)
+def test_a_day_larger_than_the_job_cap_arrives_whole(start_emulator, tmp_path):
+    emulator = start_emulator(job_result_cap=90)
     meta = metadata(materialize(emulator, tmp_path, PAST_DAY, job_result_cap=90))
     assert written_ids(tmp_path, PAST_DAY) == emulator.app.conversations_started(date(2024, 5, 8))
     assert meta["extraction_path"] == "jobs"
     assert emulator.app.stats.snapshot()["requests.submit_job"] >= 4  # 300 / (0.8 * 90) pieces
 
 
-def test_a_day_larger_than_the_query_cap_arrives_whole(emulators, tmp_path):
+def test_a_day_larger_than_the_query_cap_arrives_whole(start_emulator, tmp_path):
     late = datetime(2024, 5, 10, 23, 0, tzinfo=timezone.utc)
-    emulator = emulators(now=late, query_pagination_cap=200)
+    emulator = start_emulator(now=late, query_pagination_cap=200)
     started = emulator.app.conversations_started(date(2024, 5, 10))
     assert len(started) > 200
     materialize(emulator, tmp_path, TODAY, query_result_cap=200)
     assert sorted(written_ids(tmp_path, TODAY)) == sorted(started)
 
 
-def test_token_expiring_mid_run_is_replaced(emulators, tmp_path):
-    emulator = emulators(token_lifetime_seconds=1, job_queued_seconds=0.8, job_pending_seconds=0.8)
+def test_token_expiring_mid_run_is_replaced(start_emulator, tmp_path):
+    emulator = start_emulator(token_lifetime_seconds=1, job_queued_seconds=0.8, job_pending_seconds=0.8)
     materialize(emulator, tmp_path, PAST_DAY)
     assert written_ids(tmp_path, PAST_DAY) == emulator.app.conversations_started(date(2024, 5, 8))
     assert emulator.app.stats.snapshot()["requests.oauth_token"] >= 2
 
 
-def test_rerun_replaces_the_partition_with_the_same_bytes(emulators, tmp_path):
-    emulator = emulators()
+def test_rerun_replaces_the_partition_with_the_same_bytes(start_emulator, tmp_path):
+    emulator = start_emulator()
     materialize(emulator, tmp_path, PAST_DAY)
     first = (tmp_path / raw_records_path(PAST_DAY)).read_bytes()
     materialize(emulator, tmp_path, PAST_DAY)
@@ -146,9 +116,9 @@ def test_rerun_replaces_the_partition_with_the_same_bytes(emulators, tmp_path):
 
 
 @pytest.mark.parametrize("partition_day", [date(2024, 5, 8), date(2024, 5, 10)])
-def test_a_local_day_holds_exactly_that_local_day(emulators, tmp_path, partition_day):
+def test_a_local_day_holds_exactly_that_local_day(start_emulator, tmp_path, partition_day):
     """A New York day spans two UTC days: both are read and only that local day's starts kept."""
-    emulator = emulators()
+    emulator = start_emulator()
     zone = ZoneInfo("America/New_York")
     start = datetime(partition_day.year, partition_day.month, partition_day.day, tzinfo=zone)
     end = datetime.fromordinal(partition_day.toordinal() + 1).replace(tzinfo=zone)
@@ -171,9 +141,9 @@ def test_a_local_day_holds_exactly_that_local_day(emulators, tmp_path, partition
     assert progress == list(range(50, len(expected) + 1, 50))
 
 
-def test_hours_after_the_watermark_over_the_query_cap_are_read_per_media_type(emulators, tmp_path):
+def test_hours_after_the_watermark_over_the_query_cap_are_read_per_media_type(start_emulator, tmp_path):
     late = datetime(2024, 5, 10, 23, 0, tzinfo=timezone.utc)
-    emulator = emulators(now=late, query_pagination_cap=250, data_availability_lag_seconds=22 * 3600)
+    emulator = start_emulator(now=late, query_pagination_cap=250, data_availability_lag_seconds=22 * 3600)
     started = emulator.app.conversations_started(date(2024, 5, 10))
     assert len(started) > 250
     # Page size 50 so the 250 cap is a whole number of pages, as 100,000 is of 100 on the real API.
@@ -182,9 +152,9 @@ def test_hours_after_the_watermark_over_the_query_cap_are_read_per_media_type(em
     assert "| 12 |" in meta["partitions"]  # one capped query, then one per media type
 
 
-def test_too_many_even_per_media_type_fails_clearly_and_keeps_the_old_file(emulators, tmp_path):
+def test_too_many_even_per_media_type_fails_clearly_and_keeps_the_old_file(start_emulator, tmp_path):
     late = datetime(2024, 5, 10, 23, 0, tzinfo=timezone.utc)
-    emulator = emulators(now=late, query_pagination_cap=100, data_availability_lag_seconds=22 * 3600)
+    emulator = start_emulator(now=late, query_pagination_cap=100, data_availability_lag_seconds=22 * 3600)
     storage = WorkingStorage(root=str(tmp_path))
     with storage.writer(raw_records_path(TODAY)) as handle:
         handle.write(b"previous good file")

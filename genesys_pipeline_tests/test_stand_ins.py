@@ -13,7 +13,6 @@ import hashlib
 import io
 import json
 import uuid
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -82,13 +81,7 @@ COPY_PARQUET = """COPY INTO {table} FROM @{stage}/{prefix} FILES = ('part.parque
     ON_ERROR = ABORT_STATEMENT"""
 
 
-# ##### FIXTURES AND HELPERS
-
-
-@pytest.fixture(scope="module")
-def stack() -> Iterator[stand_ins.LocalStack]:
-    with stand_ins.LocalStack() as local_stack:
-        yield local_stack
+# ##### FIXTURES AND HELPERS (`stack`, the module's moto and fakesnow, comes from conftest.py)
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""Fixtures for the emulator's tests: emulators on free ports and a raw HTTP session against them.
+"""The emulator's own tests: a raw HTTP session against an emulator (the emulators themselves, CLOCK and
+PAST_DAY come from the root conftest.py).
 
 The tests talk raw HTTP (httpx) on purpose: they check the wire behaviour (status codes, headers,
 bodies) that any client, the pipeline's or the official SDK, depends on.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import base64
 from datetime import date, datetime, timedelta, timezone
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import httpx
 import pytest
@@ -16,22 +17,10 @@ import pytest
 from genesys_pipeline.local.emulator import (
     DEMO_CLIENT_ID,
     DEMO_CLIENT_SECRET,
-    EmulatorConfig,
     EmulatorServer,
 )
 
-CLOCK = datetime(2024, 5, 10, 12, 0, tzinfo=timezone.utc)
-PAST_DAY = date(2024, 5, 8)  # fully inside the data lake at CLOCK (the watermark lags 6 h)
 DETAILS = "/api/v2/analytics/conversations/details"
-
-BASE_CONFIG: dict[str, Any] = dict(
-    seed=7,
-    daily_volume=300,
-    now=CLOCK,
-    clock_rate=0.0,  # frozen: responses are repeatable; tests move it explicitly
-    job_queued_seconds=0.05,
-    job_pending_seconds=0.1,
-)
 
 
 class ApiSession:
@@ -118,25 +107,6 @@ def day_interval(day: date, days: int = 1) -> str:
     start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
     end = start + timedelta(days=days)
     return f"{start.isoformat().replace('+00:00', 'Z')}/{end.isoformat().replace('+00:00', 'Z')}"
-
-
-@pytest.fixture
-def start_emulator() -> Iterator[Callable[..., EmulatorServer]]:
-    servers: list[EmulatorServer] = []
-
-    def start(**overrides: Any) -> EmulatorServer:
-        server = EmulatorServer(EmulatorConfig(**{**BASE_CONFIG, **overrides})).start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
-
-
-@pytest.fixture
-def emulator(start_emulator: Callable[..., EmulatorServer]) -> EmulatorServer:
-    return start_emulator()
 
 
 @pytest.fixture

@@ -11,13 +11,8 @@ from datetime import timedelta
 import httpx
 
 from genesys_pipeline.local.emulator.clock import iso_ms
-from genesys_pipeline_tests.emulator.conftest import (
-    CLOCK,
-    DETAILS,
-    PAST_DAY,
-    ApiSession,
-    day_interval,
-)
+from genesys_pipeline_tests.conftest import CLOCK, PAST_DAY
+from genesys_pipeline_tests.emulator.conftest import DETAILS, ApiSession, day_interval
 
 
 def _query_bytes(session: ApiSession) -> bytes:

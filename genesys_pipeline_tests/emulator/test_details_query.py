@@ -5,13 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime, timezone
 
-from genesys_pipeline_tests.emulator.conftest import (
-    CLOCK,
-    DETAILS,
-    PAST_DAY,
-    ApiSession,
-    day_interval,
-)
+from genesys_pipeline_tests.conftest import CLOCK, PAST_DAY
+from genesys_pipeline_tests.emulator.conftest import DETAILS, ApiSession, day_interval
 
 QUERY = f"{DETAILS}/query"
 

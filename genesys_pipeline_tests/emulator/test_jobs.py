@@ -5,10 +5,9 @@ from __future__ import annotations
 import time
 from datetime import datetime, timedelta, timezone
 
+from genesys_pipeline_tests.conftest import CLOCK, PAST_DAY
 from genesys_pipeline_tests.emulator.conftest import (
-    CLOCK,
     DETAILS,
-    PAST_DAY,
     ApiSession,
     day_interval,
     wait_for_state,

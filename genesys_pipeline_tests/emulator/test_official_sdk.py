@@ -13,38 +13,21 @@ import PureCloudPlatformClientV2 as sdk  # noqa: E402  (after sdk_fidelity, whic
 import pytest
 from PureCloudPlatformClientV2.rest import ApiException  # noqa: E402
 
-from genesys_pipeline.local.emulator import (
-    DEMO_CLIENT_ID,
-    DEMO_CLIENT_SECRET,
-    EmulatorConfig,
-    EmulatorServer,
-)
-from genesys_pipeline_tests.emulator.conftest import (
-    BASE_CONFIG,
-    CLOCK,
-    DETAILS,
-    PAST_DAY,
-    ApiSession,
-    day_interval,
-)
+from genesys_pipeline.local.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+from genesys_pipeline_tests.conftest import CLOCK, PAST_DAY
+from genesys_pipeline_tests.emulator.conftest import DETAILS, ApiSession, day_interval
 from genesys_pipeline_tests.sdk_fidelity import sdk_lost_fields
 
 
 @pytest.fixture(scope="module")
-def emulator():
-    with EmulatorServer(EmulatorConfig(**BASE_CONFIG)) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def client(emulator):
-    sdk.configuration.host = emulator.base_url  # before ApiClient(): it copies the host
+def client(module_emulator):
+    sdk.configuration.host = module_emulator.base_url  # before ApiClient(): it copies the host
     return sdk.api_client.ApiClient().get_client_credentials_token(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET)
 
 
 @pytest.fixture(scope="module")
-def raw(emulator):
-    return ApiSession(emulator)
+def raw(module_emulator):
+    return ApiSession(module_emulator)
 
 
 def test_details_query_pages(client, raw):
