@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
 
+
+@pytest.mark.slow
 def test_demo_runs_the_whole_graph_on_the_embedded_stack(tmp_path, capsys, monkeypatch):
     from genesys_pipeline.local.demo import main
 
     for name in ("GENESYS_PIPELINE_ENV", "GENESYS_API_BASE_URL", "GENESYS_WORKING_DIR", "GENESYS_S3_ENDPOINT_URL",
                  "GENESYS_S3_BUCKET", "GENESYS_SNOWFLAKE_CONNECTION_ARGS"):
-        monkeypatch.setenv(name, "")  # the demo sets them; monkeypatch restores them afterwards
+        monkeypatch.setenv(name, "")  # the demo points its resources at its own servers, whatever these say
 
     assert main(["--days", "2", "--daily-volume", "200", "--data-dir", str(tmp_path)]) == 0
     printed = capsys.readouterr().out
