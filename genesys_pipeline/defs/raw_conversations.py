@@ -46,6 +46,7 @@ def raw_conversations(
             )
             reports.append(report)
         stats = client.stats.snapshot()
+    seconds = time.monotonic() - started
     return dg.MaterializeResult(metadata=raw_metadata(
-        reports, stats, working_storage.uri(RAW_PREFIX), time.monotonic() - started, written_bytes
+        context.partition_keys, reports, stats, working_storage.uri(RAW_PREFIX), seconds, written_bytes
     ))  # fmt: skip

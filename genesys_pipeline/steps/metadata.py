@@ -37,8 +37,11 @@ def _or_na(value: Optional[int]) -> str:
 
 
 def raw_metadata(
-    reports: list[ExtractionReport], stats: dict, location: str, seconds: float, bytes_written: int
+    days: Sequence[str], reports: list[ExtractionReport], stats: dict, location: str, seconds: float,
+    bytes_written: int,
 ) -> dict[str, dg.MetadataValue]:
+    """`days[i]` is the partition key that `reports[i]` extracted: the row label, since a report's window
+    is in UTC and starts the day before for partition time zones east of UTC."""
     written = sum(r.records_written for r in reports)
     watermark = reports[-1].data_availability_date
     return {
@@ -58,8 +61,8 @@ def raw_metadata(
         "location": dg.MetadataValue.path(location),
         "partitions": dg.MetadataValue.md(markdown_table(
             ("day", "path", "records", "API reported", "ongoing", "duplicates", "jobs", "queries"),
-            ((f"{r.window_start:%Y-%m-%d}", r.path, r.records_written, r.api_reported if r.api_reported is not None
-              else "n/a", r.ongoing, r.duplicates_dropped, r.jobs, r.queries) for r in reports),
+            ((day, r.path, r.records_written, r.api_reported if r.api_reported is not None else "n/a", r.ongoing,
+              r.duplicates_dropped, r.jobs, r.queries) for day, r in zip(days, reports, strict=True)),
         )),
     }  # fmt: skip
 
