@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterator
 import dagster as dg
 import pytest
 
+import genesys_pipeline.local.emulator.app as emulator_app
 import genesys_pipeline.local.emulator.ratelimit as emulator_ratelimit
 from genesys_pipeline.genesys import (
     ClientSettings,
@@ -26,6 +27,7 @@ from genesys_pipeline.genesys import (
     GenesysApiError,
     GenesysAuthError,
     GenesysClient,
+    GenesysError,
     GenesysRetriesExhausted,
     GenesysTransportError,
     JobResultCapExceeded,
@@ -553,7 +555,12 @@ def test_throttle_keeps_a_multithreaded_burst_clear_of_429s(
 # ##### LOOKUPS AND MULTI-GET
 
 
-def test_lookups_return_every_entity_including_deleted_users(emulator: EmulatorServer) -> None:
+@pytest.mark.parametrize("omit_next_uri", [False, True], ids=["nextUri", "no-nextUri"])
+def test_lookups_return_every_entity_including_deleted_users(
+    start_emulator: Callable[..., EmulatorServer], omit_next_uri: bool
+) -> None:
+    # Without nextUri on pages before the last (an UNCONFIRMED possibility) only pageCount says there are more.
+    emulator = start_emulator(lookup_omit_next_uri=omit_next_uri)
     centre = emulator.app.centre
     with client_for(emulator, lookup_page_size=7) as client:
         users = list(client.iter_users())
@@ -569,6 +576,44 @@ def test_lookups_return_every_entity_including_deleted_users(emulator: EmulatorS
     for kind, entities in listings.items():
         expected = getattr(centre, kind)
         assert len(entities) == len({e["id"] for e in entities}) == len(expected) > 0, kind
+
+
+def _scripted_listing(monkeypatch: pytest.MonkeyPatch, change: Callable[[dict[str, Any]], None]) -> None:
+    """The emulator's listings, each page passed through `change` before it is sent."""
+    original = emulator_app.listing
+
+    def listing(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        body = original(*args, **kwargs)
+        change(body)
+        return body
+
+    monkeypatch.setattr(emulator_app, "listing", listing)
+
+
+def _without_page_count(body: dict[str, Any]) -> None:
+    del body["pageCount"]
+
+
+def _never_ending(body: dict[str, Any]) -> None:
+    # Every page says there is one more, and has entities: paged by pageCount alone it never ends.
+    body["pageCount"] = body["pageNumber"] + 1
+    body["entities"] = body["entities"] or [{"id": f"again-{body['pageNumber']}", "name": "again"}]
+    body.pop("nextUri", None)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [(_without_page_count, "no integer pageCount"), (_never_ending, "did not end: page 2 of the 2")],
+    ids=["no-pageCount", "never-ends"],
+)
+def test_a_listing_without_page_count_or_that_never_ends_fails_naming_the_path(
+    emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch, change: Callable[[dict[str, Any]], None], message: str
+) -> None:
+    _scripted_listing(monkeypatch, change)
+    with client_for(emulator, lookup_page_size=10) as client, pytest.raises(GenesysError) as raised:
+        list(client.iter_wrapup_codes())  # 20 codes: 2 pages of 10
+    assert "GET /api/v2/routing/wrapupcodes" in str(raised.value) and message in str(raised.value)
+    assert emulator.app.stats.snapshot().get("requests.list_wrapup_codes", 0) <= 2
 
 
 def test_multi_get_by_id_in_chunks(emulator: EmulatorServer) -> None:

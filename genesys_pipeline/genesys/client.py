@@ -377,7 +377,12 @@ class GenesysClient:
         return self._iter_listing(DIVISIONS_PATH, params)
 
     def _iter_listing(self, path: str, params: Mapping[str, Any] | None) -> Iterator[dict[str, Any]]:
-        page_number = 1
+        """Page a page-number listing to its end. The end is `pageCount`, the envelope's contract:
+        `nextUri` may be left out of pages that are not the last, so it is not trusted to say there
+        are more. A page without an integer `pageCount`, or a listing that still says it has more
+        pages once page 1's `pageCount` pages are read, fails naming the path: otherwise a broken
+        envelope would either cut the listing short or page it forever."""
+        page_number, budget = 1, None
         while True:
             payload = self._json("GET", path, params={
                 **(params or {}), "pageSize": self._settings.lookup_page_size, "pageNumber": page_number,
@@ -385,12 +390,19 @@ class GenesysClient:
             entities = payload.get("entities") or []
             yield from entities
             page_count = payload.get("pageCount")
-            if (
-                not entities
-                or not payload.get("nextUri")
-                or (isinstance(page_count, int) and page_number >= page_count)
-            ):
+            if not isinstance(page_count, int) or isinstance(page_count, bool):
+                raise GenesysError(
+                    f"GET {path} page {page_number}: no integer pageCount in the listing "
+                    f"(got {page_count!r}), so its end is unknown"
+                )
+            budget = page_count if budget is None else budget
+            if not entities or page_number >= page_count:
                 return
+            if page_number >= budget:
+                raise GenesysError(
+                    f"GET {path} did not end: page {page_number} of the {budget} that page 1 announced "
+                    f"says pageCount {page_count}; stopped rather than page on"
+                )
             page_number += 1
 
     # --- plumbing ------------------------------------------------------------------------------

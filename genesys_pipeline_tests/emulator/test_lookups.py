@@ -22,6 +22,21 @@ def test_listing_envelope_and_paging(api):
     assert past["entities"] == [] and "nextUri" not in past
 
 
+def test_next_uri_can_be_left_out_of_every_page_while_page_count_says_where_the_end_is(start_emulator):
+    from genesys_pipeline_tests.emulator.conftest import ApiSession
+
+    session = ApiSession(start_emulator(lookup_omit_next_uri=True))
+    first = session.get("/api/v2/routing/queues", pageSize=5).json()
+    assert first["pageCount"] > 1 and "nextUri" not in first
+    entities = []
+    for number in range(1, first["pageCount"] + 1):  # page by pageCount, as the envelope's contract says
+        page = session.get("/api/v2/routing/queues", pageSize=5, pageNumber=number).json()
+        assert "nextUri" not in page and page["pageCount"] == first["pageCount"] and page["lastUri"]
+        entities.extend(page["entities"])
+    assert len(entities) == first["total"] == len({e["id"] for e in entities})
+    session.http.close()
+
+
 def test_users_default_to_active_and_state_any_includes_deleted(api):
     active = api.get("/api/v2/users", pageSize=500).json()["entities"]
     everyone = api.get("/api/v2/users", pageSize=500, state="any").json()["entities"]

@@ -48,6 +48,7 @@ HELP = {
     "job_failure_rate": "share of jobs that end FAILED",
     "data_availability_lag_seconds": "how far dataAvailabilityDate lags the clock (UNCONFIRMED)",
     "lookup_max_page_size": "largest pageSize of the lookup listings (UNCONFIRMED)",
+    "lookup_omit_next_uri": "leave nextUri out of every lookup page, not only the last (UNCONFIRMED)",
     "live_drift": "shift query pages as live data does, serving some records twice",
 }
 

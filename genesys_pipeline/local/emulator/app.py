@@ -319,7 +319,8 @@ class EmulatorApp:
     def _lookup(self, kind: str) -> Handler:
         def lookup_listing(request: Request, _: re.Match[str]) -> dict[str, Any]:
             entities = filter_entities(kind, getattr(self.centre, kind), request.params)
-            return listing(request.path, entities, request.params, self.config.lookup_max_page_size)
+            return listing(request.path, entities, request.params, self.config.lookup_max_page_size,
+                           omit_next_uri=self.config.lookup_omit_next_uri)
 
         lookup_listing.__name__ = f"list_{kind}"
         return lookup_listing

@@ -63,6 +63,9 @@ class EmulatorConfig:
 
     # --- lookups ---
     lookup_max_page_size: int = 500  # UNCONFIRMED
+    # Documented: nextUri is absent on the last page. Whether it can also be missing on earlier pages
+    # is UNCONFIRMED; this leaves it out of every page, so only pageNumber/pageCount say where the end is.
+    lookup_omit_next_uri: bool = False
 
     # --- query behaviour ---
     # "Live drift": each query page is computed as if a few new records had been inserted before it,

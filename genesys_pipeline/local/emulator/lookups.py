@@ -38,8 +38,16 @@ def filter_entities(kind: str, entities: list[dict[str, Any]], params: dict[str,
 
 
 def listing(
-    path: str, entities: list[dict[str, Any]], params: dict[str, list[str]], max_page_size: int
+    path: str,
+    entities: list[dict[str, Any]],
+    params: dict[str, list[str]],
+    max_page_size: int,
+    *,
+    omit_next_uri: bool = False,
 ) -> dict[str, Any]:
+    """One page of the `...EntityListing` envelope. `nextUri` is always absent on the last page; with
+    `omit_next_uri` it is absent on every page (that the real service may do so is UNCONFIRMED), and
+    only `pageNumber`/`pageCount` say whether more pages follow."""
     page_size = _positive_int(params, "pageSize", 25)
     page_number = _positive_int(params, "pageNumber", 1)
     if page_size > max_page_size:
@@ -63,7 +71,7 @@ def listing(
         "firstUri": uri(1),
         "selfUri": uri(page_number),
     }
-    if page_number < page_count:
+    if page_number < page_count and not omit_next_uri:
         body["nextUri"] = uri(page_number + 1)
     if 1 < page_number <= page_count + 1:
         body["previousUri"] = uri(page_number - 1)
