@@ -32,17 +32,17 @@ SSE_MODES = ("AES256", "aws:kms")
 
 # An unquoted Snowflake identifier. Quoted identifiers are not supported on purpose: they would make
 # names case-sensitive and every piece of SQL would have to quote them the same way.
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 # Characters safe in an S3 bucket name and inside a SQL string literal; S3 itself enforces the rest
 # (lower case, 3-63 characters). Upper case passes here so an EnvVar's variable name validates too.
-_BUCKET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.\-_]{1,61}[A-Za-z0-9]$")
+_BUCKET = re.compile(r"[A-Za-z0-9][A-Za-z0-9.\-_]{1,61}[A-Za-z0-9]")
 # S3 "safe characters" (AWS object key naming guide) minus those that mean something in our layout or
 # in SQL: no quotes, backslashes, spaces, '=' (hive-style segments are ours alone) or empty segments.
-_PREFIX_SEGMENT = re.compile(r"^[A-Za-z0-9!_.*()\-]+$")
+_PREFIX_SEGMENT = re.compile(r"[A-Za-z0-9!_.*()\-]+")
 
 
 def _identifier(owner: str, field: str, value: str) -> str:
-    if not _IDENTIFIER.match(value or ""):
+    if not _IDENTIFIER.fullmatch(value or ""):
         raise ValueError(
             f"{owner}.{field} must be a plain Snowflake identifier (letters, digits, '_' and '$', not "
             f"starting with a digit), got {value!r}"
@@ -79,7 +79,7 @@ class S3Publishing(dg.ConfigurableResource):
     @field_validator("bucket")
     @classmethod
     def _valid_bucket(cls, bucket: str) -> str:
-        if not _BUCKET.match(bucket or ""):
+        if not _BUCKET.fullmatch(bucket or ""):
             raise ValueError(f"S3Publishing.bucket is not a valid S3 bucket name: {bucket!r}")
         return bucket
 
@@ -87,7 +87,7 @@ class S3Publishing(dg.ConfigurableResource):
     @classmethod
     def _valid_prefix(cls, prefix: str) -> str:
         segments = (prefix or "").split("/")
-        if not prefix or any(not _PREFIX_SEGMENT.match(s) or s in (".", "..") for s in segments):
+        if not prefix or any(not _PREFIX_SEGMENT.fullmatch(s) or s in (".", "..") for s in segments):
             raise ValueError(
                 "S3Publishing.prefix must be '/'-separated segments of letters, digits and !_.*()- "
                 f"(no leading, trailing or double '/', no '='), got {prefix!r}"

@@ -1,0 +1,55 @@
+"""Bad configuration fails when the definitions load, with the variable or field, the value and what is
+allowed in the message; values that only look right (a trailing newline) are refused too."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from genesys_pipeline.resources.warehouse import S3Publishing, SnowflakeTarget
+from genesys_pipeline.settings import SettingsError, load_settings
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("GENESYS_PARTITION_TIMEZONE", "Mars/Olympus", "IANA time zone"),
+        ("GENESYS_PARTITION_START_DATE", "2024-13-01", "a date as YYYY-MM-DD"),
+        ("GENESYS_PIPELINE_ENV", "staging", "one of local, production"),
+        ("GENESYS_SCHEDULE_HOUR", "24", "between 0 and 23"),
+        ("GENESYS_S3_FILE_FORMAT", "json", "one of parquet, csv"),
+        ("GENESYS_S3_SSE", "none", "one of AES256, aws:kms"),
+        ("GENESYS_SNOWFLAKE_CONNECTION_ARGS", "{not json", "JSON object"),
+    ],
+)
+def test_a_bad_setting_names_the_variable_and_the_value(name: str, value: str, message: str) -> None:
+    with pytest.raises(SettingsError, match=f"^{name} must be .*{message}.*") as raised:
+        load_settings({name: value})
+    assert value in str(raised.value) or name == "GENESYS_SNOWFLAKE_CONNECTION_ARGS"  # the JSON error says where
+
+
+def test_the_code_location_refuses_to_load_with_a_bad_setting() -> None:
+    env = dict(os.environ, GENESYS_PARTITION_TIMEZONE="Mars/Olympus")
+    done = subprocess.run([sys.executable, "-W", "ignore", "-c", "import genesys_pipeline.definitions"], env=env,
+                          capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[1])  # fmt: skip
+    assert done.returncode != 0
+    assert "SettingsError: GENESYS_PARTITION_TIMEZONE must be an IANA time zone" in done.stderr
+    assert "'Mars/Olympus'" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("build", "field"),
+    [
+        (lambda: SnowflakeTarget(storage_integration="I", table_prefix="GENESYS_\n"), "SnowflakeTarget.table_prefix"),
+        (lambda: SnowflakeTarget(storage_integration="I", stage="MY_STAGE\n"), "SnowflakeTarget.stage"),
+        (lambda: S3Publishing(bucket="my-bucket\n"), "S3Publishing.bucket"),
+        (lambda: S3Publishing(bucket="my-bucket", prefix="genesys/conversations\n"), "S3Publishing.prefix"),
+    ],
+)
+def test_a_trailing_newline_is_not_a_valid_name(build, field: str) -> None:
+    with pytest.raises(ValueError, match=field.replace(".", r"\.")):
+        build()
