@@ -5,11 +5,20 @@ Strategy (genesys-api.md sections 2-3, peers.md section 5):
   export path (1000 records a request). It is cut into pieces small enough that no job meets the
   400,000-result cap, sized from the details query's `totalHits` per UTC day; if a piece still meets
   it, the whole window restarts with twice as many pieces.
+- Conversations that had not ended at the watermark may be missing from the jobs ("data up to at
+  least" the watermark; genesys-api-more.md s2, UNCONFIRMED) or served as they stood then. They are
+  read live with the details query, per UTC day: those still open (`conversationEnd notExists`)
+  and those ended since (`conversationEnd exists`, newest end first, down to the watermark). Only
+  the conversations open at one instant are paged, far below the 100,000-result cap. The live
+  record replaces the job's (it is newer: ended, with its metrics), keeping the job's participant
+  attributes, which query records never carry.
 - The part after the watermark (today, the last hours) is read with the details query, newest
   first, stopping at the watermark. The query matches whole UTC days, so cutting its interval would
   not shrink it; reading newest-first means only the few hours after the watermark are paged, far
-  below the 100,000-result cap. Should even those hours exceed it, they are read once per media
-  type (a segment filter), which splits them without losing anything.
+  below the 100,000-result cap. Should even those hours exceed it, the day is read from its other
+  end too (oldest first) until the two reads meet: that covers any day of up to twice the cap.
+  A split by filter (per media type) would not: the filters have no negation to catch a media
+  type Genesys adds later, so such conversations would be skipped without an error.
 - Jobs match conversations whose lifetime overlaps their interval and queries match whole UTC
   days, so both serve conversations that started elsewhere: only those whose `conversationStart`
   lies in the piece being read are kept. Records are deduplicated by `conversationId`.
@@ -37,10 +46,9 @@ from genesys_pipeline.genesys.errors import JobResultCapExceeded, QueryCapExceed
 from genesys_pipeline.resources.working_storage import WorkingStorage
 from genesys_pipeline.steps.prefetch import prefetched
 
-# Every mediaType of the v269 API: each conversation has a session with one of them, so one query
-# per media type covers hours that are too many for a single query.
-MEDIA_TYPES = ("callback", "chat", "cobrowse", "email", "internalmessage", "message",
-               "screenmonitoring", "screenshare", "unknown", "video", "voice")  # fmt: skip
+# Conversation filters (genesys-api-more.md s1.1): still open now, and ended (sortable by end).
+STILL_OPEN = [{"type": "and", "predicates": [{"dimension": "conversationEnd", "operator": "notExists"}]}]
+ENDED = [{"type": "and", "predicates": [{"dimension": "conversationEnd", "operator": "exists"}]}]
 # Jobs are sized to this share of the cap: overlap matching adds conversations from earlier.
 JOB_FILL_TARGET = 0.8
 MAX_JOB_PIECES = 1024
@@ -64,7 +72,10 @@ class ExtractionReport:
     records_written: int = 0
     duplicates_dropped: int = 0
     ongoing: int = 0
-    api_reported: int | None = None  # conversations the API says started in the window
+    # The API's own count of the conversations started in the window, independent of the records
+    # read (approximate), or None; `api_count_note` says which count it is, or why there is none.
+    api_reported: int | None = None
+    api_count_note: str = ""
     jobs: int = 0
     queries: int = 0
     data_availability_date: datetime | None = None
@@ -106,12 +117,15 @@ class _DedupWriter:
     those that started in it), so deduplicating within a member is enough.
     """
 
-    def __init__(self, handle: IO[bytes], report: ExtractionReport, progress: _Progress) -> None:
+    def __init__(
+        self, handle: IO[bytes], report: ExtractionReport, progress: _Progress, newer: dict[str, Any] | None = None
+    ) -> None:
         # No file name and mtime=0 in the gzip header: the same records give the same bytes.
         self._gzip = gzip.GzipFile(filename="", fileobj=handle, mode="wb", compresslevel=1, mtime=0)
         self._report = report
         self._progress = progress
         self._seen: set[str] = set()  # ids only (about 100 bytes each), never the records
+        self._newer = newer or {}  # live records written elsewhere instead of these ids
 
     def write_started_between(self, records: Iterable[dict[str, Any]], start: datetime, end: datetime) -> int:
         """Write the records that started in [start, end); return how many started there."""
@@ -124,6 +138,10 @@ class _DedupWriter:
                 self._report.duplicates_dropped += 1
                 continue
             self._seen.add(record["conversationId"])
+            newer = self._newer.get(record["conversationId"])
+            if newer is not None:
+                _carry_attributes(record, newer)
+                continue
             self._report.records_written += 1
             self._report.ongoing += "conversationEnd" not in record
             self._progress.add()
@@ -132,6 +150,15 @@ class _DedupWriter:
 
     def close(self) -> None:
         self._gzip.close()
+
+
+def _carry_attributes(job_record: dict[str, Any], live_record: dict[str, Any]) -> None:
+    """Query records have no participant attributes (AnalyticsParticipantWithoutAttributes):
+    give the live record the job's, by participantId."""
+    attributes = {p.get("participantId"): p["attributes"] for p in job_record.get("participants", []) if "attributes" in p}
+    for participant in live_record.get("participants", []):
+        if participant.get("participantId") in attributes:
+            participant.setdefault("attributes", attributes[participant["participantId"]])
 
 
 def utc_days(start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
@@ -173,7 +200,12 @@ def extract_window(
         report.path = "+".join(name for name, used in (("jobs", split > start), ("query", split < end)) if used)
         try:
             with open_output() as handle:
-                from_jobs = _read_with_jobs(client, report, handle, start, split, pieces, progress) if pieces else 0
+                if pieces:
+                    newer = _open_at_watermark(client, report, start, split, watermark)
+                    _read_with_jobs(client, report, handle, start, split, pieces, progress, newer)
+                    writer = _DedupWriter(handle, report, progress)
+                    writer.write_started_between(sorted(newer.values(), key=_start_order), start, split)
+                    writer.close()
                 if split < end:
                     writer = _DedupWriter(handle, report, progress)
                     _read_with_query(client, report, writer, split, end)
@@ -186,18 +218,29 @@ def extract_window(
                 )
             pieces *= 2
             continue
-        _set_api_count(report, start, end, split, day_totals, from_jobs)
+        _set_api_count(report, start, end, day_totals)
         return report
 
 
-def _set_api_count(
-    report: ExtractionReport, start: datetime, end: datetime, split: datetime, day_totals: list[int], from_jobs: int
-) -> None:
-    """What the API itself says the window holds, for the row-count check to compare against."""
-    if split >= end:
-        report.api_reported = from_jobs  # the detail jobs' results that started in the window
-    elif len(day_totals) == 1 and (start, end) == utc_days(start, end)[0]:
-        report.api_reported = day_totals[0]  # the details query's totalHits for the UTC day
+def _set_api_count(report: ExtractionReport, start: datetime, end: datetime, day_totals: list[int]) -> None:
+    """What the API itself says the window holds, for the API count check to compare with the records.
+
+    The details query's totalHits (fetched for each UTC day anyway, to size the jobs) counts whole UTC
+    days, so a window of whole UTC days has an independent count; it is approximate. Detail jobs give
+    no count of their own (their results are the records), so any other window has none, and says so
+    rather than comparing the records with themselves.
+    """
+    days = utc_days(start, end)
+    if (start, end) == (days[0][0], days[-1][1]):
+        report.api_reported = sum(day_totals)
+        utc_dates = ", ".join(f"{day:%Y-%m-%d}" for day, _ in days)
+        report.api_count_note = f"details-query totalHits for UTC {utc_dates}, approximate"
+    else:
+        report.api_reported = None
+        report.api_count_note = (
+            "no independent count: the window is not whole UTC days, the details query's totalHits "
+            "counts whole UTC days only and detail jobs give no count of their own"
+        )
 
 
 def _query_totals(client: GenesysClient, start: datetime, end: datetime) -> list[int]:
@@ -209,6 +252,51 @@ def _query_totals(client: GenesysClient, start: datetime, end: datetime) -> list
             next(stream, None)
         totals.append(stream.total_hits or 0)
     return totals
+
+
+def _open_at_watermark(
+    client: GenesysClient, report: ExtractionReport, start: datetime, split: datetime, watermark: datetime
+) -> dict[str, dict[str, Any]]:
+    """Live records of the conversations started in [start, split) that had not ended at the
+    watermark, by id: per UTC day, those still open, and those ended since (newest end first, down
+    to the watermark). The latter also pages the day's conversations started after the split, so on
+    the split's day it can meet the cap: then the day is read oldest first up to the split instead."""
+    found: dict[str, dict[str, Any]] = {}
+
+    def collect(day: tuple[datetime, datetime], filters: Any, order: str, order_by: str,
+                stop: Callable[[dict[str, Any]], bool]) -> None:  # fmt: skip
+        stream = client.query_conversation_details(*day, conversation_filters=filters, order=order,
+                                                   order_by=order_by, fail_fast_on_cap=False)  # fmt: skip
+        report.queries += 1
+        with contextlib.closing(stream):
+            for record in stream:
+                if stop(record):
+                    return
+                if start <= parse_datetime(record["conversationStart"]) < split and not _ended_before(record, watermark):
+                    found[record["conversationId"]] = record
+
+    for day in utc_days(start, split):
+        try:
+            collect(day, STILL_OPEN, "desc", "conversationStart", lambda record: False)
+            try:
+                collect(day, ENDED, "desc", "conversationEnd", lambda record: _ended_before(record, watermark))
+            except QueryCapExceeded:
+                collect(day, None, "asc", "conversationStart", lambda r: parse_datetime(r["conversationStart"]) >= split)
+        except QueryCapExceeded as error:
+            raise ExtractionError(
+                f"{error}: more conversations that started on {day[0]:%Y-%m-%d} were open at the "
+                f"data-availability watermark ({watermark:%Y-%m-%d %H:%M} UTC), or started before it, than one "
+                "details query can page, so the ones the detail jobs may leave out cannot all be read."
+            ) from error
+    return found
+
+
+def _ended_before(record: dict[str, Any], instant: datetime) -> bool:
+    return "conversationEnd" in record and parse_datetime(record["conversationEnd"]) < instant
+
+
+def _start_order(record: dict[str, Any]) -> tuple[str, str]:
+    return record["conversationStart"], record["conversationId"]
 
 
 def _pieces(start: datetime, end: datetime, count: int) -> list[tuple[datetime, datetime]]:
@@ -225,15 +313,17 @@ def _read_with_jobs(
     end: datetime,
     pieces: int,
     progress: _Progress,
+    newer: dict[str, dict[str, Any]],
 ) -> int:
     """Run the pieces' jobs JOB_STREAMS at a time, each into a spool file, and append the spools to
-    `handle` in piece order (so the output does not depend on which job finished first)."""
+    `handle` in piece order (so the output does not depend on which job finished first). Records
+    whose id is in `newer` are left for the caller to write from there."""
 
     def read_piece(bounds: tuple[datetime, datetime]) -> tuple[IO[bytes], ExtractionReport, int]:
         piece_start, piece_end = bounds
         piece_report = ExtractionReport(piece_start, piece_end)
         spool = tempfile.TemporaryFile()
-        writer = _DedupWriter(spool, piece_report, progress)
+        writer = _DedupWriter(spool, piece_report, progress, newer)
         stream = client.run_details_job(piece_start, piece_end)
         # Overlap matching serves a conversation in every piece its lifetime spans; it is kept
         # from the piece it started in.
@@ -261,47 +351,52 @@ def _read_with_jobs(
 def _read_with_query(
     client: GenesysClient, report: ExtractionReport, writer: _DedupWriter, start: datetime, end: datetime
 ) -> None:
+    """Each UTC day newest first down to `start`; over the cap, oldest first too, up to where the
+    newest-first read stopped (see the module docstring)."""
     for day_start, day_end in reversed(utc_days(start, end)):
+        last_read: list[datetime] = []
         try:
-            _read_newest_first(client, report, writer, start, end, day_start, day_end, None)
+            _read_day(client, report, writer, (start, end), (day_start, day_end), "desc", start.__gt__, last_read)
         except QueryCapExceeded:
-            for media_type in MEDIA_TYPES:
-                media_filter = [{"type": "or", "predicates": [{"dimension": "mediaType", "value": media_type}]}]
-                try:
-                    _read_newest_first(client, report, writer, start, end, day_start, day_end, media_filter)
-                except QueryCapExceeded as error:
-                    raise ExtractionError(
-                        f"{error}: more {media_type} conversations started between {start:%Y-%m-%d %H:%M} "
-                        f"and {end:%Y-%m-%d %H:%M} UTC than one details query can page. Rerun once the "
-                        "data-availability watermark has passed them (detail jobs have no such limit)."
-                    ) from error
+            oldest_newest_first = last_read[-1] if last_read else day_end
+            try:
+                _read_day(client, report, writer, (start, end), (day_start, day_end), "asc",
+                          oldest_newest_first.__lt__, last_read)  # fmt: skip
+            except QueryCapExceeded as error:
+                raise ExtractionError(
+                    f"{error}: the conversations that started between {last_read[-1]:%Y-%m-%d %H:%M} and "
+                    f"{oldest_newest_first:%Y-%m-%d %H:%M} UTC lie deeper than one details query can page from "
+                    "either end of the day. Rerun once the data-availability watermark has passed them "
+                    "(detail jobs have no such limit)."
+                ) from error
 
 
-def _read_newest_first(
+def _read_day(
     client: GenesysClient,
     report: ExtractionReport,
     writer: _DedupWriter,
-    start: datetime,
-    end: datetime,
-    day_start: datetime,
-    day_end: datetime,
-    segment_filters: list[dict[str, Any]] | None,
+    keep: tuple[datetime, datetime],
+    day: tuple[datetime, datetime],
+    order: str,
+    stop_at: Callable[[datetime], bool],
+    last_read: list[datetime],
 ) -> None:
-    stream = client.query_conversation_details(
-        day_start, day_end, order="desc", segment_filters=segment_filters, fail_fast_on_cap=False
-    )
+    """Page a UTC day's query by conversationStart in `order`, writing the records started in `keep`,
+    up to the first whose start `stop_at`; `last_read` gets the start of every record passed on."""
+    stream = client.query_conversation_details(*day, order=order, fail_fast_on_cap=False)
     report.queries += 1
+
+    def until_stop(records: Iterable[dict[str, Any]]) -> Iterable[dict[str, Any]]:
+        for record in records:
+            started = parse_datetime(record["conversationStart"])
+            if stop_at(started):
+                return
+            last_read[:] = [started]
+            yield record
+
     records = prefetched(stream)
     with contextlib.closing(records):
-        writer.write_started_between(_until_started_before(records, start), start, end)
-
-
-def _until_started_before(records: Iterable[dict[str, Any]], boundary: datetime) -> Iterable[dict[str, Any]]:
-    """Newest-first records, up to the first one that started before `boundary`."""
-    for record in records:
-        if parse_datetime(record["conversationStart"]) < boundary:
-            return
-        yield record
+        writer.write_started_between(until_stop(records), *keep)
 
 
 def extract_partition(

@@ -174,3 +174,32 @@ def _values(record, key):
 
 def _ms(text):
     return int(datetime.fromisoformat(text).astimezone(timezone.utc).timestamp() * 1000)
+
+
+def test_conversation_end_not_exists_filter_as_the_real_api_takes_it(api):
+    """genesys-api-more.md s1.1: the body the pipeline sends, and Genesys's own blog form
+    (`"type":"or"`, `"value": null`), both select the conversations still open."""
+    today = day_interval(CLOCK.date())
+    everything = api.query_all(today)
+    open_ids = [c["conversationId"] for c in everything if "conversationEnd" not in c]
+    assert open_ids and len(open_ids) < len(everything)
+    for predicate in ({"dimension": "conversationEnd", "operator": "notExists"},
+                      {"type": "dimension", "dimension": "conversationEnd", "operator": "notExists", "value": None}):
+        for kind in ("and", "or"):
+            found = api.query_all(today, conversationFilters=[{"type": kind, "predicates": [predicate]}])
+            assert [c["conversationId"] for c in found] == open_ids
+
+
+def test_filters_the_real_api_rejects_are_400(api):
+    """No `notMatches`, no negation, no media type at conversation level (v269 enums)."""
+    media = {"dimension": "mediaType", "value": "voice"}
+    bodies = [
+        {"segmentFilters": [{"type": "and", "predicates": [{**media, "operator": "notMatches"}]}]},
+        {"segmentFilters": [{"type": "not", "predicates": [media]}]},
+        {"conversationFilters": [{"type": "and", "predicates": [media]}]},
+        {"conversationFilters": [{"type": "and", "predicates": [
+            {"type": "segment", "dimension": "conversationEnd", "operator": "notExists"}]}]},
+    ]
+    for body in bodies:
+        response = api.post(QUERY, {"interval": day_interval(PAST_DAY), **body})
+        assert response.status_code == 400, body

@@ -130,3 +130,51 @@ def test_bad_job_requests(api):
 
 def _midnight(day):
     return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+
+
+def test_open_conversations_at_the_watermark_are_served_or_omitted_by_option(start_emulator):
+    """UNCONFIRMED on the real API: by default a job serves a conversation still open at the
+    watermark as it stood then; `jobs_omit_open_at_watermark` leaves it out with no error or flag."""
+    today = CLOCK.date()
+    body = {"interval": day_interval(today), "startOfDayIntervalMatching": True}
+    served, _ = ApiSession(start_emulator()).run_job(body)
+    open_ids = {c["conversationId"] for c in served if "conversationEnd" not in c}
+    assert open_ids, "at the 06:00 watermark some conversations of the day are still open"
+    omitting, pages = ApiSession(start_emulator(jobs_omit_open_at_watermark=True)).run_job(body)
+    assert {c["conversationId"] for c in omitting} == {c["conversationId"] for c in served} - open_ids
+    assert all("conversationEnd" in c for c in omitting) and "cursor" not in pages[-1]
+
+
+def test_slots_held_by_another_integration_answer_the_concurrent_jobs_429_for_a_while(start_emulator):
+    """`jobs_busy_seconds`: the org's slots are taken by jobs we cannot see, so every submission gets
+    the very 429 of our own jobs filling the slots, until the other integration's jobs end."""
+    full = ApiSession(start_emulator(max_concurrent_jobs=1, job_queued_seconds=5))
+    body = {"interval": day_interval(PAST_DAY)}
+    assert full.post(JOBS, body).status_code == 202
+    own = full.post(JOBS, body)
+    busy = ApiSession(start_emulator(max_concurrent_jobs=1, jobs_busy_seconds=1.0))
+    started = time.monotonic()
+    refused = busy.post(JOBS, body)
+    assert refused.status_code == own.status_code == 429
+    assert refused.headers["Retry-After"] == own.headers["Retry-After"] == "1"
+    assert {k: v for k, v in refused.json().items() if k != "contextId"} == {
+        k: v for k, v in own.json().items() if k != "contextId"}
+    assert busy.post(JOBS, body).status_code == 429  # still busy, and no job of ours holds a slot
+    time.sleep(max(0.0, 1.05 - (time.monotonic() - started)))
+    assert busy.post(JOBS, body).status_code == 202
+
+
+def test_limits_of_the_analytics_namespace_are_the_emulators_own(start_emulator):
+    session = ApiSession(start_emulator(max_concurrent_jobs=3, rate_limit_per_minute=120))
+    limits = session.get("/api/v2/organizations/limits/namespaces/analytics")
+    assert limits.status_code == 200 and set(limits.json()) == {"entities"}
+    entities = limits.json()["entities"]
+    assert all(set(e) == {"key", "namespace", "value"} and e["namespace"] == "analytics" for e in entities)
+    values = {e["key"]: e["value"] for e in entities}
+    assert values["details.jobs.concurrent.access.max"] == 3
+    assert values["client.credentials.token.rate.per.minute"] == values["token.rate.per.minute"] == 120
+    assert values["request.bytes.max"] == 512_000
+    assert session.get("/api/v2/organizations/limits/namespaces/no.such.namespace").status_code == 404
+    forbidden = ApiSession(start_emulator(limits_forbidden=True)).get("/api/v2/organizations/limits/namespaces/analytics")
+    assert forbidden.status_code == 403
+    assert forbidden.json()["code"] == "not.authorized" and forbidden.json()["status"] == 403

@@ -47,9 +47,12 @@ HELP = {
     "max_concurrent_jobs": "QUEUED+PENDING jobs allowed at once; more is a 429 (UNCONFIRMED)",
     "job_failure_rate": "share of jobs that end FAILED",
     "data_availability_lag_seconds": "how far dataAvailabilityDate lags the clock (UNCONFIRMED)",
+    "jobs_omit_open_at_watermark": "detail jobs leave out conversations not ended at the watermark (UNCONFIRMED)",
     "lookup_max_page_size": "largest pageSize of the lookup listings (UNCONFIRMED)",
     "lookup_omit_next_uri": "leave nextUri out of every lookup page, not only the last (UNCONFIRMED)",
+    "list_default_wrapup_code": "list the Default Wrap-up Code among the wrap-up codes (left out by default)",
     "live_drift": "shift query pages as live data does, serving some records twice",
+    "exact_total_hits": "details-query totalHits is the exact count, not the real API's estimate (a few %% off)",
 }
 
 

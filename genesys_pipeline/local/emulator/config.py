@@ -58,19 +58,33 @@ class EmulatorConfig:
     job_pending_seconds: float = 1.0  # real seconds in PENDING before FULFILLED, UNCONFIRMED
     job_ttl_seconds: float = 3600.0  # results expire this long after completion, UNCONFIRMED
     max_concurrent_jobs: int = 5  # QUEUED+PENDING jobs per client; over it -> 429, UNCONFIRMED
+    # Another integration holding every detail-job slot of the org: for this many real seconds after
+    # the first job submission, every submission gets the concurrent-jobs 429. 0 = never.
+    jobs_busy_seconds: float = 0.0
+    # GET /api/v2/organizations/limits/... answers 403 (documented as needing no permission; an option)
+    limits_forbidden: bool = False
     job_failure_rate: float = 0.0  # share of jobs that end FAILED
     data_availability_lag_seconds: float = 6 * 3600  # watermark = now - lag, UNCONFIRMED
+    # Jobs leave out conversations not ended at the watermark. UNCONFIRMED either way; off because the
+    # only public evidence (a jobs-only extractor that models a missing conversationEnd) says they are served.
+    jobs_omit_open_at_watermark: bool = False
 
     # --- lookups ---
     lookup_max_page_size: int = 500  # UNCONFIRMED
     # Documented: nextUri is absent on the last page. Whether it can also be missing on earlier pages
     # is UNCONFIRMED; this leaves it out of every page, so only pageNumber/pageCount say where the end is.
     lookup_omit_next_uri: bool = False
+    # Public integrations add the Default Wrap-up Code themselves because the listing lacks it; UNCONFIRMED
+    # as a Genesys statement, and some orgs may list it. This lists it (and serves it by id).
+    list_default_wrapup_code: bool = False
 
     # --- query behaviour ---
     # "Live drift": each query page is computed as if a few new records had been inserted before it,
     # so records shift across page boundaries and reappear (as the real API does on live data).
     live_drift: bool = False
+    # The details query's totalHits is the exact count instead of the real API's estimate, which is a
+    # few per cent off (`querying.approximate_total_hits`). For tests that assert on exact totals.
+    exact_total_hits: bool = False
 
     def __post_init__(self) -> None:
         if self.now is not None and self.now.tzinfo is None:
