@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import uuid
 
 import pytest
@@ -54,6 +58,27 @@ def test_a_failed_write_keeps_the_previous_file(storage):
             raise RuntimeError("extraction failed midway")
     with storage.reader("raw/day/records.bin") as handle:
         assert handle.read() == b"good"
+
+
+def test_a_write_killed_midway_leaves_a_file_that_the_next_write_removes(tmp_path):
+    root = tmp_path / "work"
+    killed = subprocess.run([sys.executable, "-c", (
+        "import os, signal\n"
+        "from genesys_pipeline.resources.working_storage import WorkingStorage\n"
+        f"with WorkingStorage(root={str(root)!r}).writer('raw/day/records.gz') as handle:\n"
+        "    handle.write(b'half a file'); handle.flush(); os.kill(os.getpid(), signal.SIGKILL)\n"
+    )], capture_output=True, timeout=60)  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL
+    (left,) = (root / "raw" / "day").glob(".partial-*")  # what kill -9 leaves behind
+    alive = root / "raw" / "day" / left.name.replace(left.name.split("-")[-2], str(os.getpid()), 1)
+    alive.write_bytes(b"a write of this live process")
+
+    storage = WorkingStorage(root=str(root))
+    with storage.writer("raw/day/manifest.json") as handle:
+        handle.write(b"{}")
+    assert not left.exists()
+    assert alive.exists()  # its writer still runs: not provably abandoned
+    assert sorted(p.name for p in (root / "raw" / "day").iterdir()) == sorted([alive.name, "manifest.json"])
 
 
 def test_bad_roots_are_rejected_naming_the_field():

@@ -3,7 +3,9 @@ several machines.
 
 Every write goes to a temporary local file first and only replaces the destination when the writer
 finishes without an error (an atomic rename locally, a single upload on S3), so a failed run never
-leaves a truncated file where a good one was.
+leaves a truncated file where a good one was. A run killed mid-write (kill -9, a lost machine) leaves
+its temporary file behind; the temporary file's name says which process on which host wrote it, and
+the next write into the same folder removes those whose process no longer exists.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import contextlib
 import json
 import os
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 from typing import IO, Any, Iterator
@@ -69,7 +72,8 @@ class WorkingStorage(dg.ConfigurableResource):
         local_dir = None if self._is_s3 else Path(self.root, relative).parent
         if local_dir is not None:
             local_dir.mkdir(parents=True, exist_ok=True)
-        handle = tempfile.NamedTemporaryFile(dir=local_dir, prefix=".partial-", delete=False)
+        remove_abandoned_partials(local_dir or Path(tempfile.gettempdir()))  # an s3:// root spools in /tmp
+        handle = tempfile.NamedTemporaryFile(dir=local_dir, prefix=_partial_prefix(), delete=False)
         try:
             with handle:
                 yield handle
@@ -128,3 +132,32 @@ class WorkingStorage(dg.ConfigurableResource):
             keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
             if keys:
                 client.delete_objects(Bucket=bucket, Delete={"Objects": keys})
+
+
+def _partial_prefix(pid: int | None = None) -> str:
+    # Host and process id in the name: enough to prove later that the writer is gone.
+    return f".partial-{socket.gethostname()}-{pid or os.getpid()}-"
+
+
+def remove_abandoned_partials(folder: Path) -> list[Path]:
+    """Remove the temporary files in `folder` whose writer, a process on this host, no longer exists
+    (killed mid-write); returns them. Files of other hosts or of live processes are left alone."""
+    removed = []
+    for path in folder.glob(".partial-*"):
+        host_and_pid = path.name[len(".partial-") :].rsplit("-", 1)[0]
+        host, _, pid = host_and_pid.rpartition("-")
+        if host != socket.gethostname() or not pid.isdigit() or _process_exists(int(pid)):
+            continue
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, as another user's process
+        return True
+    return True
