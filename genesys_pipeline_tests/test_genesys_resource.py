@@ -13,6 +13,7 @@ import logging
 import subprocess
 import sys
 import threading
+import time
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Callable, Iterator
 
@@ -35,6 +36,7 @@ from genesys_pipeline.genesys import (
     RequestThrottle,
 )
 from genesys_pipeline.genesys import http as genesys_http
+from genesys_pipeline.genesys.http import JobSlotsBusy
 from genesys_pipeline.genesys.client import AVAILABILITY_PATH, format_interval
 from genesys_pipeline.genesys.regions import GENESYS_REGIONS
 from genesys_pipeline.local.emulator import (
@@ -344,6 +346,77 @@ def test_job_submission_waits_out_the_concurrent_job_limit(start_emulator: Calla
         ids = [conversation["conversationId"] for conversation in client.run_details_job(start, end)]
         assert client.stats.rate_limited >= 1
     assert len(ids) >= len(emulator.app.conversations_started(PAST_DAY))
+
+
+def test_job_submission_waits_for_slots_another_integration_holds(
+    start_emulator: Callable[..., EmulatorServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The slots stay taken for 2.5 s, longer than 2 attempts 1 s apart (Retry-After) last: the
+    submission waits them out on its own budget, and says at INFO what it waits for."""
+    emulator = start_emulator(jobs_busy_seconds=2.5, max_concurrent_jobs=3)
+    start, end = day_bounds(PAST_DAY)
+    caplog.set_level(logging.INFO)
+    with client_for(emulator, max_attempts=2, job_slot_wait_seconds=30) as client:
+        assert client.get_analytics_limits().job_slots == 3
+        ids = [conversation["conversationId"] for conversation in client.run_details_job(start, end)]
+        stats = client.stats.snapshot()
+    assert len(ids) >= len(emulator.app.conversations_started(PAST_DAY)) > 0
+    assert stats["job_slot_waits"] >= 2 and stats["rate_limited"] == stats["job_slot_waits"]
+    assert 2.0 <= stats["job_slot_wait_seconds"] < 10
+    waiting = [r for r in caplog.records if "detail-job slots" in r.getMessage()]
+    assert len(waiting) == 1 and waiting[0].levelno == logging.INFO  # at most one line per 30 s
+    assert "all 3 detail-job slots of the org are in use (another integration?)" in waiting[0].getMessage()
+    assert "0 s of 30 s so far" in waiting[0].getMessage() and "Maximum of 3 concurrent" in waiting[0].getMessage()
+    assert " failed (HTTP 429" not in caplog.text  # not the normal budget's per-retry warning
+
+
+def test_job_submission_gives_up_when_the_slots_stay_taken_naming_the_setting(
+    start_emulator: Callable[..., EmulatorServer]
+) -> None:
+    emulator = start_emulator(jobs_busy_seconds=600)
+    start, end = day_bounds(PAST_DAY)
+    with client_for(emulator, job_slot_wait_seconds=2) as client:
+        began = time.monotonic()
+        with pytest.raises(JobSlotsBusy) as raised:
+            list(client.run_details_job(start, end))
+        took = time.monotonic() - began
+    error = raised.value
+    assert 2 <= took < 5 and error.status == 429 and error.path.endswith("/details/jobs")
+    assert "detail-job slots of the org stayed in use for 2 s" in str(error)
+    assert "raise job_slot_wait_seconds on GenesysResource" in str(error) and "Another integration" in str(error)
+    assert isinstance(error, GenesysRetriesExhausted)  # what callers of the old budget catch
+
+
+def test_the_rate_limit_429_on_job_submission_keeps_the_normal_budget(
+    start_emulator: Callable[..., EmulatorServer]
+) -> None:
+    """A 429 of this token's full request window is not a busy slot: no waiting by time for it."""
+    emulator = start_emulator(rate_limit_per_minute=2)
+    body = {"interval": format_interval(*day_bounds(PAST_DAY))}
+    with client_for(emulator, max_attempts=1, job_slot_wait_seconds=60) as client:
+        client.submit_details_job(body)
+        client.submit_details_job(body)
+        with pytest.raises(GenesysRetriesExhausted) as raised:
+            client.submit_details_job(body)
+    assert not isinstance(raised.value, JobSlotsBusy) and raised.value.attempts == 1
+    assert client.stats.job_slot_waits == 0
+
+
+def test_the_orgs_analytics_limits_are_read_and_a_403_is_not_fatal(
+    start_emulator: Callable[..., EmulatorServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    with client_for(start_emulator(max_concurrent_jobs=4, rate_limit_per_minute=200)) as client:
+        limits = client.get_analytics_limits()
+    assert limits.unavailable is None and limits.namespace == "analytics"
+    assert limits.values["details.jobs.concurrent.access.max"] == 4 == limits.job_slots
+    assert limits.values["token.rate.per.minute"] == 200
+    caplog.set_level(logging.INFO)
+    with client_for(start_emulator(limits_forbidden=True)) as client:
+        forbidden = client.get_analytics_limits()
+        client.get_data_availability()  # the client goes on working
+    assert forbidden.values == {} and forbidden.job_slots is None
+    assert forbidden.unavailable and forbidden.unavailable.startswith("HTTP 403 not.authorized")
+    assert "could not be read (HTTP 403" in caplog.text
 
 
 # ##### AUTH, ERRORS, SECRETS

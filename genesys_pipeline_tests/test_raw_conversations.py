@@ -76,6 +76,7 @@ def test_limits_the_oauth_client_may_not_read_are_noted_and_the_run_goes_on(star
     meta = metadata(materialize(emulator, tmp_path, PAST_DAY))
     assert meta["records_written"] == 300 and meta["job_slot_waits"] == 0
     assert meta["analytics_limits"].startswith("not readable (HTTP 403 not.authorized")
+    assert "the OAuth client may lack the permission" in meta["analytics_limits"]
 
 
 def test_today_arrives_through_jobs_and_the_query_with_ongoing_marked(start_emulator, tmp_path):

@@ -28,6 +28,8 @@ def raw_conversations(
     started = time.monotonic()
     reports, written_bytes = [], 0
     with genesys.get_client() as client:
+        # Once per run, for the record (and the job-slot waits' log): the org's limits as they stand.
+        limits = client.get_analytics_limits()
         for partition_key in context.partition_keys:
             window = daily_partitions.time_window_for_partition_key(partition_key)
             context.log.info(
@@ -48,5 +50,5 @@ def raw_conversations(
         stats = client.stats.snapshot()
     seconds = time.monotonic() - started
     return dg.MaterializeResult(metadata=raw_metadata(
-        context.partition_keys, reports, stats, working_storage.uri(RAW_PREFIX), seconds, written_bytes
+        context.partition_keys, reports, stats, working_storage.uri(RAW_PREFIX), seconds, written_bytes, limits
     ))  # fmt: skip

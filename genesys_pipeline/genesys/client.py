@@ -8,6 +8,7 @@ threads at once: they share one keep-alive connection pool, one token and one re
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from datetime import datetime, timezone
 from typing import Any, Callable, Generator, Iterable, Iterator, Mapping, Self
@@ -33,6 +34,8 @@ QUEUES_PATH = "/api/v2/routing/queues"
 WRAPUP_CODES_PATH = "/api/v2/routing/wrapupcodes"
 USERS_PATH = "/api/v2/users"
 DIVISIONS_PATH = "/api/v2/authorization/divisions"
+LIMITS_PATH = "/api/v2/organizations/limits/namespaces"
+JOB_SLOTS_KEY = "details.jobs.concurrent.access.max"
 
 JOB_FAILED_STATES = ("FAILED", "CANCELLED", "EXPIRED")
 _CAP_MESSAGE = "Pagination may not exceed"  # in the 400 of both pagination caps
@@ -96,6 +99,21 @@ class DetailJobStream(ConversationStream):
         self.cancelled = False  # True if the stream deleted its unfinished job
 
 
+@dataclasses.dataclass(frozen=True)
+class OrgLimits:
+    """The org's effective limits of one namespace, or why they could not be read."""
+
+    namespace: str
+    values: dict[str, Any]  # limit key -> value, e.g. {"details.jobs.concurrent.access.max": 5}
+    unavailable: str | None = None  # e.g. "HTTP 403 not.authorized: ..."; None when read
+
+    @property
+    def job_slots(self) -> int | None:
+        """Detail jobs the org may run at once, if the limits say."""
+        value = self.values.get(JOB_SLOTS_KEY)
+        return value if isinstance(value, int) else None
+
+
 class GenesysClient:
     """Genesys Cloud analytics and lookup calls. See `GenesysResource` for the settings.
 
@@ -109,6 +127,7 @@ class GenesysClient:
         self._transport = GenesysTransport(
             settings, throttle or RequestThrottle(settings.requests_per_minute), self.stats
         )
+        self.limits: OrgLimits | None = None  # the latest `get_analytics_limits()`
 
     def __repr__(self) -> str:
         return f"GenesysClient(api_base_url={self._settings.api_base_url!r})"
@@ -254,9 +273,12 @@ class GenesysClient:
                 stream.cancelled = self.cancel_details_job(stream.job_id, quiet=True)
 
     def submit_details_job(self, body: Mapping[str, Any]) -> str:
-        """`POST .../details/jobs` (expects 202 `{jobId}`); return the job id. A 429 (too many
-        concurrent jobs) is retried like any 429."""
-        payload = self._json("POST", JOBS_PATH, json=dict(body))
+        """`POST .../details/jobs` (expects 202 `{jobId}`); return the job id. While every
+        detail-job slot of the org is taken (429) the submission waits, up to
+        `job_slot_wait_seconds`, then raises `JobSlotsBusy`; other failures have the normal budget."""
+        slots = self.limits.job_slots if self.limits else None
+        slot_wait = self._transport.job_slot_wait(self._settings.job_slot_wait_seconds, slots)
+        payload = self._json("POST", JOBS_PATH, json=dict(body), slot_wait=slot_wait)
         job_id = payload.get("jobId")
         if not job_id:
             raise DetailJobError(job_id="?", state="NOT_SUBMITTED", error_message=f"no jobId in {payload}")
@@ -336,6 +358,30 @@ class GenesysClient:
         """The data-lake watermark: job results are complete for data before this instant."""
         payload = self._json("GET", AVAILABILITY_PATH)
         return parse_datetime(payload["dataAvailabilityDate"])
+
+    # --- the org's limits -----------------------------------------------------------------------
+
+    def get_analytics_limits(self, namespace: str = "analytics") -> OrgLimits:
+        """The org's effective limits (`GET /api/v2/organizations/limits/namespaces/{namespace}`),
+        for the record and to say how many detail-job slots a submission waits for. Which namespace
+        holds the detail-job keys is UNCONFIRMED, hence the parameter. A 403 (the OAuth client may
+        not read limits) or 404 (no such namespace) comes back as `unavailable`, not raised: the
+        limits inform, the extraction does not need them."""
+        try:
+            payload = self._json("GET", f"{LIMITS_PATH}/{namespace}")
+        except GenesysApiError as error:
+            if error.status not in (403, 404):
+                raise
+            reason = f"HTTP {error.status} {error.code or ''}: {error.message}".replace(" :", ":")
+            if error.status == 403:
+                reason += "; the OAuth client may lack the permission to read them"
+            self.limits = OrgLimits(namespace, {}, unavailable=reason)
+            log.info("Genesys %s limits of the org could not be read (%s); carrying on without them", namespace, reason)
+            return self.limits
+        entities = [e for e in payload.get("entities") or [] if isinstance(e, dict) and "key" in e]
+        self.limits = OrgLimits(namespace, {str(e["key"]): e.get("value") for e in entities})
+        log.info("Genesys %s limits of the org: %s", namespace, self.limits.values)
+        return self.limits
 
     # --- conversations by id -------------------------------------------------------------------
 

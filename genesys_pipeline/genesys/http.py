@@ -8,7 +8,8 @@ one place:
   502/503/504, timeouts and dropped connections back off exponentially with full jitter; every
   other 4xx fails at once with the ErrorBody's fields. One loop (`send_with_retries`) applies
   this to the token request and to `/api/v2` requests alike;
-- every `/api/v2` request goes through the client's `RequestThrottle` (throttle.py).
+- every `/api/v2` request goes through the client's `RequestThrottle` (throttle.py);
+- a job submission waits out busy detail-job slots by time, not attempts (`JobSlotWait`).
 
 Secrets: the client secret only ever goes into the Basic header of the token request and the
 token only into Bearer headers. Neither is logged, put in an exception or shown by a repr.
@@ -69,6 +70,8 @@ class GenesysClientStats:
     token_refreshes: int = 0  # new tokens fetched because the API answered 401
     throttle_waits: int = 0  # requests the client-side throttle held back
     throttle_wait_seconds: float = 0.0  # total time spent held back by the throttle
+    job_slot_waits: int = 0  # job submissions repeated because every detail-job slot was taken
+    job_slot_wait_seconds: float = 0.0  # total time spent waiting for a detail-job slot
     _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, **increments: float) -> None:
@@ -129,6 +132,83 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
     return float(match.group(1)) if match else None
 
 
+# --- waiting for a detail-job slot -----------------------------------------------------------
+
+SLOT_WAIT_LOG_EVERY_SECONDS = 30.0
+
+
+def is_job_slots_429(response: httpx.Response) -> bool:
+    """Whether a 429 to a job submission says the org's detail-job slots are all taken, rather than
+    that this token is over its request rate. The real body of that 429 is UNCONFIRMED, so: a body
+    that names a concurrent limit (its message, or the ErrorBody's `limit.key`), or else a 429 while
+    the `inin-ratelimit-*` headers show room in the token's window (the rate limit's 429 comes with
+    a full window; a job-submission limit is the only other one this request meets)."""
+    if response.status_code != 429:
+        return False
+    body = _json_object(response)
+    limit = body.get("limit") if isinstance(body.get("limit"), dict) else {}
+    if "concurrent" in f"{body.get('message', '')} {limit.get('key', '')}".lower():
+        return True
+    count, allowed = (_int_header(response, name) for name in ("inin-ratelimit-count", "inin-ratelimit-allowed"))
+    return count is not None and allowed is not None and count < allowed
+
+
+class JobSlotWait:
+    """The patience of one job submission. When every detail-job slot of the org is taken (another
+    integration's jobs may hold them for many minutes) the submission is repeated for up to
+    `budget_seconds` of wall time, honouring Retry-After, instead of `max_attempts` tries; every
+    other failure keeps the normal retry budget. Says what it waits for at INFO, at most every 30 s."""
+
+    def __init__(self, budget_seconds: float, policy: RetryPolicy, slots: int | None) -> None:
+        self.budget_seconds = budget_seconds
+        self._policy = policy
+        self._slots = slots  # the org's detail-job slots, if its limits were read
+        self._started: float | None = None
+        self._logged_at: float | None = None
+        self.waits = 0
+
+    def delay(self, fields: dict[str, Any], response: httpx.Response) -> float:
+        """Seconds to wait before submitting again; `JobSlotsBusy` once the budget is spent."""
+        now = time.monotonic()
+        self._started = now if self._started is None else self._started
+        waited = now - self._started
+        limit = _json_object(response).get("limit")
+        if isinstance(limit, dict) and isinstance(limit.get("value"), int):
+            self._slots = limit["value"]
+        slots = f"all {self._slots}" if self._slots else "all"
+        if waited >= self.budget_seconds:
+            raise JobSlotsBusy(attempts=self.waits + 1, waited=waited, budget=self.budget_seconds, slots=slots, **fields)
+        self.waits += 1
+        if self._logged_at is None or now - self._logged_at >= SLOT_WAIT_LOG_EVERY_SECONDS:
+            self._logged_at = now
+            log.info(
+                "Genesys detail-job submission: %s detail-job slots of the org are in use (another "
+                "integration?); waiting, %s of %s so far (job_slot_wait_seconds). The API said: %s: %s",
+                slots, _span(waited), _span(self.budget_seconds), _status_reason(fields), fields["message"],
+            )  # fmt: skip
+        # The backoff's growth (to backoff_cap_seconds; the exponent bounded so it stays a float)
+        # spaces out the tries of a long wait; the last one comes when the budget ends.
+        return min(self._policy.delay(min(self.waits, 32), response), self.budget_seconds - waited)
+
+
+class JobSlotsBusy(GenesysRetriesExhausted):
+    """Every detail-job slot of the org stayed taken for the whole `job_slot_wait_seconds`."""
+
+    def __init__(self, *, waited: float, budget: float, slots: str, **fields: Any) -> None:
+        self.waited_seconds = waited
+        self.budget_seconds = budget
+        self.slots = slots
+        super().__init__(**fields)
+
+    def _describe(self) -> str:
+        return (
+            f"{super()._describe()}: {self.slots} detail-job slots of the org stayed in use for "
+            f"{_span(self.waited_seconds)} (job_slot_wait_seconds={self.budget_seconds:g}). Another "
+            "integration may be running detail jobs; raise job_slot_wait_seconds on GenesysResource, "
+            "or run when its jobs are done."
+        )
+
+
 # --- the retry loop --------------------------------------------------------------------------
 
 
@@ -140,6 +220,7 @@ def send_with_retries(
     policy: RetryPolicy,
     stats: GenesysClientStats,
     count_failures: bool = True,
+    slot_wait: JobSlotWait | None = None,
 ) -> httpx.Response:
     """Call `send` (one attempt) until its response has a status that is not retryable; return
     that response, 2xx or not: what a final status means is the caller's to say.
@@ -148,6 +229,7 @@ def send_with_retries(
     `policy.max_attempts` attempts in all; then `GenesysRetriesExhausted` or
     `GenesysTransportError`. `count_failures=False` leaves the 429/5xx/transport counters of
     `stats` alone: they describe `/api/v2` traffic, and the token request is not part of it.
+    With `slot_wait`, a 429 of busy detail-job slots costs no attempt: `slot_wait` times it.
     """
     attempt = 0
     while True:
@@ -171,6 +253,12 @@ def send_with_retries(
             if count_failures:
                 stats.add(**{"rate_limited" if status == 429 else "server_errors": 1})
             fields = _error_fields(method, path, response)
+            if slot_wait is not None and is_job_slots_429(response):
+                attempt -= 1
+                delay = slot_wait.delay(fields, response)
+                stats.add(retries=1, job_slot_waits=1, job_slot_wait_seconds=delay)
+                time.sleep(delay)
+                continue
             if attempt >= policy.max_attempts:
                 raise GenesysRetriesExhausted(attempts=attempt, **fields)
             reason, failed = _status_reason(fields), response
@@ -278,6 +366,10 @@ class GenesysTransport:
     def __repr__(self) -> str:
         return f"GenesysTransport(api_base_url={self._api_base_url!r})"
 
+    def job_slot_wait(self, budget_seconds: float, slots: int | None) -> JobSlotWait:
+        """Patience for one job submission, on this transport's retry policy."""
+        return JobSlotWait(budget_seconds, self._policy, slots)
+
     def close(self) -> None:
         self._http.close()
 
@@ -288,6 +380,7 @@ class GenesysTransport:
         *,
         params: dict[str, Any] | None = None,
         json: Any = None,
+        slot_wait: JobSlotWait | None = None,
     ) -> httpx.Response:
         """Send one logical request; return its 2xx response or raise a `GenesysError`."""
         refreshed = False
@@ -305,7 +398,9 @@ class GenesysTransport:
                 response, _ = self._send(method, path, params, json)
             return response
 
-        response = send_with_retries(send, method=method, path=path, policy=self._policy, stats=self._stats)
+        response = send_with_retries(
+            send, method=method, path=path, policy=self._policy, stats=self._stats, slot_wait=slot_wait
+        )
         if response.status_code < 300:
             return response
         fields = _error_fields(method, path, response)
@@ -376,6 +471,18 @@ def _status_reason(fields: dict[str, Any]) -> str:
     code = f" {fields['code']}" if fields["code"] else ""
     correlation = f", correlation id {fields['correlation_id']}" if fields["correlation_id"] else ""
     return f"HTTP {fields['status']}{code}{correlation}"
+
+
+def _int_header(response: httpx.Response, name: str) -> int | None:
+    try:
+        return int(response.headers.get(name, ""))
+    except ValueError:
+        return None
+
+
+def _span(seconds: float) -> str:
+    """`45 s` or `3 min`: how long a wait has lasted, for people."""
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
 def _describe(error: Exception) -> str:

@@ -33,3 +33,4 @@ class ClientSettings:
     job_poll_interval_seconds: float
     job_poll_max_interval_seconds: float
     job_timeout_seconds: float
+    job_slot_wait_seconds: float  # how long a job submission waits for a free detail-job slot

@@ -117,6 +117,15 @@ class GenesysResource(dg.ConfigurableResource):
     job_timeout_seconds: float = Field(
         default=3600.0, gt=0, description="Give up (and cancel) a detail job not FULFILLED by then."
     )
+    job_slot_wait_seconds: float = Field(
+        default=900.0,
+        ge=0,
+        description=(
+            "How long a detail-job submission waits while every detail-job slot of the org is taken "
+            "(429), e.g. by another integration's jobs, before the run fails. Waits honour "
+            "Retry-After and do not count against max_attempts; 0 fails at the first such 429."
+        ),
+    )
 
     @model_validator(mode="before")
     @classmethod

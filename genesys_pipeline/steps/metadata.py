@@ -12,6 +12,7 @@ import dagster as dg
 from genesys_pipeline.contracts.dimension_tables import Dimension
 from genesys_pipeline.contracts.manifests import FlatManifest, PublishedManifest
 from genesys_pipeline.contracts.tables import CONVERSATIONS, TABLES
+from genesys_pipeline.genesys.client import OrgLimits
 from genesys_pipeline.resources.warehouse import S3Publishing
 from genesys_pipeline.steps.dimensions import DimensionLoad
 from genesys_pipeline.steps.extract import ExtractionReport
@@ -36,12 +37,19 @@ def _or_na(value: Optional[int]) -> str:
     return f"{value:,}" if value is not None else "n/a"
 
 
+def _limits(limits: OrgLimits) -> dg.MetadataValue:
+    if limits.unavailable is None:
+        return dg.MetadataValue.json(limits.values)
+    return dg.MetadataValue.text(f"not readable ({limits.unavailable})")
+
+
 def raw_metadata(
     days: Sequence[str], reports: list[ExtractionReport], stats: dict, location: str, seconds: float,
-    bytes_written: int,
+    bytes_written: int, limits: Optional[OrgLimits] = None,
 ) -> dict[str, dg.MetadataValue]:
     """`days[i]` is the partition key that `reports[i]` extracted: the row label, since a report's window
-    is in UTC and starts the day before for partition time zones east of UTC."""
+    is in UTC and starts the day before for partition time zones east of UTC. `limits`: the org's
+    analytics limits as read at the start of the run."""
     written = sum(r.records_written for r in reports)
     watermark = reports[-1].data_availability_date
     return {
@@ -56,6 +64,9 @@ def raw_metadata(
         "requests": dg.MetadataValue.int(stats.get("requests", 0)),
         "rate_limited_429s": dg.MetadataValue.int(stats.get("rate_limited", 0)),
         "retries": dg.MetadataValue.int(stats.get("retries", 0)),
+        "job_slot_waits": dg.MetadataValue.int(stats.get("job_slot_waits", 0)),
+        "job_slot_wait_seconds": dg.MetadataValue.float(round(stats.get("job_slot_wait_seconds", 0.0), 2)),
+        **({"analytics_limits": _limits(limits)} if limits else {}),
         "wall_seconds": dg.MetadataValue.float(round(seconds, 2)),
         "bytes_written": dg.MetadataValue.int(bytes_written),
         "location": dg.MetadataValue.path(location),
