@@ -7,11 +7,12 @@ Strategy (genesys-api.md sections 2-3, peers.md section 5):
   it, the whole window restarts with twice as many pieces.
 - Conversations that had not ended at the watermark may be missing from the jobs ("data up to at
   least" the watermark; genesys-api-more.md s2, UNCONFIRMED) or served as they stood then. They are
-  read live with the details query, per UTC day: those still open (`conversationEnd notExists`)
-  and those ended since (`conversationEnd exists`, newest end first, down to the watermark). Only
-  the conversations open at one instant are paged, far below the 100,000-result cap. The live
-  record replaces the job's (it is newer: ended, with its metrics), keeping the job's participant
-  attributes, which query records never carry.
+  read live with the details query, per UTC day and while the jobs run: those still open
+  (`conversationEnd notExists`) and those ended since (ordered by `conversationEnd`, newest first,
+  down to the watermark). That pages the conversations open at one instant (and, on the
+  watermark's own day, those started after it), far below the 100,000-result cap; over it, the
+  watermark's day is read oldest first up to the watermark instead. The live record replaces the job's (it is newer: ended, with its
+  metrics), keeping the job's participant attributes, which query records never carry.
 - The part after the watermark (today, the last hours) is read with the details query, newest
   first, stopping at the watermark. The query matches whole UTC days, so cutting its interval would
   not shrink it; reading newest-first means only the few hours after the watermark are paged, far
@@ -33,7 +34,7 @@ import math
 import shutil
 import tempfile
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from typing import IO, Any, Callable, ContextManager, Iterable
 
@@ -46,9 +47,8 @@ from genesys_pipeline.genesys.errors import JobResultCapExceeded, QueryCapExceed
 from genesys_pipeline.resources.working_storage import WorkingStorage
 from genesys_pipeline.steps.prefetch import prefetched
 
-# Conversation filters (genesys-api-more.md s1.1): still open now, and ended (sortable by end).
+# The conversations still open now (genesys-api-more.md s1.1).
 STILL_OPEN = [{"type": "and", "predicates": [{"dimension": "conversationEnd", "operator": "notExists"}]}]
-ENDED = [{"type": "and", "predicates": [{"dimension": "conversationEnd", "operator": "exists"}]}]
 # Jobs are sized to this share of the cap: overlap matching adds conversations from earlier.
 JOB_FILL_TARGET = 0.8
 MAX_JOB_PIECES = 1024
@@ -58,6 +58,7 @@ JOB_STREAMS = 2
 PARALLEL_FROM = 5_000
 
 OpenOutput = Callable[[], ContextManager[IO[bytes]]]
+Newer = dict[str, dict[str, Any]]  # live records by conversationId
 
 
 class ExtractionError(Exception):
@@ -112,25 +113,29 @@ class _Progress:
 class _DedupWriter:
     """Writes records as one gzip member of JSON lines, once per conversationId, as they stream in.
 
-    The output file is a concatenation of such members (one per job piece, one for the query part),
+    The output file is a concatenation of such members (one per job piece, one for the live records
+    of conversations open at the watermark, one for the query part),
     which every gzip reader reads as one stream. Pieces never share a conversation (each keeps only
     those that started in it), so deduplicating within a member is enough.
     """
 
     def __init__(
-        self, handle: IO[bytes], report: ExtractionReport, progress: _Progress, newer: dict[str, Any] | None = None
+        self, handle: IO[bytes], report: ExtractionReport, progress: _Progress, newer: Future[Newer] | None = None
     ) -> None:
         # No file name and mtime=0 in the gzip header: the same records give the same bytes.
         self._gzip = gzip.GzipFile(filename="", fileobj=handle, mode="wb", compresslevel=1, mtime=0)
         self._report = report
         self._progress = progress
         self._seen: set[str] = set()  # ids only (about 100 bytes each), never the records
-        self._newer = newer or {}  # live records written elsewhere instead of these ids
+        self._newer = newer  # live records, written elsewhere instead of the records with their ids
 
     def write_started_between(self, records: Iterable[dict[str, Any]], start: datetime, end: datetime) -> int:
         """Write the records that started in [start, end); return how many started there."""
         started_here = 0
+        newer: Newer | None = None
         for record in records:
+            if newer is None:  # waited for at the first record: until then the job was running
+                newer = self._newer.result() if self._newer else {}
             if not start <= parse_datetime(record["conversationStart"]) < end:
                 continue  # served because it overlaps the piece; it belongs to the piece it started in
             started_here += 1
@@ -138,9 +143,9 @@ class _DedupWriter:
                 self._report.duplicates_dropped += 1
                 continue
             self._seen.add(record["conversationId"])
-            newer = self._newer.get(record["conversationId"])
-            if newer is not None:
-                _carry_attributes(record, newer)
+            live = newer.get(record["conversationId"])
+            if live is not None:
+                _carry_attributes(record, live)
                 continue
             self._report.records_written += 1
             self._report.ongoing += "conversationEnd" not in record
@@ -201,10 +206,12 @@ def extract_window(
         try:
             with open_output() as handle:
                 if pieces:
-                    newer = _open_at_watermark(client, report, start, split, watermark)
-                    _read_with_jobs(client, report, handle, start, split, pieces, progress, newer)
+                    # Queried while the jobs are queued and run: they are the slow part.
+                    with ThreadPoolExecutor(1, thread_name_prefix="open-at-watermark") as side:
+                        newer = side.submit(_open_at_watermark, client, report, start, split, watermark)
+                        _read_with_jobs(client, report, handle, start, split, pieces, progress, newer)
                     writer = _DedupWriter(handle, report, progress)
-                    writer.write_started_between(sorted(newer.values(), key=_start_order), start, split)
+                    writer.write_started_between(sorted(newer.result().values(), key=_start_order), start, split)
                     writer.close()
                 if split < end:
                     writer = _DedupWriter(handle, report, progress)
@@ -256,12 +263,13 @@ def _query_totals(client: GenesysClient, start: datetime, end: datetime) -> list
 
 def _open_at_watermark(
     client: GenesysClient, report: ExtractionReport, start: datetime, split: datetime, watermark: datetime
-) -> dict[str, dict[str, Any]]:
+) -> Newer:
     """Live records of the conversations started in [start, split) that had not ended at the
-    watermark, by id: per UTC day, those still open, and those ended since (newest end first, down
-    to the watermark). The latter also pages the day's conversations started after the split, so on
-    the split's day it can meet the cap: then the day is read oldest first up to the split instead."""
-    found: dict[str, dict[str, Any]] = {}
+    watermark, by id. Per UTC day: those still open, and those ended since (newest end first, down
+    to the watermark; unfiltered, so wherever the API sorts the open ones, which have no end, the
+    first query has them). The latter also pages the day's conversations started after the split,
+    so on the split's day it can meet the cap: then the day is read oldest first up to the split."""
+    found: Newer = {}
 
     def collect(day: tuple[datetime, datetime], filters: Any, order: str, order_by: str,
                 stop: Callable[[dict[str, Any]], bool]) -> None:  # fmt: skip
@@ -279,7 +287,7 @@ def _open_at_watermark(
         try:
             collect(day, STILL_OPEN, "desc", "conversationStart", lambda record: False)
             try:
-                collect(day, ENDED, "desc", "conversationEnd", lambda record: _ended_before(record, watermark))
+                collect(day, None, "desc", "conversationEnd", lambda record: _ended_before(record, watermark))
             except QueryCapExceeded:
                 collect(day, None, "asc", "conversationStart", lambda r: parse_datetime(r["conversationStart"]) >= split)
         except QueryCapExceeded as error:
@@ -313,7 +321,7 @@ def _read_with_jobs(
     end: datetime,
     pieces: int,
     progress: _Progress,
-    newer: dict[str, dict[str, Any]],
+    newer: Future[Newer],
 ) -> int:
     """Run the pieces' jobs JOB_STREAMS at a time, each into a spool file, and append the spools to
     `handle` in piece order (so the output does not depend on which job finished first). Records
