@@ -240,3 +240,12 @@ def test_conversations_open_at_the_watermark_arrive_once_as_they_are_now(start_e
     assert all("conversationEnd" in records[conversation_id] for conversation_id in ended_since)
     if not omit_open:  # the job served them: its participant attributes are kept
         assert any("attributes" in p for i in open_then for p in records[i]["participants"])
+
+
+def test_too_many_open_at_the_watermark_for_the_query_fails_clearly(start_emulator, tmp_path):
+    emulator = start_emulator(query_pagination_cap=5, jobs_omit_open_at_watermark=True)
+    storage = WorkingStorage(root=str(tmp_path))
+    with pytest.raises(ExtractionError, match="2024-05-10 were open at the data-availability watermark"):
+        dg.materialize([raw_conversations], partition_key=TODAY, resources={
+            "genesys": genesys_for(emulator, query_result_cap=5, query_page_size=5), "working_storage": storage})
+    assert not (tmp_path / raw_records_path(TODAY)).exists()
