@@ -46,6 +46,7 @@ Q1, Q2, Q_GONE = "q-1", "q-2", "q-deleted"
 U1, U2, U_GONE = "u-1", "u-2", "u-unknown"
 W1, W2 = "w-1", "w-2"
 D1, D_GONE = "d-1", "d-unknown"
+DEFAULT_WRAPUP_CODE = "7fb334b0-0e9e-11e4-9191-0800200c9a66"  # the same id in every org, not listed
 LOOKUPS = Lookups(
     queues={Q1: "Support", Q2: "Billing"},
     wrapup_codes={W1: "Resolved", W2: "Refund issued"},
@@ -172,6 +173,18 @@ def test_system_wrapup_code_is_kept_as_its_own_id_and_name():
     wrapup = rows(flat["segments"])[-1]
     assert wrapup["wrapup_code_id"] == wrapup["wrapup_code_name"] == "ININ-WRAP-UP-TIMEOUT"
     assert report.system_wrapup_codes == {"ININ-WRAP-UP-TIMEOUT"} and report.unresolved_counts()["wrapup_codes"] == 0
+
+
+def test_the_default_wrapup_code_resolves_although_the_listing_lacks_it_and_a_listed_name_wins():
+    conversation = record()
+    conversation["participants"][2]["sessions"][0]["segments"][-1]["wrapUpCode"] = DEFAULT_WRAPUP_CODE
+    report = FlattenReport()
+    (row,) = rows(tables_of([conversation], Lookups.from_listings(), report=report)["conversations"])
+    assert (row["final_wrapup_code_id"], row["final_wrapup_code_name"]) == (DEFAULT_WRAPUP_CODE, "Default Wrap-up Code")
+    assert report.unresolved_counts()["wrapup_codes"] == 0
+    renamed = Lookups.from_listings(wrapup_codes=[{"id": DEFAULT_WRAPUP_CODE, "name": "Other (default)"}])
+    (row,) = rows(tables_of([conversation], renamed)["conversations"])
+    assert row["final_wrapup_code_name"] == "Other (default)"
 
 
 def test_final_wrapup_is_the_latest_agent_wrapup_even_when_listed_first():
@@ -489,6 +502,7 @@ def test_row_counts_match_a_simple_count_of_the_raw_records(materialized):
     assert meta["dagster/row_count"] == 300 and meta["total_rows"] == sum(expected.values())
     assert meta["rows_session_metrics"] == expected["session_metrics"] and "| 2024-05-08 |" in meta["rows"]
     assert meta["unresolved_users"] == 0 and meta["lookup_sizes"]["users"] == 60
+    assert meta["unresolved_wrapup_codes"] == 0  # the Default Wrap-up Code resolves although it is not listed
 
 
 def test_names_resolve_for_queues_users_and_wrapup_codes_including_deleted_users(materialized, emulator):
@@ -498,6 +512,8 @@ def test_names_resolve_for_queues_users_and_wrapup_codes_including_deleted_users
     queues = {q["id"]: q["name"] for q in centre.queues}
     users = {u["id"]: (u["name"], u["state"]) for u in centre.users}
     codes = {w["id"]: w["name"] for w in centre.wrapup_codes}
+    assert DEFAULT_WRAPUP_CODE not in codes  # the listing lacks it, as the real one does
+    codes[DEFAULT_WRAPUP_CODE] = "Default Wrap-up Code"
     segments = rows(flat["segments"])
     assert all(r["queue_name"] == queues[r["queue_id"]] for r in segments if r["queue_id"])
     coded = [r for r in segments if r["wrapup_code_id"]]
@@ -508,6 +524,8 @@ def test_names_resolve_for_queues_users_and_wrapup_codes_including_deleted_users
     agents = [r for r in rows(flat["participants"]) if r["purpose"] == "agent"]
     assert agents and all(r["user_name"] == users[r["user_id"]][0] for r in agents)
     assert any(users[r["user_id"]][1] == "deleted" for r in agents), "no deleted agent in the day's conversations"
+    defaulted = [r for r in rows(flat["conversations"]) if r["final_wrapup_code_id"] == DEFAULT_WRAPUP_CODE]
+    assert defaulted and all(r["final_wrapup_code_name"] == "Default Wrap-up Code" for r in defaulted)
     for row in rows(flat["conversations"]):
         ids, names = json.loads(row["agent_ids"]), json.loads(row["agent_names"])
         assert names == [users[i][0] for i in ids]

@@ -33,6 +33,7 @@ from genesys_pipeline.contracts.dimension_tables import (
     DIMENSIONS,
     QUEUES,
     USERS,
+    WRAPUP_CODES,
     DimensionError,
 )
 from genesys_pipeline.definitions import DIMENSION_ASSETS, build_definitions
@@ -501,6 +502,8 @@ def test_a_day_restated_after_its_first_load_is_corrected_by_the_next_scheduled_
 
 # ##### DIMENSIONS
 
+DEFAULT_WRAPUP_CODE = "7fb334b0-0e9e-11e4-9191-0800200c9a66"  # the same id in every org, not listed
+
 
 def _table(env: Lab, table: str, key: str) -> dict[str, dict[str, Any]]:
     rows = env.query(f"SELECT * FROM {table}")
@@ -535,9 +538,14 @@ def test_dimension_tables_hold_every_entity_exactly_and_a_rerun_replaces_them(la
         assert row["description"] == entity["description"] and row["enable_transcription"] is entity["enableTranscription"]
 
     codes = _table(env, "DIM_WRAPUP_CODES", "wrapup_code_id")
-    assert {i: c["name"] for i, c in codes.items()} == {c["id"]: c["name"] for c in centre.wrapup_codes}
+    listed_codes = {i: c for i, c in codes.items() if c["listed"]}
+    assert {i: c["name"] for i, c in listed_codes.items()} == {c["id"]: c["name"] for c in centre.wrapup_codes}
     assert "Follow-up\r\nrequired" in {c["name"] for c in codes.values()}  # CRLF kept as it is
-    assert {i: c["description"] for i, c in codes.items()} == {c["id"]: c.get("description") for c in centre.wrapup_codes}
+    assert {i: c["description"] for i, c in listed_codes.items()} == {c["id"]: c.get("description") for c in centre.wrapup_codes}
+    # Conversations carry the Default Wrap-up Code but the listing lacks it: the load adds it, marked.
+    (unlisted,) = [c for c in codes.values() if not c["listed"]]
+    assert (unlisted["wrapup_code_id"], unlisted["name"]) == (DEFAULT_WRAPUP_CODE, "Default Wrap-up Code")
+    assert unlisted["description"] is None and unlisted["loaded_at"] == listed_codes[centre.wrapup_codes[0]["id"]]["loaded_at"]
 
     users = _table(env, "DIM_USERS", "user_id")
     assert {i: (u["name"], u["state"]) for i, u in users.items()} == {u["id"]: (u["name"], u["state"]) for u in centre.users}
@@ -574,6 +582,21 @@ def test_dimension_tables_hold_every_entity_exactly_and_a_rerun_replaces_them(la
     assert len(_table(env, "DIM_DIVISIONS", "division_id")) == len(divisions)
     assert _metadata(second, "genesys_wrapup_codes")["rows_replaced"] == len(codes)
     assert {r["load_run_id"] for r in env.query("SELECT DISTINCT LOAD_RUN_ID FROM DIM_QUEUES")} == {second.run_id}
+
+
+def test_a_listing_that_has_the_default_wrapup_code_keeps_one_listed_row(
+    stack: stand_ins.LocalStack, start_emulator: Callable[..., EmulatorServer]
+) -> None:
+    emulator = start_emulator(list_default_wrapup_code=True)
+    database = f"OPS_{uuid.uuid4().hex[:8].upper()}"
+    snowflake = stand_ins.snowflake_resource(stack.snowflake_connection_args, database, SCHEMA)
+    target = SnowflakeTarget(stage_aws_key_id="testing", stage_aws_secret_key="testing")
+    with genesys_for(emulator).get_client() as client, snowflake.get_connection() as conn:
+        load = dimension_loads.load_dimension(conn, target, WRAPUP_CODES, client.iter_wrapup_codes(), "run-1")
+    rows = run_query(snowflake, "SELECT WRAPUP_CODE_ID, NAME, LISTED, DIVISION_ID FROM DIM_WRAPUP_CODES")
+    assert load.rows == len(rows) == len(emulator.app.centre.wrapup_codes) + 1 and load.unlisted_added == 0
+    (default,) = [r for r in rows if r["wrapup_code_id"] == DEFAULT_WRAPUP_CODE]
+    assert default["listed"] is True and default["division_id"] and all(r["listed"] for r in rows)
 
 
 def test_a_failed_dimension_load_leaves_the_table_as_it_was(stack: stand_ins.LocalStack, monkeypatch) -> None:

@@ -10,6 +10,9 @@ still appear in historical conversations, so their names must stay resolvable.
 Every table also has:
     loaded_at      when the snapshot was taken (the same instant on every row of one load)
     load_run_id    the Dagster run that loaded it
+
+The wrap-up codes also have `listed`: FALSE on a row the load added because conversations carry the
+code but the listing lacks it (the Default Wrap-up Code; steps/dimensions.py).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from genesys_pipeline.contracts.columns import (
 
 LOADED_AT = "loaded_at"
 LOAD_RUN_ID = "load_run_id"
+LISTED = "listed"
 
 
 class DimensionError(ValueError):
@@ -64,14 +68,19 @@ class Dimension:
     def column_names(self) -> list[str]:
         return self.table.column_names
 
-    def row(self, entity: Mapping[str, Any], loaded_at: datetime, run_id: str) -> tuple[Any, ...]:
-        """The entity's values in column order, converted to the columns' types."""
-        values = []
+    def row(
+        self, entity: Mapping[str, Any], loaded_at: datetime, run_id: str, listed: bool = True
+    ) -> tuple[Any, ...]:
+        """The entity's values in column order, converted to the columns' types. `listed`: whether the
+        entity came from the listing (only tables with a `listed` column record it)."""
+        values: list[Any] = []
         for column in self.table.columns:
             if column.name == LOADED_AT:
                 values.append(loaded_at)
             elif column.name == LOAD_RUN_ID:
                 values.append(run_id)
+            elif column.name == LISTED:
+                values.append(listed)
             else:
                 raw = _field(entity, self.sources[column.name])
                 values.append(_convert(raw, column, self.name, entity))
@@ -80,12 +89,13 @@ class Dimension:
 
 def _dimension(
     name: str, description: str, listing: str, columns: tuple[tuple[Column, tuple[str, ...]], ...],
-    listing_args: Optional[Mapping[str, Any]] = None,
+    listing_args: Optional[Mapping[str, Any]] = None, extra: tuple[Column, ...] = (),
 ) -> Dimension:  # fmt: skip
+    """`extra`: columns the load fills itself (not from an entity field), before the load columns."""
     table = Table(
         name,
         key=(columns[0][0].name,),
-        columns=tuple(column for column, _ in columns) + _LOAD_COLUMNS,
+        columns=tuple(column for column, _ in columns) + extra + _LOAD_COLUMNS,
         description=description,
     )
     return Dimension(table, listing, dict(listing_args or {}), {column.name: path for column, path in columns})
@@ -124,8 +134,9 @@ QUEUES = _dimension(
 
 WRAPUP_CODES = _dimension(
     "dim_wrapup_codes",
-    "One row per wrap-up code (GET /api/v2/routing/wrapupcodes). System codes such as "
-    "ININ-WRAP-UP-TIMEOUT are not listed by the API; the conversation tables keep them as they are.",
+    "One row per wrap-up code (GET /api/v2/routing/wrapupcodes), plus the Default Wrap-up Code, which "
+    "conversations carry but the listing lacks (listed = FALSE, id and name only). Other system codes "
+    "such as ININ-WRAP-UP-TIMEOUT are not listed by the API; the conversation tables keep them as they are.",
     "iter_wrapup_codes",
     (
         (text("wrapup_code_id", nullable=False), ("id",)),
@@ -134,6 +145,8 @@ WRAPUP_CODES = _dimension(
         *_DIVISION,
         *_AUDIT,
     ),
+    extra=(flag(LISTED, "FALSE: not in the listing, added by the load (a code the API uses unlisted)",
+                nullable=False),),
 )
 
 USERS = _dimension(

@@ -48,7 +48,8 @@ def _dimension_asset(dimension: Dimension) -> dg.AssetsDefinition:
             load = load_dimension(connection, snowflake_target, dimension, entities, context.run.run_id,
                                   log=context.log.debug)  # fmt: skip
         context.log.info(
-            f"{load.table}: {load.rows} rows (replaced {load.rows_replaced}; {load.duplicates_dropped} duplicates dropped)"
+            f"{load.table}: {load.rows} rows (replaced {load.rows_replaced}; {load.duplicates_dropped} duplicates "
+            f"dropped; {load.unlisted_added} unlisted system entities added)"
         )
         states = None
         if "state" in dimension.column_names:

@@ -11,7 +11,9 @@
 Values travel only as bind parameters, so names arrive exactly as the API sent them. An entity listed
 twice (a listing that shifted between pages) is loaded once; an entity without an id, or with a value
 of the wrong type, fails the load before any SQL runs. An empty listing empties the table (it is a
-snapshot: an organisation may have no wrap-up codes).
+snapshot: an organisation may have no wrap-up codes). Codes that conversations carry but the wrap-up
+code listing lacks (`UNLISTED_WRAPUP_CODES`, the names the flatten resolves too) are added with
+listed = FALSE, unless the listing has them.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ import dataclasses
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Mapping
 
-from genesys_pipeline.contracts.dimension_tables import Dimension
+from genesys_pipeline.contracts.dimension_tables import WRAPUP_CODES, Dimension
 from genesys_pipeline.resources.warehouse import SnowflakeTarget
+from genesys_pipeline.steps.flatten.lookups import UNLISTED_WRAPUP_CODES
 from genesys_pipeline.steps.snowflake_session import (
     Progress,
     SnowflakeSession,
@@ -34,6 +37,9 @@ from genesys_pipeline.steps.snowflake_sql import (
 )
 
 INSERT_BATCH_ROWS = 1000  # rows per INSERT statement: well inside Snowflake's statement size limit
+# Per table, id -> name of entities the API uses but does not list: an analyst joining conversations to
+# the table must find them too. Only id and name are known.
+UNLISTED_ENTITIES: Mapping[str, Mapping[str, str]] = {WRAPUP_CODES.name: UNLISTED_WRAPUP_CODES}
 
 
 class DimensionLoadError(Exception):
@@ -47,6 +53,7 @@ class DimensionLoad:
     rows_replaced: int  # what the table held before
     duplicates_dropped: int
     loaded_at: datetime
+    unlisted_added: int = 0  # rows added with listed = FALSE (UNLISTED_ENTITIES the listing lacked)
 
 
 def unique_entities(entities: Iterable[Mapping[str, Any]], id_field: str = "id") -> tuple[list[Mapping[str, Any]], int]:
@@ -77,6 +84,10 @@ def load_dimension(
     now = datetime.now(timezone.utc)
     loaded_at = now.replace(microsecond=now.microsecond // 1000 * 1000)  # milliseconds, as Genesys' own times
     rows = [dimension.row(entity, loaded_at, run_id) for entity in unique]  # bad values fail before any SQL
+    listed_ids = {entity.get("id") for entity in unique}
+    unlisted = UNLISTED_ENTITIES.get(dimension.name, {})
+    added = [{"id": i, "name": name} for i, name in unlisted.items() if i not in listed_ids]
+    rows += [dimension.row(entity, loaded_at, run_id, listed=False) for entity in added]
     name = target.table_name(dimension.name)
     session = SnowflakeSession(connection, log)
     session.resolve_target(DimensionLoadError)
@@ -102,4 +113,4 @@ def load_dimension(
             raise DimensionLoadError(
                 f"{len(rows)} entities were inserted but the table has {count['n']} rows with {count['ids']} ids"
             )
-    return DimensionLoad(qualified, len(rows), replaced, duplicates, loaded_at)
+    return DimensionLoad(qualified, len(rows), replaced, duplicates, loaded_at, len(added))

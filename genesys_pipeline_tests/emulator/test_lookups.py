@@ -37,6 +37,24 @@ def test_next_uri_can_be_left_out_of_every_page_while_page_count_says_where_the_
     session.http.close()
 
 
+DEFAULT_WRAPUP_CODE = "7fb334b0-0e9e-11e4-9191-0800200c9a66"
+
+
+def test_the_default_wrapup_code_is_left_out_of_the_listing_unless_configured(api, start_emulator):
+    from genesys_pipeline_tests.emulator.conftest import ApiSession
+
+    codes = api.get("/api/v2/routing/wrapupcodes", pageSize=100).json()["entities"]
+    assert codes and DEFAULT_WRAPUP_CODE not in {c["id"] for c in codes}
+    assert api.get(f"/api/v2/routing/wrapupcodes/{DEFAULT_WRAPUP_CODE}").status_code == 404
+    listed = ApiSession(start_emulator(list_default_wrapup_code=True))
+    page = listed.get("/api/v2/routing/wrapupcodes", pageSize=100).json()
+    (default,) = [c for c in page["entities"] if c["id"] == DEFAULT_WRAPUP_CODE]
+    assert default["name"] == "Default Wrap-up Code" and page["total"] == len(codes) + 1
+    assert [c["name"] for c in page["entities"]] == sorted(c["name"] for c in page["entities"])
+    assert listed.get(f"/api/v2/routing/wrapupcodes/{DEFAULT_WRAPUP_CODE}").json() == default
+    listed.http.close()
+
+
 def test_users_default_to_active_and_state_any_includes_deleted(api):
     active = api.get("/api/v2/users", pageSize=500).json()["entities"]
     everyone = api.get("/api/v2/users", pageSize=500, state="any").json()["entities"]

@@ -21,6 +21,7 @@ import PureCloudPlatformClientV2.models as sdk_models  # noqa: E402  (after sdk_
 import pytest
 
 from genesys_pipeline.local.emulator.clock import iso_ms as clock_iso_ms
+from genesys_pipeline.local.emulator.directory import DEFAULT_WRAPUP_CODE_ID
 from genesys_pipeline.local.emulator.ids import iso_ms
 from genesys_pipeline.local.emulator.synthetic import (
     MAX_LIFETIME_MS,
@@ -322,6 +323,7 @@ def test_a_day_has_the_variety_the_pipeline_must_handle(plans, finals):
         found["hold"] += names["tHeld"] > 0
         found["self-served"] += record.get("selfServed", False) and purposes["acd"] == 0
         found["timeout wrap-up"] += any(s.get("wrapUpCode") == WRAP_UP_TIMEOUT for s in _segments(record))
+        found["default wrap-up"] += any(s.get("wrapUpCode") == DEFAULT_WRAPUP_CODE_ID for s in _segments(record))
         found["wrap-up note"] += any("wrapUpNote" in s for s in _segments(record))
         found["email subject"] += any("subject" in s for s in _segments(record))
         found["messageType"] += any("messageType" in s for _, s in _sessions(record))
@@ -331,6 +333,7 @@ def test_a_day_has_the_variety_the_pipeline_must_handle(plans, finals):
     assert 0.05 * VOLUME < found["outbound"] < 0.15 * VOLUME
     assert 0.02 * VOLUME < found["abandon"] < 0.12 * VOLUME
     assert 0.01 * VOLUME < found["timeout wrap-up"] < 0.06 * VOLUME
+    assert 0.01 * VOLUME < found["default wrap-up"] < 0.08 * VOLUME  # 4% of wrap-ups, some conversations have 2+
     for kind in ("repeated metric", "transfer", "second queue", "RONA", "consult", "hold", "self-served",
                  "wrap-up note", "email subject", "messageType"):  # fmt: skip
         assert found[kind] >= 10, kind
@@ -358,7 +361,8 @@ def test_records_reference_the_lookup_entities(centre, finals):
         for segment in _segments(record):
             assert "queueId" not in segment or segment["queueId"] in queues
             code = segment.get("wrapUpCode")
-            assert code is None or code in codes or code == WRAP_UP_TIMEOUT
+            assert code is None or code in codes or code in (WRAP_UP_TIMEOUT, DEFAULT_WRAPUP_CODE_ID)
+    assert DEFAULT_WRAPUP_CODE_ID not in codes  # carried by records, left out of the listing
     assert states["active"] > states["inactive"] > 0 and states["deleted"] > 0  # history outlives staff
 
 

@@ -26,7 +26,7 @@ from .clock import EmulatorClock, iso_ms, parse_iso
 from .config import EmulatorConfig
 from .errors import ApiError, OAuthError, bad_request, not_found, too_many_requests
 from .jobs import JobStore
-from .lookups import filter_entities, listing, multi_values
+from .lookups import filter_entities, listing, lookup_entities, multi_values
 from .querying import (
     Interval,
     day_matched_plans,
@@ -318,7 +318,8 @@ class EmulatorApp:
 
     def _lookup(self, kind: str) -> Handler:
         def lookup_listing(request: Request, _: re.Match[str]) -> dict[str, Any]:
-            entities = filter_entities(kind, getattr(self.centre, kind), request.params)
+            entities = lookup_entities(self.centre, kind, self.config.list_default_wrapup_code)
+            entities = filter_entities(kind, entities, request.params)
             return listing(request.path, entities, request.params, self.config.lookup_max_page_size,
                            omit_next_uri=self.config.lookup_omit_next_uri)
 
@@ -327,7 +328,7 @@ class EmulatorApp:
 
     def _lookup_one(self, kind: str) -> Handler:
         def lookup_entity(_: Request, match: re.Match[str]) -> dict[str, Any]:
-            for entity in getattr(self.centre, kind):
+            for entity in lookup_entities(self.centre, kind, self.config.list_default_wrapup_code):
                 if entity["id"] == match["id"]:
                     return entity
             raise not_found()

@@ -16,13 +16,16 @@ import random
 from typing import Any
 
 from . import texts
-from .directory import SERVICE_LEVEL_MS, Directory
+from .directory import DEFAULT_WRAPUP_CODE_ID, SERVICE_LEVEL_MS, Directory
 from .enrichment import add_attributes, evaluation, survey
 from .parties import Parties
 from .records import Conversation, Participant, Segment, Session
 from .scenarios import AgentTurn, QueueVisit, Timeline, draw_timeline
 
 WRAP_UP_TIMEOUT = "ININ-WRAP-UP-TIMEOUT"
+# Share of wrap-ups (not timed out) that end with the Default Wrap-up Code instead of one of the
+# queue's codes: real records carry it, and it is not in the wrap-up code listing (directory.py).
+DEFAULT_WRAPUP_SHARE = 0.04
 _ATTRIBUTE_SALT = 0x5A17_A77B
 _HOLDS = (0,) * 14 + (1, 1, 1, 1, 2, 3)  # holds per talk span of a voice agent: 70% none, some 2+
 _IN_QUEUE_FLOW_TYPES = {"voice": "INQUEUECALL", "email": "INQUEUEEMAIL", "message": "INQUEUESHORTMESSAGE"}
@@ -290,6 +293,8 @@ class _Builder:
     def _wrapup_code(self, turn: AgentTurn, instead_of: str | None = None) -> tuple[str, str | None]:
         if turn.timeout_wrap and instead_of is None:
             return WRAP_UP_TIMEOUT, None
+        if instead_of is None and self.rng.random() < DEFAULT_WRAPUP_SHARE:
+            return DEFAULT_WRAPUP_CODE_ID, None
         codes = [
             code for code in self.directory.queue_specs[turn.queue].wrapup_code_ids if code != instead_of
         ]

@@ -48,6 +48,11 @@ _ROUTES = (
     ("inbound", "email"),
 )
 _ROUTE_COLUMNS = {"inbound": 4, "transfer": 5, "outbound": 6}
+# The Default Wrap-up Code: one id in every org, found on agents' wrap-up segments in real records, and
+# (as far as public integrations show, UNCONFIRMED by Genesys) not returned by the wrap-up code listing.
+# Integrations add it to their catalogues themselves; EmulatorConfig.list_default_wrapup_code lists it.
+DEFAULT_WRAPUP_CODE_ID = "7fb334b0-0e9e-11e4-9191-0800200c9a66"
+DEFAULT_WRAPUP_CODE_NAME = "Default Wrap-up Code"
 _ENTITY_EPOCH_MS = 1_546_300_800_000  # 2019-01-01: entities were created between this and 2024-01-01
 _ENTITY_SPAN_MS = 5 * 365 * 86_400_000
 
@@ -293,6 +298,17 @@ class Directory:
             }
             queues.append(queue)
         return tuple(specs), queues
+
+
+def default_wrapup_code(divisions: list[dict[str, Any]]) -> dict[str, Any]:
+    """The Default Wrap-up Code as a listing that includes it would show it: in the home division."""
+    home = next(division for division in divisions if division["homeDivision"])
+    return {
+        "id": DEFAULT_WRAPUP_CODE_ID,
+        "name": DEFAULT_WRAPUP_CODE_NAME,
+        "division": Directory._ref(home),
+        "selfUri": f"/api/v2/routing/wrapupcodes/{DEFAULT_WRAPUP_CODE_ID}",
+    }
 
 
 def _ascii_slug(name: str) -> str:

@@ -6,7 +6,17 @@ import math
 from typing import Any
 from urllib.parse import urlencode
 
+from .directory import default_wrapup_code
 from .errors import bad_request
+
+
+def lookup_entities(centre: Any, kind: str, list_default_wrapup_code: bool) -> list[dict[str, Any]]:
+    """What the API lists (and gets by id) of `kind`: the centre's entities, and with
+    `list_default_wrapup_code` the Default Wrap-up Code among the wrap-up codes, in name order."""
+    entities: list[dict[str, Any]] = getattr(centre, kind)
+    if kind == "wrapup_codes" and list_default_wrapup_code:
+        entities = sorted([*entities, default_wrapup_code(centre.divisions)], key=lambda e: (e["name"], e["id"]))
+    return entities
 
 
 def multi_values(params: dict[str, list[str]], name: str) -> list[str]:

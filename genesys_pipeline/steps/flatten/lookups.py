@@ -4,12 +4,24 @@ Arrow arrays, to resolve a whole column at once."""
 from __future__ import annotations
 
 import dataclasses
+from types import MappingProxyType
 from typing import Any, Iterable, Mapping
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from genesys_pipeline.steps.flatten.pool import POOL
+
+
+# Wrap-up codes that conversations carry but GET /api/v2/routing/wrapupcodes does not list, with their
+# documented names. The Default Wrap-up Code has one id in every org; public integrations add it to
+# their catalogues by hand because the listing lacks it. The other system codes (ININ-WRAP-UP-TIMEOUT,
+# ININ-WRAP-UP-SKIPPED, ININ-OUTBOUND-..., an open-ended set) have no documented names: they are
+# recognised by their ININ- prefix and kept as they are (fields.SYSTEM_WRAPUP_PREFIX), not listed here.
+# An org whose listing does return one of these ids keeps the listed name.
+UNLISTED_WRAPUP_CODES: Mapping[str, str] = MappingProxyType({
+    "7fb334b0-0e9e-11e4-9191-0800200c9a66": "Default Wrap-up Code",
+})  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,8 +42,10 @@ class Lookups:
         users: Iterable[Mapping[str, Any]] = (),
         divisions: Iterable[Mapping[str, Any]] = (),
     ) -> Lookups:
-        """From API entities (`{"id": ..., "name": ..., ...}`); entities without both are skipped."""
-        return cls(_names(queues), _names(wrapup_codes), _names(users), _names(divisions))
+        """From API entities (`{"id": ..., "name": ..., ...}`); entities without both are skipped. The
+        wrap-up codes also resolve `UNLISTED_WRAPUP_CODES`, unless the listing names them itself."""
+        codes = {**UNLISTED_WRAPUP_CODES, **_names(wrapup_codes)}
+        return cls(_names(queues), codes, _names(users), _names(divisions))
 
     @classmethod
     def from_client(cls, client: Any) -> Lookups:
