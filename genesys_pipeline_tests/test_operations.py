@@ -599,6 +599,24 @@ def test_a_listing_that_has_the_default_wrapup_code_keeps_one_listed_row(
     assert default["listed"] is True and default["division_id"] and all(r["listed"] for r in rows)
 
 
+def test_a_wrapup_code_table_made_before_the_listed_column_gets_it(
+    stack: stand_ins.LocalStack, emulator: EmulatorServer
+) -> None:
+    database = f"OPS_{uuid.uuid4().hex[:8].upper()}"
+    snowflake = stand_ins.snowflake_resource(stack.snowflake_connection_args, database, SCHEMA)
+    target = SnowflakeTarget(stage_aws_key_id="testing", stage_aws_secret_key="testing")
+    old_columns = [c for c in WRAPUP_CODES.table.columns if c.name != "listed"]
+    run_query(snowflake, "CREATE TABLE DIM_WRAPUP_CODES (" + ", ".join(
+        f"{c.name.upper()} {c.snowflake_type}" for c in old_columns) + ")")  # fmt: skip
+    run_query(snowflake, "INSERT INTO DIM_WRAPUP_CODES (WRAPUP_CODE_ID, LOADED_AT, LOAD_RUN_ID) "
+                         "VALUES ('old', CURRENT_TIMESTAMP(), 'run-0')")  # fmt: skip
+    with genesys_for(emulator).get_client() as client, snowflake.get_connection() as conn:
+        load = dimension_loads.load_dimension(conn, target, WRAPUP_CODES, client.iter_wrapup_codes(), "run-1")
+    rows = run_query(snowflake, "SELECT WRAPUP_CODE_ID, LISTED FROM DIM_WRAPUP_CODES")
+    assert load.rows_replaced == 1 and load.unlisted_added == 1 and len(rows) == load.rows
+    assert {r["wrapup_code_id"] for r in rows if r["listed"] is False} == {DEFAULT_WRAPUP_CODE}
+
+
 def test_a_failed_dimension_load_leaves_the_table_as_it_was(stack: stand_ins.LocalStack, monkeypatch) -> None:
     """An error half-way through the INSERTs rolls back the DELETE too; a bad value fails before any SQL."""
     database = f"OPS_{uuid.uuid4().hex[:8].upper()}"

@@ -2,6 +2,8 @@
 
     SELECT CURRENT_DATABASE(), CURRENT_SCHEMA()                   the target (both must be set)
     CREATE TABLE IF NOT EXISTS <table> (...)                      before BEGIN: DDL commits in Snowflake
+    SELECT COLUMN_NAME FROM INFORMATION_SCHEMA.COLUMNS ...        a table made before a column was added to
+    ALTER TABLE <table> ADD COLUMN IF NOT EXISTS <column> <type>  the contract gets it (nullable: rows exist)
     BEGIN
       DELETE FROM <table>
       INSERT INTO <table> (...) VALUES (%s, ...)                  executemany, INSERT_BATCH_ROWS rows a statement
@@ -93,6 +95,7 @@ def load_dimension(
     session.resolve_target(DimensionLoadError)
     qualified = session.qualified(name)
     session.execute(create_table_sql(dimension.table, name))
+    _add_missing_columns(session, dimension, name)
 
     def failure(progress: Progress, outcome: str, error: Exception) -> DimensionLoadError:
         return DimensionLoadError(
@@ -114,3 +117,16 @@ def load_dimension(
                 f"{len(rows)} entities were inserted but the table has {count['n']} rows with {count['ids']} ids"
             )
     return DimensionLoad(qualified, len(rows), replaced, duplicates, loaded_at, len(added))
+
+
+def _add_missing_columns(session: SnowflakeSession, dimension: Dimension, name: str) -> None:
+    """Columns of the contract that an existing table lacks (DIM_WRAPUP_CODES made before `listed`),
+    added before the load inserts into them. Nullable: NOT NULL cannot be added to a table with rows."""
+    present = session.execute(
+        "SELECT COLUMN_NAME FROM INFORMATION_SCHEMA.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
+        (session.schema, name),
+    )
+    names = {str(row["column_name"]).lower() for row in present}
+    for column in dimension.table.columns:
+        if column.name not in names:
+            session.execute(f"ALTER TABLE {name} ADD COLUMN IF NOT EXISTS {column.name.upper()} {column.snowflake_type}")
