@@ -444,16 +444,22 @@ def test_a_day_restated_after_its_first_load_is_corrected_by_the_next_scheduled_
     env = lab(now=first_tick, daily_volume=120)
     centre = env.emulator.app.centre
     plans = centre.day_plans(day)
-    # Detail jobs read Genesys' analytics data as of its availability watermark (now - 6 h here), so each
-    # load sees the day as it was then: what changed after the first watermark is what gets restated.
+    # Detail jobs read Genesys' analytics data as of its availability watermark (now - 6 h here), and the
+    # extraction reads the conversations still open at the watermark live, so each load sees a closed
+    # conversation as it was at the watermark and an open one as it is at the tick: what changed after
+    # the first watermark is what gets restated.
     seen_first = env.emulator.app.jobs.watermark_ms()
     seen_next = seen_first + epoch_ms(next_tick) - epoch_ms(first_tick)
     restated = {p.conversation_id for p in plans if p.last_change_ms > seen_first}
+
+    def as_extracted(plan: Any, watermark_ms: int, tick: datetime) -> dict[str, Any]:
+        at_watermark = centre.render(plan, watermark_ms, with_attributes=False)
+        return at_watermark if "conversationEnd" in at_watermark else centre.render(plan, epoch_ms(tick), with_attributes=False)
+
     late_wrapups = {
         p.conversation_id: (final_wrapup_code(before), final_wrapup_code(after))
         for p in plans if p.conversation_id in restated
-        for before, after in [(centre.render(p, seen_first, with_attributes=False),
-                               centre.render(p, seen_next, with_attributes=False))]
+        for before, after in [(as_extracted(p, seen_first, first_tick), as_extracted(p, seen_next, next_tick))]
         if final_wrapup_code(before) != final_wrapup_code(after)
     }  # fmt: skip
     assert restated and late_wrapups, "the emulator restates nothing of this day between the ticks"
