@@ -13,6 +13,11 @@ to the resources as `dg.EnvVar`s, which Dagster resolves when a run starts and n
                                      Genesys restates conversations (late wrap-up codes, evaluations,
                                      surveys, long emails ending) for about three days after the fact
     GENESYS_BACKFILL_DAYS_PER_RUN    days per run of a backfill (default 7: a year is about 52 runs)
+    GENESYS_API_COUNT_TOLERANCE_PERCENT
+                                     how far (per cent of the conversations extracted, default 5) the
+                                     API's own count of a day may lie from them before the
+                                     api_count_close_to_extracted check warns: the details query's
+                                     totalHits is documented as approximate
     GENESYS_STEP_RETRIES             retries of a failed step (default 2 in production, 0 in the local
                                      environment: the emulator and stand-ins have no outages to ride out,
                                      and a failure there should show at once)
@@ -58,6 +63,17 @@ def _whole_number(environ: Mapping[str, str], name: str, default: int, minimum: 
         raise SettingsError(f"{name} must be a whole number between {minimum} and {maximum}, got {text!r}") from None
     if not minimum <= value <= maximum:
         raise SettingsError(f"{name} must be between {minimum} and {maximum}, got {value}")
+    return value
+
+
+def _percent(environ: Mapping[str, str], name: str, default: float) -> float:
+    text = _text(environ, name, str(default))
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value <= 100:  # also false for nan
+        raise SettingsError(f"{name} must be a number of per cent between 0 and 100, got {text!r}")
     return value
 
 
@@ -121,6 +137,7 @@ class Settings:
     lookback_days: int
     backfill_days_per_run: int
     step_retries: int
+    api_count_tolerance_percent: float
     production: ProductionKnobs
     local: LocalEndpoints
 
@@ -157,6 +174,7 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
         lookback_days=_whole_number(environ, "GENESYS_LOOKBACK_DAYS", 3, 0, 31),
         backfill_days_per_run=_whole_number(environ, "GENESYS_BACKFILL_DAYS_PER_RUN", 7, 1, 366),
         step_retries=_whole_number(environ, "GENESYS_STEP_RETRIES", 2 if environment == "production" else 0, 0, 10),
+        api_count_tolerance_percent=_percent(environ, "GENESYS_API_COUNT_TOLERANCE_PERCENT", 5.0),
         production=ProductionKnobs(
             s3_prefix=_text(environ, "GENESYS_S3_PREFIX", "genesys/conversations"),
             s3_file_format=file_format,

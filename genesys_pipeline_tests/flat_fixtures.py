@@ -126,7 +126,9 @@ def write_partition(
     empty_tables: tuple[str, ...] = ("participant_attributes",),
     row_group_size: Optional[int] = None,
 ) -> dict[str, pa.Table]:
-    """Write a partition's flat Parquet files, flat manifest and raw manifest; returns the tables."""
+    """Write a partition's flat Parquet files, flat manifest and raw manifest; returns the tables.
+    `api_reported` is the API's own count in the raw manifest ("same": the conversations written; None:
+    no independent count, with the reason the extraction records)."""
     tables = {}
     manifest_tables = {}
     for table in TABLES:
@@ -145,6 +147,8 @@ def write_partition(
     ).write(storage)  # fmt: skip
     RawManifest(
         partition_key=partition_key, run_id=run_id, extracted_at=now, files=(), records=conversations,
-        bytes=0, extraction={"api_reported": reported},
+        bytes=0, extraction={"api_reported": reported, "api_count_note": (
+            f"details-query totalHits for UTC {partition_key}, approximate" if reported is not None
+            else "no independent count: the window is not whole UTC days")},
     ).write(storage)  # fmt: skip
     return tables

@@ -38,7 +38,7 @@ from genesys_pipeline.contracts.dimension_tables import (
 )
 from genesys_pipeline.definitions import DIMENSION_ASSETS, build_definitions
 from genesys_pipeline.definitions import defs as project_defs
-from genesys_pipeline.defs.checks import ROW_COUNT_CHECK
+from genesys_pipeline.defs.checks import API_COUNT_CHECK, ROW_COUNT_CHECK
 from genesys_pipeline.defs.jobs import CONVERSATIONS_JOB, DIMENSIONS_JOB, jobs
 from genesys_pipeline.defs.partitions import (
     backfill_policy,
@@ -65,6 +65,7 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 UTC = timezone.utc
 SCHEMA = "GENESYS"
 CHECK_KEY = dg.AssetCheckKey(dg.AssetKey("snowflake_conversations"), ROW_COUNT_CHECK)
+API_CHECK_KEY = dg.AssetCheckKey(dg.AssetKey("snowflake_conversations"), API_COUNT_CHECK)
 PIPELINE_KEYS = [dg.AssetKey(name) for name in
                  ("raw_conversations", "flattened_conversations", "s3_conversations", "snowflake_conversations")]  # fmt: skip
 # Compared before/after a reload: every column except the two that say which run extracted the row.
@@ -181,8 +182,11 @@ def run_tick(lab: Lab, instance: Any, tick: datetime) -> dict[str, dg.ExecuteInP
         result = job.execute_in_process(partition_key=request.partition_key, tags=request.tags, instance=instance,
                                         run_config=QUIET)  # fmt: skip
         assert result.success
-        (evaluation,) = result.get_asset_check_evaluations()
-        assert evaluation.passed and evaluation.partition == request.partition_key, evaluation.description
+        # Both checks ran for the day and passed: the stages agree exactly, the API's count is close.
+        evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+        assert set(evaluations) == {ROW_COUNT_CHECK, API_COUNT_CHECK}
+        for evaluation in evaluations.values():
+            assert evaluation.passed and evaluation.partition == request.partition_key, evaluation.description
         results[request.partition_key] = result
     return results
 
@@ -392,7 +396,8 @@ def test_a_seven_day_backfill_through_the_instance_ends_with_the_check_passing_f
             covered = []
             for run in runs:
                 assert run.status == dg.DagsterRunStatus.SUCCESS
-                assert run.asset_selection == frozenset(PIPELINE_KEYS) and CHECK_KEY in (run.asset_check_selection or ())
+                assert run.asset_selection == frozenset(PIPELINE_KEYS)
+                assert {CHECK_KEY, API_CHECK_KEY} <= set(run.asset_check_selection or ())
                 first = days.index(run.tags["dagster/asset_partition_range_start"])
                 last = days.index(run.tags["dagster/asset_partition_range_end"])
                 assert last - first + 1 <= SETTINGS.backfill_days_per_run
@@ -407,14 +412,18 @@ def test_a_seven_day_backfill_through_the_instance_ends_with_the_check_passing_f
                 record.get_dagster_event().event_specific_data
                 for run in runs for record in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
             ]  # fmt: skip
-            assert len(evaluations) == len(runs)
-            assert all(e.passed and e.asset_check_key == CHECK_KEY for e in evaluations)
-            assert sorted(day for e in evaluations for day in e.metadata["partitions"].value) == days
-            comparison = "\n".join(e.metadata["comparison"].value for e in evaluations)
+            assert len(evaluations) == 2 * len(runs) and all(e.passed for e in evaluations)
+            stages = [e for e in evaluations if e.asset_check_key == CHECK_KEY]
+            api_counts = [e for e in evaluations if e.asset_check_key == API_CHECK_KEY]
+            assert len(stages) == len(api_counts) == len(runs)
+            assert sorted(day for e in stages for day in e.metadata["partitions"].value) == days
+            comparison = "\n".join(e.metadata["comparison"].value for e in stages)
             for day in days:
                 n = env.served(day)
-                assert n and f"| {day} | conversations | {n} | {n} | {n} | {n} | {n} | {n} | ok |" in comparison
+                assert n and f"| {day} | conversations | {n} | {n} | {n} | {n} | {n} | ok |" in comparison
             assert comparison.count("| ok |") == len(days) * 6 and "**" not in comparison
+            # Every day's API count (totalHits, approximate) was compared, within the tolerance.
+            assert sum(e.metadata["days_compared"].value for e in api_counts) == len(days)
 
             for key in PIPELINE_KEYS:
                 assert sorted(instance.get_materialized_partitions(key)) == days, key

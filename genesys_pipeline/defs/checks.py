@@ -1,11 +1,20 @@
-"""The row-count check on `snowflake_conversations`: the wiring of steps/row_counts.py.
+"""The checks on `snowflake_conversations`: the wiring of steps/row_counts.py.
 
-Blocking, partitioned like the asset (Dagster calls that preview in 1.13): a single-day run records
-the result against that day. A ranged run (one run for several days) evaluates every day of the
-range at once; Dagster then records it against the asset, not per day.
+`row_counts_match_across_stages` (blocking): the pipeline's own stages (raw, flatten, S3, COPY,
+COUNT) must agree exactly; a mismatch is rows lost or gained by us, and fails the run.
+`api_count_close_to_extracted` (not blocking, WARN): the API's own count of a day (the details query's
+totalHits, which Genesys documents as approximate) against the records extracted, within
+GENESYS_API_COUNT_TOLERANCE_PERCENT. An approximate number cannot prove a day wrong, so it warns
+instead of blocking a correct day's load; a day for which the API gives no independent count is
+reported as not compared.
+
+Both are partitioned like the asset (Dagster calls that preview in 1.13): a single-day run records the
+result against that day. A ranged run (one run for several days) evaluates every day of the range at
+once; Dagster then records it against the asset, not per day.
 """
 
 import warnings
+from typing import Callable
 
 import dagster as dg
 from dagster_aws.s3 import S3Resource
@@ -15,57 +24,97 @@ from genesys_pipeline.contracts.tables import CONVERSATIONS, TABLES
 from genesys_pipeline.defs.partitions import daily_partitions
 from genesys_pipeline.resources.warehouse import S3Publishing, SnowflakeTarget
 from genesys_pipeline.resources.working_storage import WorkingStorage
-from genesys_pipeline.steps.row_counts import TableCounts, gather_counts, markdown_table
+from genesys_pipeline.settings import SETTINGS
+from genesys_pipeline.steps.row_counts import (
+    ApiComparison,
+    TableCounts,
+    api_markdown_table,
+    compare_api_counts,
+    gather_counts,
+    markdown_table,
+)
 
 ROW_COUNT_CHECK = "row_counts_match_across_stages"
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", dg.PreviewWarning)  # partitions_def on checks: chosen deliberately, see above
-
-    @dg.asset_check(
-        asset="snowflake_conversations",
-        name=ROW_COUNT_CHECK,
-        blocking=True,
-        partitions_def=daily_partitions,
-        description=(
-            "Proves the day's numbers: for every table and day, the row count the API reported, the raw "
-            "records, the flattened rows, the rows in the published S3 object (read back from S3), the rows "
-            "COPY loaded and COUNT(*) in Snowflake must all agree. A mismatch names the table, the day and "
-            "the two stages it lies between; the whole comparison is in the check's metadata. Blocking: a "
-            "failed check fails the run."
-        ),
-    )
-    def row_counts_match_across_stages(
-        context: dg.AssetCheckExecutionContext,
-        working_storage: WorkingStorage,
-        s3: S3Resource,
-        s3_publishing: S3Publishing,
-        snowflake: SnowflakeResource,
-        snowflake_target: SnowflakeTarget,
-    ) -> dg.AssetCheckResult:
-        # partition_key raises in a ranged run; partition_keys is one day or the whole range.
-        partition_keys = context.op_execution_context.partition_keys
-        results = gather_counts(partition_keys, working_storage, s3, s3_publishing, snowflake, snowflake_target)
-        return check_result(partition_keys, results)
+API_COUNT_CHECK = "api_count_close_to_extracted"
+TOLERANCE_VARIABLE = "GENESYS_API_COUNT_TOLERANCE_PERCENT"
 
 
-asset_checks = [row_counts_match_across_stages]
+def _daily_check(
+    name: str, blocking: bool, description: str
+) -> Callable[[Callable[..., dg.AssetCheckResult]], dg.AssetChecksDefinition]:
+    """`dg.asset_check` on snowflake_conversations, partitioned like it (see the module docstring)."""
+
+    def decorate(function: Callable[..., dg.AssetCheckResult]) -> dg.AssetChecksDefinition:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", dg.PreviewWarning)  # partitions_def on checks: chosen deliberately
+            return dg.asset_check(
+                asset="snowflake_conversations", name=name, blocking=blocking, partitions_def=daily_partitions,
+                description=description,
+            )(function)  # fmt: skip
+
+    return decorate
+
+
+@_daily_check(
+    ROW_COUNT_CHECK,
+    blocking=True,
+    description=(
+        "Proves the day's numbers: for every table and day, the raw records, the flattened rows, the rows "
+        "in the published S3 object (read back from S3), the rows COPY loaded and COUNT(*) in Snowflake "
+        "must all agree exactly. A mismatch names the table, the day and the two stages it lies between; "
+        "the whole comparison is in the check's metadata. Blocking: a failed check fails the run. (The "
+        f"API's own, approximate count is compared in {API_COUNT_CHECK}.)"
+    ),
+)
+def row_counts_match_across_stages(
+    context: dg.AssetCheckExecutionContext,
+    working_storage: WorkingStorage,
+    s3: S3Resource,
+    s3_publishing: S3Publishing,
+    snowflake: SnowflakeResource,
+    snowflake_target: SnowflakeTarget,
+) -> dg.AssetCheckResult:
+    # partition_key raises in a ranged run; partition_keys is one day or the whole range.
+    partition_keys = context.op_execution_context.partition_keys
+    results = gather_counts(partition_keys, working_storage, s3, s3_publishing, snowflake, snowflake_target)
+    return check_result(partition_keys, results)
+
+
+@_daily_check(
+    API_COUNT_CHECK,
+    blocking=False,
+    description=(
+        "Compares the API's own count of the day's conversations (the details query's totalHits for the "
+        "UTC day, which Genesys documents as approximate) with the conversations extracted. Warns when "
+        f"they differ by more than {TOLERANCE_VARIABLE} per cent of the extracted; never blocks the "
+        "load. A day that is not one whole UTC day has no independent API count: it is reported as not "
+        "compared."
+    ),
+)
+def api_count_close_to_extracted(
+    context: dg.AssetCheckExecutionContext, working_storage: WorkingStorage
+) -> dg.AssetCheckResult:
+    partition_keys = context.op_execution_context.partition_keys
+    comparisons = compare_api_counts(partition_keys, working_storage, SETTINGS.api_count_tolerance_percent)
+    return api_check_result(partition_keys, comparisons)
+
+
+asset_checks = [row_counts_match_across_stages, api_count_close_to_extracted]
+
+
+def _days(partition_keys: list[str]) -> str:
+    return partition_keys[0] if len(partition_keys) == 1 else f"{partition_keys[0]}..{partition_keys[-1]}"
 
 
 def check_result(partition_keys: list[str], results: list[TableCounts]) -> dg.AssetCheckResult:
     """The check's verdict on `gather_counts`' results: passed, a description naming every mismatch,
     and the whole comparison as a markdown table."""
     problems = [problem for result in results for problem in result.problems]
-    skipped = sorted(
-        {f"{r.partition_key} ({r.counts['api'].skipped})" for r in results if "api" in r.counts and r.counts["api"].skipped}
-    )
-    days = f"{partition_keys[0]}" if len(partition_keys) == 1 else f"{partition_keys[0]}..{partition_keys[-1]}"
+    days = _days(partition_keys)
     if problems:
         description = f"{len(problems)} row-count mismatch(es) in {days}: " + "; ".join(problems)
     else:
         description = f"All {len(TABLES)} tables agree at every stage for {days}."
-    if skipped:
-        description += " API count comparison skipped for " + ", ".join(skipped) + "."
     return dg.AssetCheckResult(
         passed=not problems,
         description=description,
@@ -74,9 +123,39 @@ def check_result(partition_keys: list[str], results: list[TableCounts]) -> dg.As
             "mismatches": dg.MetadataValue.int(len(problems)),
             "problems": dg.MetadataValue.json(problems),
             "partitions": dg.MetadataValue.json(list(partition_keys)),
-            "api_comparison_skipped": dg.MetadataValue.json(skipped),
             "conversations_in_snowflake": dg.MetadataValue.int(
                 sum(r.counts["snowflake"].rows or 0 for r in results if r.table == CONVERSATIONS.name)
             ),
+        },
+    )
+
+
+def api_check_result(partition_keys: list[str], comparisons: list[ApiComparison]) -> dg.AssetCheckResult:
+    """Passed unless a day's API count lies over the tolerance from its records (then a warning). Days
+    without an independent count are named as not compared; if no day had one, the description says
+    that nothing was compared rather than that the counts agree."""
+    over = [c for c in comparisons if c.over_tolerance]
+    compared = [c for c in comparisons if c.compared]
+    tolerance = comparisons[0].tolerance_percent if comparisons else SETTINGS.api_count_tolerance_percent
+    days = _days(partition_keys)
+    if over:
+        head = (f"The API's count is more than {tolerance:g} % ({TOLERANCE_VARIABLE}) off the records "
+                f"extracted for {len(over)} day(s) of {days}")  # fmt: skip
+    elif compared:
+        head = f"The API's count is within {tolerance:g} % of the records extracted for {days}"
+    else:
+        head = f"Nothing compared for {days}: the API gave no independent count"
+    return dg.AssetCheckResult(
+        passed=not over,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=head + ". " + "; ".join(c.sentence() for c in comparisons) + ".",
+        metadata={
+            "comparison": dg.MetadataValue.md(api_markdown_table(comparisons)),
+            "tolerance_percent": dg.MetadataValue.float(tolerance),
+            "days_compared": dg.MetadataValue.int(len(compared)),
+            "days_over_tolerance": dg.MetadataValue.json([c.partition_key for c in over]),
+            "days_not_compared": dg.MetadataValue.json({c.partition_key: c.note for c in comparisons
+                                                        if not c.compared}),  # fmt: skip
+            "partitions": dg.MetadataValue.json(list(partition_keys)),
         },
     )

@@ -1,8 +1,7 @@
-"""The row-count check's work: every stage of every table of every day agrees on how many rows there are.
+"""The row-count checks' work.
 
+Every stage of every table of every day agrees on how many rows there are, exactly (`gather_counts`).
 Stages, in pipeline order (each compared with the previous one that has a number):
-    API        the API's own count (RawManifest.api_reported; conversations only; None when the
-               partition is not one whole UTC day: that comparison is skipped, and said so)
     raw        records the raw step wrote (RawManifest.records; conversations only)
     flatten    rows the flatten step wrote (FlatManifest)
     S3         rows in the published object, READ BACK from S3: the Parquet footer's num_rows (a ranged
@@ -11,6 +10,10 @@ Stages, in pipeline order (each compared with the previous one that has a number
     COUNT      COUNT(*) in Snowflake for that partition_date
 A mismatch names the two stages it lies between: "segments 2024-05-08: COPY loaded 1234 rows but
 Snowflake has 1230 (lost 4 between COPY and COUNT)".
+
+The API's own count of a day (RawManifest.api_reported: the details query's totalHits, which Genesys
+documents as approximate) is no such stage: it can be a few per cent off on a correct day. It is
+compared with the records extracted within a tolerance (`compare_api_counts`), in a check of its own.
 """
 
 from __future__ import annotations
@@ -40,28 +43,24 @@ from genesys_pipeline.steps.publish import read_published_manifest
 from genesys_pipeline.steps.snowflake_session import SnowflakeSession
 from genesys_pipeline.steps.snowflake_sql import count_by_day_sql, latest_loads_sql
 
-STAGES = ("api", "raw", "flat", "s3", "copy", "snowflake")
-STAGE_NAMES = {"api": "API", "raw": "raw", "flat": "flatten", "s3": "S3", "copy": "COPY", "snowflake": "COUNT"}
+STAGES = ("raw", "flat", "s3", "copy", "snowflake")
+STAGE_NAMES = {"raw": "raw", "flat": "flatten", "s3": "S3", "copy": "COPY", "snowflake": "COUNT"}
 STAGE_PHRASES = {
-    "api": "the API reported", "raw": "raw has", "flat": "flattened has",
-    "s3": "S3 has", "copy": "COPY loaded", "snowflake": "Snowflake has",
+    "raw": "raw has", "flat": "flattened has", "s3": "S3 has", "copy": "COPY loaded", "snowflake": "Snowflake has",
 }  # fmt: skip
-COLUMN_TITLES = {"api": "API", "raw": "raw", "flat": "flattened", "s3": "S3", "copy": "COPY", "snowflake": "Snowflake"}
+COLUMN_TITLES = {"raw": "raw", "flat": "flattened", "s3": "S3", "copy": "COPY", "snowflake": "Snowflake"}
 M = TypeVar("M")
 
 
 @dataclasses.dataclass
 class Count:
-    """One stage's number, or why there is none."""
+    """One stage's number, or why there is none (a number that should exist and does not: an error)."""
 
     rows: Optional[int] = None
-    skipped: str = ""  # a comparison that cannot be made (not an error)
-    missing: str = ""  # a number that should exist and does not (an error)
+    missing: str = ""
 
     def cell(self) -> str:
-        if self.rows is not None:
-            return str(self.rows)
-        return "n/a" if self.skipped else "**missing**"
+        return str(self.rows) if self.rows is not None else "**missing**"
 
 
 @dataclasses.dataclass
@@ -75,7 +74,7 @@ class TableCounts:
         previous: Optional[str] = None
         for stage in STAGES:
             count = self.counts.get(stage)
-            if count is None or count.skipped:
+            if count is None:
                 continue
             if count.rows is None:
                 self.problems.append(
@@ -130,7 +129,7 @@ def gather_counts(
         for table in TABLES:
             counts: dict[str, Count] = {}
             if table is CONVERSATIONS:
-                counts["api"], counts["raw"] = _raw_counts(raw)
+                counts["raw"] = Count(missing=raw) if isinstance(raw, str) else Count(raw.records)
             counts["flat"] = _flat_count(flat, table.name)
             counts["s3"] = _s3_count(client, filesystem, s3_publishing, published, table.name)
             load = latest.get((snowflake_target.table_name(table.name), partition_key))
@@ -154,17 +153,6 @@ def _read(reader: Callable[[], M]) -> M | str:
 
 def _day(value: Any) -> str:
     return value.isoformat() if isinstance(value, (date, datetime)) else str(value)[:10]
-
-
-def _raw_counts(raw: RawManifest | str) -> tuple[Count, Count]:
-    if isinstance(raw, str):
-        return Count(missing=raw), Count(missing=raw)
-    api = raw.api_reported
-    api_count = (
-        Count(api) if api is not None
-        else Count(skipped="the API gives no count for this window (not one whole UTC day)")
-    )  # fmt: skip
-    return api_count, Count(raw.records)
 
 
 def _flat_count(flat: FlatManifest | str, table: str) -> Count:
@@ -225,5 +213,78 @@ def markdown_table(results: list[TableCounts]) -> str:
         cells = [result.counts[s].cell() if s in result.counts else "" for s in STAGES]
         verdict = "ok" if not result.problems else "**" + "; ".join(p.split(": ", 1)[1] for p in result.problems) + "**"
         lines.append(f"| {result.partition_key} | {result.table} | " + " | ".join(cells) + f" | {verdict} |")
-    notes = sorted({c.skipped for r in results for c in r.counts.values() if c.skipped})
-    return "\n".join(lines) + "".join(f"\n\nn/a: {note}" for note in notes)
+    return "\n".join(lines)
+
+
+# --- the API's own count ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class ApiComparison:
+    """A day's API count against the records extracted, within `tolerance_percent` of the latter."""
+
+    partition_key: str
+    api: Optional[int]  # None: nothing to compare (`note` says why)
+    extracted: Optional[int]
+    note: str  # which count `api` is, or why there is none
+    tolerance_percent: float
+
+    @property
+    def compared(self) -> bool:
+        return self.api is not None and self.extracted is not None
+
+    @property
+    def difference(self) -> int:
+        assert self.api is not None and self.extracted is not None
+        return self.api - self.extracted
+
+    @property
+    def percent(self) -> float:
+        """The difference as a share of the records extracted (an API count for an empty day: 100 %)."""
+        if self.extracted:
+            return 100.0 * abs(self.difference) / self.extracted
+        return 100.0 if self.difference else 0.0
+
+    @property
+    def over_tolerance(self) -> bool:
+        return self.compared and self.percent > self.tolerance_percent
+
+    def sentence(self) -> str:
+        if not self.compared:
+            return f"{self.partition_key}: not compared ({self.note})"
+        verdict = "over" if self.over_tolerance else "within"
+        return (
+            f"{self.partition_key}: the API counted {self.api} ({self.note}), {self.extracted} extracted: "
+            f"{self.difference:+d} ({self.percent:.1f} %, {verdict} the {self.tolerance_percent:g} % tolerance)"
+        )
+
+
+def compare_api_counts(
+    partition_keys: list[str], working_storage: WorkingStorage, tolerance_percent: float
+) -> list[ApiComparison]:
+    """Each day's API count (RawManifest.api_reported) against its records (RawManifest.records)."""
+    comparisons = []
+    for partition_key in sorted(partition_keys):
+        raw = _read(lambda: RawManifest.read(working_storage, partition_key))
+        if isinstance(raw, str):
+            comparisons.append(ApiComparison(partition_key, None, None, f"no raw manifest: {raw}", tolerance_percent))
+            continue
+        note = str(raw.extraction.get("api_count_note") or "")
+        if raw.api_reported is None:
+            note = note or "no independent count recorded by the extraction"
+        comparisons.append(ApiComparison(
+            partition_key, raw.api_reported, raw.records, note or "source not recorded", tolerance_percent
+        ))  # fmt: skip
+    return comparisons
+
+
+def api_markdown_table(comparisons: list[ApiComparison]) -> str:
+    lines = ["| day | API count | extracted | difference | % | result |", "|---|---|---|---|---|---|"]
+    for c in comparisons:
+        if c.compared:
+            verdict = "**over tolerance**" if c.over_tolerance else "ok"
+            cells = [c.api, c.extracted, f"{c.difference:+d}", f"{c.percent:.1f}", verdict]
+        else:
+            cells = ["n/a", "" if c.extracted is None else c.extracted, "", "", f"not compared: {c.note}"]
+        lines.append(f"| {c.partition_key} | " + " | ".join(str(cell) for cell in cells) + " |")
+    return "\n".join(lines)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
+
+from genesys_pipeline.local.emulator.__main__ import build_parser
 
 from genesys_pipeline_tests.conftest import CLOCK, PAST_DAY
 from genesys_pipeline_tests.emulator.conftest import DETAILS, ApiSession, day_interval
@@ -20,12 +22,51 @@ def test_pages_to_the_end_and_past_it(api):
     starts = [c["conversationStart"] for c in conversations]
     assert starts == sorted(starts)  # default order: ascending conversationStart
     past = api.post(QUERY, {"interval": interval, "paging": {"pageSize": 100, "pageNumber": 4}})
-    assert past.status_code == 200 and past.json() == {"totalHits": 300}
+    # Past the end: only the (approximate) totalHits, the same estimate every page of the query gives.
+    assert past.status_code == 200 and past.json() == {"totalHits": 305}
 
 
 def test_default_page_size_is_25(api):
     body = api.post(QUERY, {"interval": day_interval(PAST_DAY)}).json()
-    assert len(body["conversations"]) == 25 and body["totalHits"] == 300
+    assert len(body["conversations"]) == 25 and body["totalHits"] == 305
+
+
+def test_total_hits_is_approximate_and_the_pages_still_hold_every_match(start_emulator):
+    """Genesys blog 2022-04-21: totalHits "reflects the approximate number". The emulator's is 1-3 % off,
+    either way, the same on every page of a request and on every asking; the pages end where the data
+    does, not where totalHits says (a client that stops there loses the rest of an under-estimated day)."""
+    session = ApiSession(start_emulator())
+    over, under = day_interval(PAST_DAY), day_interval(date(2024, 5, 7))  # 305 and 291 for 300
+    for interval, estimate in ((over, 305), (under, 291)):
+        totals = {session.post(QUERY, {"interval": interval, "paging": {"pageSize": 100, "pageNumber": n}}).json()["totalHits"]
+                  for n in (1, 2, 3, 4, 1)}  # fmt: skip
+        assert totals == {estimate}
+        assert len(session.query_all(interval, page_size=100)) == 300
+    third = session.post(QUERY, {"interval": under, "paging": {"pageSize": 97, "pageNumber": 3}}).json()
+    assert len(third["conversations"]) == 97 and 3 * 97 >= 291  # past the estimate, the data goes on
+    fourth = session.post(QUERY, {"interval": under, "paging": {"pageSize": 97, "pageNumber": 4}}).json()
+    assert len(fourth["conversations"]) == 300 - 3 * 97
+    # A filter is another request: another estimate, off the filtered count.
+    email = [{"type": "or", "predicates": [{"dimension": "mediaType", "value": "email"}]}]
+    emails = len(session.query_all(under, segmentFilters=email))
+    estimate = session.post(QUERY, {"interval": under, "segmentFilters": email}).json()["totalHits"]
+    assert estimate != emails and abs(estimate - emails) <= max(1, round(0.03 * emails))
+    # Across days: a few per cent either way, never more.
+    errors = [session.post(QUERY, {"interval": day_interval(date(2024, 5, d))}).json()["totalHits"] - 300 for d in range(1, 10)]
+    assert min(errors) < 0 < max(errors) and all(3 <= abs(e) <= 9 for e in errors)
+
+
+def test_exact_total_hits_option(start_emulator):
+    session = ApiSession(start_emulator(exact_total_hits=True))
+    for day in (PAST_DAY, date(2024, 5, 7)):
+        assert session.post(QUERY, {"interval": day_interval(day)}).json()["totalHits"] == 300
+    past = session.post(QUERY, {"interval": day_interval(PAST_DAY), "paging": {"pageSize": 100, "pageNumber": 4}})
+    assert past.json() == {"totalHits": 300}
+
+
+def test_exact_total_hits_is_a_command_line_flag():
+    args = build_parser().parse_args(["--exact-total-hits"])
+    assert args.exact_total_hits is True and build_parser().parse_args([]).exact_total_hits is False
 
 
 def test_page_size_over_the_maximum_is_rejected(api):

@@ -29,6 +29,7 @@ from .jobs import JobStore
 from .lookups import filter_entities, listing, lookup_entities, multi_values
 from .querying import (
     Interval,
+    approximate_total_hits,
     day_matched_plans,
     has_filters,
     record_matches,
@@ -238,7 +239,9 @@ class EmulatorApp:
                     records[plan.conversation_id] = record
             plans = kept
         sort_plans(plans, order, order_by, now_ms)
-        total_hits = len(plans)
+        total_hits = len(plans) if self.config.exact_total_hits else approximate_total_hits(
+            len(plans), interval, body, self.config.seed
+        )
         start = (page_number - 1) * page_size
         if self.config.live_drift and page_number > 1:
             # New records landed before this page since the previous one: the window slides back and
