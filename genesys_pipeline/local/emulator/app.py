@@ -131,6 +131,7 @@ class EmulatorApp:
             ("GET", re.compile(r"/api/v2/users/(?P<id>[^/]+)"), self._lookup_one("users")),
             ("GET", re.compile(r"/api/v2/authorization/divisions"), self._lookup("divisions")),
             ("GET", re.compile(r"/api/v2/authorization/divisions/(?P<id>[^/]+)"), self._lookup_one("divisions")),
+            ("GET", re.compile(r"/api/v2/organizations/limits/namespaces/(?P<namespace>[^/]+)"), self._org_limits),
         ]  # fmt: skip
 
     # --- dispatch -------------------------------------------------------------------------------
@@ -338,6 +339,24 @@ class EmulatorApp:
 
         lookup_entity.__name__ = f"get_{kind}"
         return lookup_entity
+
+    # --- organization limits ----------------------------------------------------------------------
+
+    def _org_limits(self, _: Request, match: re.Match[str]) -> dict[str, Any]:
+        """The org's effective limits of a namespace (`LimitsEntityListing`, genesys-api-more.md s5):
+        this emulator's own configured limits under the key names public code uses. Only `analytics`
+        is served; the real keys' namespaces are UNCONFIRMED. Documented as needing no permission."""
+        if self.config.limits_forbidden:
+            raise ApiError(403, "not.authorized", "You are not authorized to perform the requested action.")
+        if match["namespace"] != "analytics":
+            raise not_found()
+        values = {
+            "details.jobs.concurrent.access.max": self.config.max_concurrent_jobs,
+            "client.credentials.token.rate.per.minute": self.config.rate_limit_per_minute,
+            "token.rate.per.minute": self.config.rate_limit_per_minute,
+            "request.bytes.max": self.config.max_request_bytes,
+        }
+        return {"entities": [{"key": key, "namespace": "analytics", "value": value} for key, value in values.items()]}
 
     # --- emulator-only admin endpoints (not part of the Genesys API) ------------------------------
 
