@@ -47,6 +47,9 @@ HELP = {
     "max_concurrent_jobs": "QUEUED+PENDING jobs allowed at once; more is a 429 (UNCONFIRMED)",
     "job_failure_rate": "share of jobs that end FAILED",
     "data_availability_lag_seconds": "how far dataAvailabilityDate lags the clock (UNCONFIRMED)",
+    "jobs_busy_seconds": "another integration holds every detail-job slot for this many seconds after the first "
+    "submission (concurrent-jobs 429)",
+    "limits_forbidden": "GET /api/v2/organizations/limits/... answers 403 (documented as needing no permission)",
     "jobs_omit_open_at_watermark": "detail jobs leave out conversations not ended at the watermark (UNCONFIRMED)",
     "lookup_max_page_size": "largest pageSize of the lookup listings (UNCONFIRMED)",
     "lookup_omit_next_uri": "leave nextUri out of every lookup page, not only the last (UNCONFIRMED)",
