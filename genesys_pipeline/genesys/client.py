@@ -159,10 +159,11 @@ class GenesysClient:
         """Page `POST .../details/query` for `[start, end)` to the end; yield each conversation.
 
         The API matches conversations that *started on a UTC day the interval touches*. Paging
-        stops at an empty page or once `pageNumber * pageSize >= totalHits`; records served twice
-        (live data shifts pages) are yielded once, and then paging goes on to an empty page. Raises `QueryCapExceeded` before
-        yielding anything if `totalHits` exceeds `query_result_cap`, and in any case before
-        requesting a page past it, so the caller can split the interval. With
+        stops at a page shorter than `pageSize` (an empty one included), never at `totalHits`,
+        which is approximate; records served twice (live data shifts pages) are yielded once.
+        Raises `QueryCapExceeded` before yielding anything if `totalHits` exceeds
+        `query_result_cap`, and in any case before requesting a page past it, so the caller can
+        split the interval. With
         `fail_fast_on_cap=False` the pages below the cap are yielded first: for a caller that
         reads newest-first and stops early, a day over the cap is no problem.
         """
@@ -211,12 +212,9 @@ class GenesysClient:
                 seen.add(conversation_id)
                 stream.conversations += 1
                 yield conversation
-            if not conversations:
-                return
-            # totalHits says where the end is, unless records were served twice: then the data
-            # is shifting under the pages and totalHits may lag, so page on to an empty page.
-            past_total = stream.total_hits is not None and page_number * page_size >= stream.total_hits
-            if past_total and not stream.duplicates_skipped:
+            # A short page is the last one. totalHits cannot say where the end is: it is an estimate
+            # ("the approximate number"), and stopping at an estimate that is too low loses records.
+            if len(conversations) < page_size:
                 return
 
     # --- async detail jobs ---------------------------------------------------------------------
