@@ -143,8 +143,9 @@ def _drive_the_ui(sync_api: Any, ui_url: str, tmp_path: Path) -> None:
                 # partitions targeted, in progress, succeeded, failed
                 expect(row, asset).to_have_text(re.compile(r"100% completed\s*3\s*0\s*3\s*0$"))
 
-            # The check's execution history: every day passed, nothing failed.
-            page.goto(f"{ui_url}/assets/{CHECK_ASSET}?view=checks")
+            # The check's execution history: every day passed, nothing failed. The asset has two checks;
+            # the URL selects this one (the list would show the other first).
+            page.goto(f"{ui_url}/assets/{CHECK_ASSET}?view=checks&checkDetail={CHECK_NAME}")
             expect(page.get_by_text(CHECK_NAME, exact=True).filter(visible=True).first).to_be_visible()
             page.get_by_text("Execution history", exact=True).click()
             table = page.get_by_role("table").filter(has_text="Evaluation result")

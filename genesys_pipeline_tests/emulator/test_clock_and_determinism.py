@@ -69,7 +69,7 @@ def test_truth_endpoint_matches_what_the_query_serves(api):
 
 def test_command_line_starts_serves_and_stops(tmp_path):
     command = [sys.executable, "-m", "genesys_pipeline.local.emulator", "--port", "0", "--seed", "7",
-               "--daily-volume", "50", "--now", "2024-05-10T12:00:00Z", "--clock-rate", "0"]
+               "--daily-volume", "50", "--now", "2024-05-10T12:00:00Z", "--clock-rate", "0", "--exact-total-hits"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
         banner = process.stdout.readline()
