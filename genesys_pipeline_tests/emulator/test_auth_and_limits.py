@@ -143,6 +143,39 @@ def test_fault_rate_is_a_share_of_requests(start_emulator):
     assert 30 <= failures <= 90  # 60 expected; a seeded draw, so this is stable
 
 
+def test_bad_bodies_are_200s_cut_short_or_html_pages_on_the_api_and_the_login_path(start_emulator):
+    """What a proxy in front of the service may send (an option, off by default): a 200 whose JSON
+    stops halfway, or a 200 HTML page. Drawn from the seed, so the same run sees the same ones."""
+    emulator = start_emulator(bad_body_rate=1.0, token_bad_body_rate=0.5)
+    http = httpx.Client(base_url=emulator.base_url, timeout=30)
+    token_bodies = [
+        http.post("/oauth/token", headers={"Authorization": basic(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET)}, data=TOKEN_FORM)
+        for _ in range(20)
+    ]
+    assert all(response.status_code == 200 for response in token_bodies)
+    good = [r.json()["access_token"] for r in token_bodies if r.headers["Content-Type"].startswith("application/json")
+            and r.content.endswith(b"}")]  # fmt: skip
+    assert 3 <= len(good) <= 17 and good
+    kinds: set[str] = set()
+    for _ in range(20):
+        response = http.get("/api/v2/routing/queues", headers={"Authorization": f"Bearer {good[0]}"})
+        assert response.status_code == 200
+        with pytest.raises(ValueError):
+            response.json()
+        kinds.add("html" if response.headers["Content-Type"].startswith("text/html") else "truncated")
+    assert kinds == {"html", "truncated"}
+    stats = emulator.app.stats.snapshot()
+    assert stats["faults.bad_body_html"] + stats["faults.bad_body_truncated"] == 20 + 20 - len(good)
+
+
+def test_bad_bodies_are_off_by_default_and_the_kinds_can_be_chosen(start_emulator):
+    assert ApiSession(start_emulator()).get("/api/v2/routing/queues").json()["entities"]
+    session = ApiSession(start_emulator(bad_body_rate=1.0, bad_body_kinds="html"))
+    assert all(session.get("/api/v2/routing/queues").text.startswith("<!DOCTYPE html>") for _ in range(5))
+    with pytest.raises(ValueError, match="bad_body_kinds"):
+        start_emulator(bad_body_kinds="garbage")
+
+
 def test_unknown_path_and_wrong_method_are_error_bodies(api):
     missing = api.get("/api/v2/nothing/here")
     assert missing.status_code == 404 and missing.json()["code"] == "not.found"

@@ -42,6 +42,10 @@ from .synthetic import ContactCentre
 
 JSON_TYPE = "application/json; charset=UTF-8"
 FAULT_KINDS = ("429", "503", "504", "reset")
+PROXY_PAGE = (
+    b"<!DOCTYPE html><html><head><title>Service unavailable</title></head><body><h1>Please wait"
+    b"</h1><p>The gateway could not reach the upstream service. Try again shortly.</p></body></html>"
+)
 
 
 @dataclasses.dataclass
@@ -50,8 +54,11 @@ class Response:
     body: Any = None  # JSON-ready value, or None for an empty body
     headers: dict[str, str] = dataclasses.field(default_factory=dict)
     reset_connection: bool = False  # an injected fault: drop the TCP connection with a RST
+    raw: bytes | None = None  # an injected fault: these bytes go out instead of the JSON of `body`
 
     def encoded(self) -> bytes:
+        if self.raw is not None:
+            return self.raw
         if self.body is None:
             return b""
         # orjson: compact UTF-8 like the real service, and fast enough that the emulator is not
@@ -113,6 +120,7 @@ class EmulatorApp:
         self.stats = Stats()
         self._fault_draws = random.Random(config.seed ^ 0xFA17)
         self._fault_lock = threading.Lock()
+        self._bad_body_draws = random.Random(config.seed ^ 0xBAD)
         details = "/api/v2/analytics/conversations/details"
         self._api_routes: list[tuple[str, re.Pattern[str], Handler]] = [
             ("POST", re.compile(rf"{details}/query"), self._details_query),
@@ -139,11 +147,11 @@ class EmulatorApp:
     def handle(self, request: Request) -> Response:
         correlation_id = str(uuid.uuid4())
         if request.path == "/oauth/token":
-            response = self._token(request)
+            response = self._spoil(self._token(request), self.config.token_bad_body_rate)
         elif request.path.startswith("/emulator/"):
             response = self._admin(request)
         else:
-            response = self._api(request, correlation_id)
+            response = self._spoil(self._api(request, correlation_id), self.config.bad_body_rate)
         response.headers.setdefault("Content-Type", JSON_TYPE)
         response.headers["ININ-Correlation-Id"] = correlation_id
         if not response.reset_connection:
@@ -207,6 +215,23 @@ class EmulatorApp:
             if self._fault_draws.random() >= self.config.fault_rate:
                 return None
             return self._fault_draws.choice(FAULT_KINDS)
+
+    def _spoil(self, response: Response, rate: float) -> Response:
+        """With probability `rate`, a 200 goes out with a broken body, as a proxy in front of the
+        service may send it: the JSON cut off halfway, or an HTML page; still status 200."""
+        if response.status != 200 or rate <= 0:
+            return response
+        with self._fault_lock:
+            if self._bad_body_draws.random() >= rate:
+                return response
+            kind = self._bad_body_draws.choice(self.config.bad_body_kinds.split(","))
+        self.stats.add(f"faults.bad_body_{kind}")
+        if kind == "html":
+            response.raw, response.headers["Content-Type"] = PROXY_PAGE, "text/html; charset=UTF-8"
+        else:
+            encoded = response.encoded()
+            response.raw = encoded[: len(encoded) // 2]
+        return response
 
     # --- conversation details ---------------------------------------------------------------------
 

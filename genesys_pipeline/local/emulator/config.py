@@ -41,6 +41,12 @@ class EmulatorConfig:
     # --- injected faults: share of API requests answered with a 429/503/504 or a connection reset ---
     fault_rate: float = 0.0
     fault_retry_after_seconds: int = 1
+    # A 200 whose body is broken, as a proxy or gateway in front of the service may answer (not
+    # documented Genesys behaviour, so off): the share of 200s of /api/v2 (`bad_body_rate`) and of
+    # /oauth/token (`token_bad_body_rate`) whose JSON is cut short or replaced by an HTML page.
+    bad_body_rate: float = 0.0
+    token_bad_body_rate: float = 0.0
+    bad_body_kinds: str = "truncated,html"  # comma-separated, drawn from: truncated, html
 
     # --- synchronous details query ---
     query_max_page_size: int = 100  # UNCONFIRMED (100 vs 200)
@@ -93,6 +99,14 @@ class EmulatorConfig:
             raise ValueError(f"EmulatorConfig.daily_volume must be >= 0, got {self.daily_volume}")
         if not 0.0 <= self.fault_rate <= 1.0:
             raise ValueError(f"EmulatorConfig.fault_rate must be within [0, 1], got {self.fault_rate}")
+        for name in ("bad_body_rate", "token_bad_body_rate"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"EmulatorConfig.{name} must be within [0, 1], got {getattr(self, name)}")
+        unknown = set(self.bad_body_kinds.split(",")) - {"truncated", "html"}
+        if unknown:
+            raise ValueError(
+                f"EmulatorConfig.bad_body_kinds takes truncated and/or html, got {self.bad_body_kinds!r}"
+            )
         if not 0.0 <= self.job_failure_rate <= 1.0:
             raise ValueError(
                 f"EmulatorConfig.job_failure_rate must be within [0, 1], got {self.job_failure_rate}"
