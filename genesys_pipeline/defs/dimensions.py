@@ -8,7 +8,7 @@ import dagster as dg
 from dagster_snowflake import SnowflakeResource
 
 from genesys_pipeline.contracts.dimension_tables import DIMENSIONS, Dimension
-from genesys_pipeline.defs.partitions import retry_policy
+from genesys_pipeline.defs.partitions import failing_at_once, retry_policy
 from genesys_pipeline.resources.genesys import GenesysResource
 from genesys_pipeline.resources.warehouse import SnowflakeTarget
 from genesys_pipeline.steps.dimensions import load_dimension, unique_entities
@@ -34,6 +34,7 @@ def _dimension_asset(dimension: Dimension) -> dg.AssetsDefinition:
         "whole in one transaction; names exactly as the API sends them. Not partitioned: the "
         "genesys_dimensions job and its daily schedule refresh it.",
     )
+    @failing_at_once
     def _asset(
         context: dg.AssetExecutionContext,
         genesys: GenesysResource,

@@ -8,14 +8,25 @@ genesys_pipeline/settings.py.
 
 from __future__ import annotations
 
+import functools
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 import dagster as dg
+import pydantic
 
-from genesys_pipeline.settings import SETTINGS
+from genesys_pipeline.contracts.manifests import ManifestError
+from genesys_pipeline.genesys.errors import (
+    GenesysApiError,
+    GenesysAuthError,
+    GenesysRetriesExhausted,
+)
+from genesys_pipeline.settings import SETTINGS, SettingsError
+from genesys_pipeline.steps.dimensions import DimensionLoadError
+from genesys_pipeline.steps.load import LoadError
 
 # The asset group of the partitioned chain raw -> flattened -> S3 -> Snowflake.
 CONVERSATIONS_GROUP = "genesys"
@@ -38,14 +49,66 @@ backfill_policy = dg.BackfillPolicy.multi_run(max_partitions_per_run=SETTINGS.ba
 # +/- up to 30 s so that retries of concurrent runs do not arrive together. Every asset on it replaces
 # its partitions (or its table) as a whole, so running one again is safe. On the assets, not on the jobs:
 # a backfill launched from the UI runs the assets in Dagster's implicit asset job, not in ours.
-# None (no retries) when GENESYS_STEP_RETRIES is 0.
-retry_policy = (
-    dg.RetryPolicy(
-        max_retries=SETTINGS.step_retries, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
-    )
-    if SETTINGS.step_retries
-    else None
-)
+# None (no retries) when GENESYS_STEP_RETRIES is 0. Only transient errors reach it: see fail_at_once.
+def build_retry_policy(max_retries: int, delay: float = 30) -> dg.RetryPolicy | None:
+    if not max_retries:
+        return None
+    backoff, jitter = dg.Backoff.EXPONENTIAL, dg.Jitter.PLUS_MINUS
+    return dg.RetryPolicy(max_retries=max_retries, delay=delay, backoff=backoff, jitter=jitter)
+
+
+retry_policy = build_retry_policy(SETTINGS.step_retries)
+
+# Errors that running the step again cannot fix: the configuration (resource fields, GENESYS_*
+# variables), the credentials, a request the API refuses as such, a manifest that breaks its contract.
+_PERMANENT: tuple[type[BaseException], ...] = (
+    pydantic.ValidationError, SettingsError, dg.DagsterInvalidConfigError, GenesysAuthError, ManifestError,
+)  # fmt: skip
+# A client error of the API is permanent, except a timeout (408), the rate limit (429) and a retryable
+# status that outlasted the client's own retries.
+_TRANSIENT_HTTP = (408, 429)
+
+
+def is_permanent(error: BaseException) -> bool:
+    """Whether a step failing with `error` would fail the same way if run again."""
+    if isinstance(error, _PERMANENT):
+        return True
+    if isinstance(error, GenesysApiError) and not isinstance(error, GenesysRetriesExhausted):
+        return 400 <= error.status < 500 and error.status not in _TRANSIENT_HTTP
+    if isinstance(error, (LoadError, DimensionLoadError)):
+        # Raised by our own checks (stage missing or reading elsewhere, no database/schema, a manifest not
+        # matching the tables, a COPY that rejected the file, rows of another day): no cause, and the same
+        # input gives the same answer. Raised from a failed statement: as permanent as that failure, so a
+        # lost connection or a Snowflake network error keeps the retries.
+        cause = error.__cause__
+        return cause is None or is_permanent(cause)
+    return False
+
+
+@contextmanager
+def fail_at_once() -> Iterator[None]:
+    """Turn a permanent error (is_permanent) into a `dg.Failure` that the step retry policy does not
+    retry, keeping its message and chaining it; anything else goes to the policy unchanged."""
+    try:
+        yield
+    except Exception as error:
+        if not is_permanent(error):
+            raise
+        raise dg.Failure(
+            description=f"{type(error).__name__}: {error} (not retried: running the step again cannot fix it)",
+            allow_retries=False,
+        ) from error
+
+
+def failing_at_once(function: Callable[..., Any]) -> Callable[..., Any]:
+    """An asset body run inside fail_at_once; the signature (context, resources) is kept for Dagster."""
+
+    @functools.wraps(function)
+    def body(*args: Any, **kwargs: Any) -> Any:
+        with fail_at_once():
+            return function(*args, **kwargs)
+
+    return body
 
 
 def range_window(partition_keys: Sequence[str]) -> tuple[datetime, datetime]:
@@ -58,7 +121,7 @@ def range_window(partition_keys: Sequence[str]) -> tuple[datetime, datetime]:
 
 def daily_asset(**asset_args: Any) -> Callable[[Callable[..., Any]], dg.AssetsDefinition]:
     """`dg.asset` with what every stage of the partitioned chain shares: the daily partitions, the
-    group, the backfill and retry policies. Each stage adds its deps, kinds, pool and description."""
+    group, the backfill and retry policies, and permanent errors failing at once. Each stage adds its deps, kinds, pool and description."""
 
     def decorate(function: Callable[..., Any]) -> dg.AssetsDefinition:
         # Dagster 1.13 marks `backfill_policy` beta and warns on every load of the code location
@@ -72,6 +135,6 @@ def daily_asset(**asset_args: Any) -> Callable[[Callable[..., Any]], dg.AssetsDe
                 backfill_policy=backfill_policy,
                 retry_policy=retry_policy,
                 **asset_args,
-            )(function)
+            )(failing_at_once(function))
 
     return decorate
