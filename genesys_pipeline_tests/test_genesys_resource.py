@@ -563,6 +563,97 @@ def test_a_token_refresh_does_not_use_up_the_retry_budget(emulator: EmulatorServ
     assert stats["requests"] == 3 and stats["retries"] == 0
 
 
+# ##### A 200 WHOSE BODY IS NOT JSON (a proxy's doing): retried like a 503, then a clear error
+
+HTML_TYPE = "text/html; charset=UTF-8"
+JSON_HEADERS, HTML_HEADERS = {"Content-Type": "application/json"}, {"Content-Type": HTML_TYPE}
+CUT_TOKEN = EmulatorResponse(200, raw=b'{"access_token":"half-of-a-real-tok', headers=JSON_HEADERS)
+HTML_TOKEN = EmulatorResponse(200, raw=b"<html><body>Sign in to the proxy</body></html>", headers=HTML_HEADERS)
+
+
+@pytest.mark.parametrize("kind", ["truncated", "html"])
+def test_details_pages_with_a_bad_200_body_are_retried_and_nothing_is_lost(
+    start_emulator: Callable[..., EmulatorServer], kind: str
+) -> None:
+    emulator = start_emulator(bad_body_rate=0.3, bad_body_kinds=kind)
+    start, end = day_bounds(DAY)
+    with client_for(emulator, query_page_size=20, max_attempts=10) as client:
+        ids = [conversation["conversationId"] for conversation in client.query_conversation_details(start, end)]
+        stats = client.stats.snapshot()
+    assert sorted(ids) == sorted(emulator.app.conversations_started(DAY))
+    spoiled = emulator.app.stats.snapshot()[f"faults.bad_body_{kind}"]
+    assert spoiled > 0 and stats["bad_bodies"] == stats["retries"] == spoiled
+
+
+@pytest.mark.parametrize("bad", [CUT_TOKEN, HTML_TOKEN], ids=["truncated", "html"])
+def test_a_token_response_with_a_bad_200_body_is_retried(emulator: EmulatorServer, bad: EmulatorResponse) -> None:
+    script_token_endpoint(emulator, [bad, bad])
+    with client_for(emulator) as client:
+        client.get_data_availability()
+        stats = client.stats.snapshot()
+    assert stats["token_requests"] == 3 and stats["retries"] == 2 and stats["requests"] == 1
+    assert stats["bad_bodies"] == 0  # like the other failure counters, it describes /api/v2 traffic
+
+
+@pytest.mark.parametrize(
+    ("kind", "content_type", "excerpt"),
+    [
+        ("truncated", "application/json", '{"conversations":[{"conversationEnd":'),
+        ("html", "text/html", "<!DOCTYPE html><html><head><title>"),
+    ],
+)
+def test_a_details_page_that_stays_bad_fails_naming_path_status_type_page_and_body(
+    start_emulator: Callable[..., EmulatorServer], kind: str, content_type: str, excerpt: str
+) -> None:
+    emulator = start_emulator(bad_body_rate=1.0, bad_body_kinds=kind)
+    tokens = record_issued_tokens(emulator)
+    with client_for(emulator, max_attempts=3) as client, pytest.raises(GenesysError) as raised:
+        list(client.query_conversation_details(*day_bounds(DAY)))
+    message = str(raised.value)
+    assert "POST /api/v2/analytics/conversations/details/query" in message, message
+    assert "HTTP 200" in message and content_type in message and "query page 1" in message, message
+    assert excerpt in message and "3 attempts" in message, message
+    assert len(message) < 600, message  # an excerpt, not the page
+    assert client.stats.bad_bodies == 3 and client.stats.retries == 2
+    assert_no_secrets([message, repr(raised.value)], tokens + [DEMO_CLIENT_SECRET])
+
+
+def test_a_job_results_page_that_stays_bad_fails_naming_the_job_and_page(
+    start_emulator: Callable[..., EmulatorServer],
+) -> None:
+    emulator = start_emulator()
+    handle = emulator.app.handle
+
+    def results_behind_a_proxy(request: Any) -> EmulatorResponse:
+        response = handle(request)
+        if request.path.endswith("/results") and response.status == 200:
+            response.raw, response.headers["Content-Type"] = b"<html>Gateway</html>", HTML_TYPE
+        return response
+
+    emulator.app.handle = results_behind_a_proxy  # type: ignore[method-assign]
+    with client_for(emulator, max_attempts=2) as client, pytest.raises(GenesysError) as raised:
+        list(client.run_details_job(*day_bounds(PAST_DAY)))
+    (job_id,) = emulator.app.jobs._jobs
+    message = str(raised.value)
+    assert f"job {job_id} results page 1" in message and "/results" in message, message
+    assert "HTTP 200" in message and "text/html" in message, message
+    assert "<html>Gateway</html>" in message, message
+
+
+@pytest.mark.parametrize("bad", [CUT_TOKEN, HTML_TOKEN], ids=["truncated", "html"])
+def test_a_token_response_that_stays_bad_fails_without_echoing_the_body(
+    emulator: EmulatorServer, bad: EmulatorResponse
+) -> None:
+    script_token_endpoint(emulator, [bad] * 3)
+    with client_for(emulator, max_attempts=3) as client, pytest.raises(GenesysError) as raised:
+        client.get_data_availability()
+    message = str(raised.value)
+    assert "POST /oauth/token" in message and "HTTP 200" in message and "3 attempts" in message, message
+    assert bad.headers["Content-Type"] in message, message
+    # The login service's body holds the token: none of it is repeated.
+    assert_no_secrets([message, repr(raised.value)], [DEMO_CLIENT_SECRET, "half-of-a-real-tok", "access_token", "Sign in"])
+
+
 def test_a_4xx_surfaces_the_error_body_and_is_not_retried(emulator: EmulatorServer) -> None:
     start, end = day_bounds(DAY)
     with client_for(emulator) as client:

@@ -13,8 +13,6 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Callable, Generator, Iterable, Iterator, Mapping, Self
 
-import orjson
-
 from genesys_pipeline.genesys.errors import (
     DetailJobError,
     GenesysApiError,
@@ -194,8 +192,9 @@ class GenesysClient:
             page_number += 1
             if page_number * page_size > cap:
                 raise cap_exceeded()
+            where = f"details query page {page_number} of {stream.interval}"
             with _cap_answer_raises(cap_exceeded):
-                payload = self._json("POST", QUERY_PATH, json={
+                payload = self._json("POST", QUERY_PATH, where=where, json={
                     **body, "paging": {"pageSize": page_size, "pageNumber": page_number},
                 })  # fmt: skip
             stream.pages += 1
@@ -276,7 +275,8 @@ class GenesysClient:
         `job_slot_wait_seconds`, then raises `JobSlotsBusy`; other failures have the normal budget."""
         slots = self.limits.job_slots if self.limits else None
         slot_wait = self._transport.job_slot_wait(self._settings.job_slot_wait_seconds, slots)
-        payload = self._json("POST", JOBS_PATH, json=dict(body), slot_wait=slot_wait)
+        where = f"job submission for {body.get('interval')}"
+        payload = self._json("POST", JOBS_PATH, where=where, json=dict(body), slot_wait=slot_wait)
         job_id = payload.get("jobId")
         if not job_id:
             raise DetailJobError(job_id="?", state="NOT_SUBMITTED", error_message=f"no jobId in {payload}")
@@ -285,7 +285,7 @@ class GenesysClient:
 
     def get_details_job_status(self, job_id: str) -> dict[str, Any]:
         """`GET .../details/jobs/{jobId}`: `{state, errorMessage?, submissionDate, ...}`."""
-        return self._json("GET", f"{JOBS_PATH}/{job_id}")
+        return self._json("GET", f"{JOBS_PATH}/{job_id}", where=f"job {job_id} status")
 
     def wait_for_details_job(
         self, job_id: str, *, progress: DetailJobStream | None = None
@@ -327,7 +327,7 @@ class GenesysClient:
             if cursor:
                 params["cursor"] = cursor
             with _cap_answer_raises(lambda: JobResultCapExceeded(job_id=job_id, cap=cap)):
-                payload = self._json("GET", path, params=params)
+                payload = self._json("GET", path, where=f"job {job_id} results page {stream.pages + 1}", params=params)
             stream.pages += 1
             if payload.get("dataAvailabilityDate"):
                 stream.data_availability_date = parse_datetime(payload["dataAvailabilityDate"])
@@ -397,7 +397,8 @@ class GenesysClient:
             yield from self._multi_get(chunk)
 
     def _multi_get(self, ids: list[str]) -> list[Conversation]:
-        return self._json("GET", DETAILS_PATH, params={"id": ",".join(ids)}).get("conversations") or []
+        where = f"{len(ids)} conversations by id from {ids[0]}"
+        return self._json("GET", DETAILS_PATH, where=where, params={"id": ",".join(ids)}).get("conversations") or []
 
     # --- lookups (id -> name) ------------------------------------------------------------------
 
@@ -428,7 +429,7 @@ class GenesysClient:
         envelope would either cut the listing short or page it forever."""
         page_number, budget = 1, None
         while True:
-            payload = self._json("GET", path, params={
+            payload = self._json("GET", path, where=f"page {page_number}", params={
                 **(params or {}), "pageSize": self._settings.lookup_page_size, "pageNumber": page_number,
             })  # fmt: skip
             entities = payload.get("entities") or []
@@ -451,11 +452,9 @@ class GenesysClient:
 
     # --- plumbing ------------------------------------------------------------------------------
 
-    def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        response = self._transport.request(method, path, **kwargs)
-        # orjson: a job results page is ~5 MB of JSON; the standard library takes 5x longer.
-        body = orjson.loads(response.content) if response.content else {}
-        return body if isinstance(body, dict) else {}
+    def _json(self, method: str, path: str, *, where: str | None = None, **kwargs: Any) -> dict[str, Any]:
+        """The endpoint's JSON object; a 2xx that is not one is retried, then fails saying `where`."""
+        return self._transport.request_json(method, path, where=where, **kwargs)
 
 
 @contextlib.contextmanager

@@ -77,6 +77,31 @@ class GenesysRetriesExhausted(GenesysApiError):
         return f"{super()._describe()}; gave up after {self.attempts} attempts"
 
 
+class GenesysBadResponse(GenesysRetriesExhausted):
+    """A 2xx whose body was not the JSON object the endpoint returns (cut short, or an HTML page
+    from a proxy or gateway), through the whole retry budget. `excerpt` is the body's start, left
+    out (None) where the body may hold a secret, i.e. for the token endpoint."""
+
+    def __init__(
+        self, *, attempts: int, content_type: str, reason: str, excerpt: str | None, where: str | None, **fields: Any
+    ) -> None:
+        self.content_type = content_type
+        self.reason = reason
+        self.excerpt = excerpt
+        self.where = where
+        super().__init__(attempts=attempts, **fields)
+
+    def _describe(self) -> str:
+        where = f" ({self.where})" if self.where else ""
+        body = "not shown: it may hold a token" if self.excerpt is None else f"starts {self.excerpt!r}"
+        return (
+            f"Genesys API {self.method} {self.path}{where} answered HTTP {self.status} with content type "
+            f"{self.content_type or 'none'} and a body that is {self.reason} (body {body}; correlation id "
+            f"{self.correlation_id or 'unknown'}); gave up after {self.attempts} attempts. A proxy or "
+            "gateway between this client and Genesys Cloud may be answering in its place."
+        )
+
+
 class GenesysTransportError(GenesysError):
     """Timeouts or dropped connections persisted through the whole retry budget."""
 

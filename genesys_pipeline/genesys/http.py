@@ -6,7 +6,9 @@ one place:
   `expires_in`; a 401 from `/api/v2` gets exactly one fresh token and one more try;
 - 429 waits `Retry-After` (else `inin-ratelimit-reset`, else the "[N] seconds" in the message);
   502/503/504, timeouts and dropped connections back off exponentially with full jitter; every
-  other 4xx fails at once with the ErrorBody's fields. One loop (`send_with_retries`) applies
+  other 4xx fails at once with the ErrorBody's fields. A 2xx whose body is not the JSON object
+  the endpoint returns (cut short, or a proxy's HTML page with status 200) is retried like a 503,
+  then fails naming method, path, status, content type and the body's start. One loop (`send_with_retries`) applies
   this to the token request and to `/api/v2` requests alike;
 - every `/api/v2` request goes through the client's `RequestThrottle` (throttle.py);
 - a job submission waits out busy detail-job slots by time, not attempts (`JobSlotWait`).
@@ -29,6 +31,7 @@ from typing import Any, Callable
 
 import httpx
 
+from genesys_pipeline.genesys.bodies import BadBody, decode_json_object
 from genesys_pipeline.genesys.errors import (
     GenesysApiError,
     GenesysAuthError,
@@ -67,6 +70,7 @@ class GenesysClientStats:
     rate_limited: int = 0  # 429 responses seen
     server_errors: int = 0  # 502/503/504 responses seen
     transport_errors: int = 0  # timeouts and dropped connections seen
+    bad_bodies: int = 0  # 2xx responses whose body was not the expected JSON object
     token_refreshes: int = 0  # new tokens fetched because the API answered 401
     throttle_waits: int = 0  # requests the client-side throttle held back
     throttle_wait_seconds: float = 0.0  # total time spent held back by the throttle
@@ -221,6 +225,7 @@ def send_with_retries(
     stats: GenesysClientStats,
     count_failures: bool = True,
     slot_wait: JobSlotWait | None = None,
+    where: str | None = None,
 ) -> httpx.Response:
     """Call `send` (one attempt) until its response has a status that is not retryable; return
     that response, 2xx or not: what a final status means is the caller's to say.
@@ -230,6 +235,8 @@ def send_with_retries(
     `GenesysTransportError`. `count_failures=False` leaves the 429/5xx/transport counters of
     `stats` alone: they describe `/api/v2` traffic, and the token request is not part of it.
     With `slot_wait`, a 429 of busy detail-job slots costs no attempt: `slot_wait` times it.
+    `send` raises `BadBody` for a 2xx it cannot decode: retried the same way, then
+    `GenesysBadResponse`, whose message says `where` (the job or page) if given.
     """
     attempt = 0
     while True:
@@ -246,6 +253,12 @@ def send_with_retries(
                     method=method, path=path, attempts=attempt, reason=_describe(error)
                 ) from None
             reason, failed = _describe(error), None
+        except BadBody as bad:
+            if count_failures:
+                stats.add(bad_bodies=1)
+            if attempt >= policy.max_attempts:
+                raise bad.exhausted(method, path, attempt, where) from None
+            reason, failed = bad.summary(), None
         else:
             status = response.status_code
             if status not in RETRYABLE_STATUSES:
@@ -311,21 +324,29 @@ class AccessTokens:
             return True
 
     def _fetch(self) -> tuple[str, float]:
+        body: dict[str, Any] = {}
+
         def send() -> httpx.Response:
+            nonlocal body
             self._stats.add(token_requests=1)
-            return self._http.post(
+            response = self._http.post(
                 self._token_url,
                 data={"grant_type": "client_credentials"},
                 headers={"Authorization": self._basic},
             )
+            if response.status_code == 200:
+                # The body holds the token: a BadBody of it never shows the body.
+                body = decode_json_object(response, secret=True)
+                if not isinstance(body.get("access_token"), str) or not body["access_token"]:
+                    raise BadBody(response, "a JSON object without a string access_token", secret=True)
+            return response
 
         response = send_with_retries(
             send, method="POST", path="/oauth/token", policy=self._policy, stats=self._stats, count_failures=False
         )
         if response.status_code != 200:
             raise self._rejected(response)
-        body = response.json()
-        return str(body["access_token"]), float(body.get("expires_in") or 3600)
+        return body["access_token"], float(body.get("expires_in") or 3600)
 
     def _rejected(self, response: httpx.Response) -> GenesysAuthError:
         # The login service answers OAuth-style {"error", "description"}, not an ErrorBody.
@@ -383,10 +404,38 @@ class GenesysTransport:
         slot_wait: JobSlotWait | None = None,
     ) -> httpx.Response:
         """Send one logical request; return its 2xx response or raise a `GenesysError`."""
+        return self._request(method, path, params, json, slot_wait, decode=False, where=None)[0]
+
+    def request_json(
+        self,
+        method: str,
+        path: str,
+        *,
+        where: str | None = None,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        slot_wait: JobSlotWait | None = None,
+    ) -> dict[str, Any]:
+        """Like `request`, for an endpoint that answers a JSON object: return it decoded. A 2xx
+        whose body is not one is retried; `where` (the job or page) goes into the final error."""
+        return self._request(method, path, params, json, slot_wait, decode=True, where=where)[1]
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any] | None,
+        json: Any,
+        slot_wait: JobSlotWait | None,
+        *,
+        decode: bool,
+        where: str | None,
+    ) -> tuple[httpx.Response, dict[str, Any]]:
         refreshed = False
+        body: dict[str, Any] = {}
 
         def send() -> httpx.Response:
-            nonlocal refreshed
+            nonlocal refreshed, body
             response, token = self._send(method, path, params, json)
             if response.status_code == 401 and not refreshed:
                 # The token expired or was revoked early: fetch a new one and send again, once
@@ -396,13 +445,15 @@ class GenesysTransport:
                     self._stats.add(token_refreshes=1)
                 log.info("Genesys API answered 401 on %s %s; fetching a new token", method, path)
                 response, _ = self._send(method, path, params, json)
+            if decode and response.status_code < 300:
+                body = decode_json_object(response)
             return response
 
         response = send_with_retries(
-            send, method=method, path=path, policy=self._policy, stats=self._stats, slot_wait=slot_wait
+            send, method=method, path=path, policy=self._policy, stats=self._stats, slot_wait=slot_wait, where=where
         )
         if response.status_code < 300:
-            return response
+            return response, body
         fields = _error_fields(method, path, response)
         if response.status_code == 401:  # so a freshly issued token was refused too
             raise GenesysAuthError(
