@@ -10,14 +10,9 @@ from typing import Any
 import dagster as dg
 import pydantic
 import pytest
-from dagster._core.definitions.reconstruct import reconstructable
 
 from genesys_pipeline.contracts.manifests import ManifestError
-from genesys_pipeline.defs.partitions import (
-    build_retry_policy,
-    is_permanent,
-    pipeline_executor,
-)
+from genesys_pipeline.defs.partitions import build_retry_policy, is_permanent
 from genesys_pipeline.defs.raw_conversations import raw_conversations
 from genesys_pipeline.genesys.errors import (
     GenesysApiError,
@@ -79,31 +74,6 @@ def test_a_bad_region_fails_the_run_without_retries(start_emulator, tmp_path, mo
     assert types.count("STEP_UP_FOR_RETRY") == 0 and types.count("STEP_START") == 0
     (init_failure,) = [e for e in result.all_events if e.event_type_value == "RESOURCE_INIT_FAILURE"]
     assert "moon.pure.cloud" in str(init_failure.engine_event_data.error), init_failure.engine_event_data.error
-
-
-def bad_region_job() -> dg.JobDefinition:
-    """raw_conversations with a region from GENESYS_REGION, on the code location's executor (one process
-    per step, where Dagster initialises the step's resources); module level, for `reconstructable`."""
-    genesys = GenesysResource(region=dg.EnvVar("GENESYS_REGION"), client_id="id", client_secret="secret")
-    job = dg.define_asset_job("raw_bad_region", [raw_conversations], op_retry_policy=TEST_POLICY)
-    defs = dg.Definitions(
-        assets=[raw_conversations], jobs=[job], executor=pipeline_executor,
-        resources={"genesys": genesys, "working_storage": WorkingStorage(root="unused")},
-    )  # fmt: skip
-    return defs.resolve_job_def(job.name)
-
-
-def test_a_bad_region_fails_the_step_once_in_the_code_locations_executor(monkeypatch):
-    # Dagster's own multiprocess executor retries a step whose resources fail to initialise (2 retries
-    # here, ~2 minutes with production's delays) whatever the error; ours fails it at once.
-    monkeypatch.setenv("GENESYS_REGION", "moon.pure.cloud")
-    with dg.instance_for_test() as instance:
-        result = dg.execute_job(reconstructable(bad_region_job), instance=instance, tags={"dagster/partition": PARTITION},
-                                raise_on_error=False)  # fmt: skip
-    assert not result.success
-    assert counts(result) == {"STEP_UP_FOR_RETRY": 0, "STEP_RESTARTED": 0, "STEP_FAILURE": 1}
-    init_failures = [e for e in result.all_events if e.event_type_value == "RESOURCE_INIT_FAILURE"]
-    assert len(init_failures) == 1 and "moon.pure.cloud" in str(init_failures[0].engine_event_data.error)
 
 
 def test_transient_api_failures_keep_the_step_retries(start_emulator, tmp_path):

@@ -17,14 +17,6 @@ from typing import Any
 
 import dagster as dg
 import pydantic
-from dagster._core.definitions.executor_definition import (
-    MULTI_PROC_CONFIG,
-    _core_multiprocess_executor_creation,
-    multiple_process_executor_requirements,
-)
-from dagster._core.events import StepFailureData
-from dagster._core.executor.multiprocess import MultiprocessExecutor
-from dagster._utils.error import SerializableErrorInfo
 
 from genesys_pipeline.contracts.manifests import ManifestError
 from genesys_pipeline.genesys.errors import (
@@ -119,45 +111,6 @@ def failing_at_once(function: Callable[..., Any]) -> Callable[..., Any]:
     return body
 
 
-class _ConfigErrorsFailAtOnce(MultiprocessExecutor):
-    """Dagster's multiprocess executor, except that a step whose resources fail to initialise with a
-    configuration error (a resource field or EnvVar the validators reject, e.g. region
-    'moon.pure.cloud') fails at once: Dagster 1.13 retries every resource-init failure of a step by
-    the step's policy (3 identical failures and ~2 minutes with GENESYS_STEP_RETRIES=2), and the
-    asset body, where fail_at_once works, never runs."""
-
-    def log_failure_or_retry_event_after_error(
-        self, step_context: Any, err_info: SerializableErrorInfo, known_state: Any
-    ) -> dg.DagsterEvent:
-        if not _names_a_permanent_error(err_info):
-            return super().log_failure_or_retry_event_after_error(step_context, err_info, known_state)
-        return dg.DagsterEvent.step_failure_event(
-            step_context=step_context,
-            step_failure_data=StepFailureData(error=err_info, user_failure_data=None),
-        )
-
-
-def _names_a_permanent_error(info: SerializableErrorInfo | None) -> bool:
-    # Across the process boundary only the class names of the error and its causes are left.
-    names = {cls.__name__ for cls in _PERMANENT}
-    while info is not None:
-        if info.cls_name in names:
-            return True
-        info = info.cause or info.context
-    return False
-
-
-@dg.executor(
-    name="multiprocess", config_schema=MULTI_PROC_CONFIG, requirements=multiple_process_executor_requirements()
-)
-def pipeline_executor(init_context: dg.InitExecutorContext) -> MultiprocessExecutor:
-    """The code location's executor: Dagster's default (multiprocess, same config) with
-    _ConfigErrorsFailAtOnce's rule. Set on the Definitions, so the UI's backfills use it too."""
-    executor = _core_multiprocess_executor_creation(init_context.executor_config)
-    executor.__class__ = _ConfigErrorsFailAtOnce  # same state, one method changed
-    return executor
-
-
 def range_window(partition_keys: Sequence[str]) -> tuple[datetime, datetime]:
     """The start of the first day and the end of the last day of a run's partitions."""
     return (
@@ -168,8 +121,7 @@ def range_window(partition_keys: Sequence[str]) -> tuple[datetime, datetime]:
 
 def daily_asset(**asset_args: Any) -> Callable[[Callable[..., Any]], dg.AssetsDefinition]:
     """`dg.asset` with what every stage of the partitioned chain shares: the daily partitions, the
-    group, the backfill and retry policies, permanent errors failing at once (fail_at_once). Each stage
-    adds its deps, kinds, pool and description."""
+    group, the backfill and retry policies, and permanent errors failing at once. Each stage adds its deps, kinds, pool and description."""
 
     def decorate(function: Callable[..., Any]) -> dg.AssetsDefinition:
         # Dagster 1.13 marks `backfill_policy` beta and warns on every load of the code location
