@@ -196,7 +196,8 @@ def test_final_wrapup_is_the_latest_agent_wrapup_even_when_listed_first():
     conversation["participants"].insert(0, late_agent)  # first in the record, last in time
     (row,) = rows(tables_of([conversation])["conversations"])
     assert (row["final_wrapup_code_id"], row["final_wrapup_code_name"]) == (W2, "Refund issued")
-    assert json.loads(row["agent_ids"]) == [U2, U1] and row["transferred"] is True
+    # Two agents who both talked, with no transfer metric or disconnect (a consult, say): not a transfer.
+    assert json.loads(row["agent_ids"]) == [U2, U1] and row["transferred"] is False
 
 
 def test_unresolved_ids_stay_ids_and_are_counted():
@@ -268,6 +269,57 @@ def test_transfers_and_abandons_set_their_flags():
     assert by_id["c-t"]["transferred"] is True and by_id["c-t"]["abandoned"] is False
     assert by_id["c-a"]["abandoned"] is True and by_id["c-a"]["abandon_ms"] == 42_000
     assert by_id["c-a"]["transferred"] is False and by_id["c-a"]["agent_ids"] == "[]"
+    assert by_id["c-a"]["alerted_agent_ids"] == "[]" and by_id["c-a"]["alerted_agent_names"] == "[]"
+
+
+def _rona(user_id: str = U2, disconnect: str = "noAnswerTransfer") -> dict[str, Any]:
+    """An agent alerted who did not answer: the alert ends in a routing redirect, tNotResponding."""
+    return {"participantId": f"p-rona-{user_id}", "purpose": "agent", "userId": user_id,
+            "sessions": [{"direction": "inbound", "mediaType": "voice", "sessionId": f"s-rona-{user_id}",
+                          "metrics": [metric("tAlert", 30_000, 2), metric("tNotResponding", 30_000, 2)],
+                          "segments": [segment("alert", 1, 2, queueId=Q1, disconnectType=disconnect)]}]}  # fmt: skip
+
+
+@pytest.mark.parametrize("redirect", ["noAnswerTransfer", "notAvailableTransfer", "dndTransfer"])
+def test_a_routing_redirect_is_no_transfer_and_its_agent_was_only_alerted(redirect):
+    conversation = record()
+    conversation["participants"].insert(2, _rona(disconnect=redirect))
+    (row,) = rows(tables_of([conversation])["conversations"])
+    assert row["transferred"] is False  # the old rule (more than one agent) said True
+    assert json.loads(row["agent_ids"]) == [U1] and json.loads(row["agent_names"]) == ["Ann Agent"]
+    assert json.loads(row["alerted_agent_ids"]) == [U2]
+    assert json.loads(row["alerted_agent_names"]) == ["Bob Former (deleted)"]
+
+
+@pytest.mark.parametrize("disconnect", ["transfer", "consultTransfer", "conferenceTransfer", "forwardTransfer"])
+@pytest.mark.parametrize("purpose", ["agent", "user"])
+def test_a_transfer_disconnect_of_an_agent_or_user_is_a_transfer_without_any_metric(disconnect, purpose):
+    conversation = record()
+    person = conversation["participants"][2]
+    person["purpose"] = purpose
+    person["sessions"][0]["segments"][3]["disconnectType"] = disconnect
+    (row,) = rows(tables_of([conversation])["conversations"])
+    assert row["transferred"] is True
+    assert json.loads(row["agent_ids"]) == ([U1] if purpose == "agent" else [])
+
+
+def test_a_transfer_disconnect_of_a_queue_or_customer_is_no_transfer():
+    conversation = record()  # the acd participant's interact already ends with `transfer` (to the agent)
+    conversation["participants"][0]["sessions"][0]["segments"][1]["disconnectType"] = "transfer"  # a callback
+    (row,) = rows(tables_of([conversation])["conversations"])
+    assert row["transferred"] is False
+
+
+def test_an_agent_handled_it_with_talk_or_handle_time_even_without_an_interact_segment():
+    conversation = record()
+    conversation["participants"] += [_rona(U2, "client"), _rona("u-3", "client")]
+    conversation["participants"][3]["sessions"][0]["metrics"].append(metric("tHandle", 5_000, 3))
+    conversation["participants"][4]["sessions"][0]["metrics"].append(metric("tTalk", None, 3))  # no value: still talk
+    rona_again = _rona(U1, "noAnswerTransfer")  # U1 missed it once, then answered: handled, not alerted
+    conversation["participants"].insert(1, rona_again)
+    (row,) = rows(tables_of([conversation])["conversations"])
+    assert json.loads(row["agent_ids"]) == [U1, U2, "u-3"] and json.loads(row["alerted_agent_ids"]) == []
+    assert json.loads(row["agent_names"]) == ["Ann Agent", "Bob Former (deleted)", "u-3"]
 
 
 def test_attributes_become_one_row_per_key_only_where_present():
@@ -532,6 +584,50 @@ def test_names_resolve_for_queues_users_and_wrapup_codes_including_deleted_users
         assert names == [users[i][0] for i in ids]
         if row["first_queue_id"]:
             assert row["first_queue_name"] == queues[row["first_queue_id"]]
+
+
+_PERSON_TRANSFERS = {"transfer", "consultTransfer", "conferenceTransfer", "forwardTransfer"}
+
+
+def _expected_transfer_and_agents(conversation: dict[str, Any]) -> tuple[bool, list[str], list[str]]:
+    """The definitions, written out plainly: transferred by an agent or user (n-metrics or a transfer
+    disconnect on their segment; routing redirects such as RONA are not), agents who handled it (an
+    interact segment, tTalk or tHandle) and agents only alerted."""
+    transferred, handled, alerted = False, [], []
+    for participant in conversation["participants"]:
+        sessions = participant.get("sessions", [])
+        segments = [g for s in sessions for g in s.get("segments", [])]
+        names = {m["name"] for s in sessions for m in s.get("metrics", []) if m.get("value") is not None}
+        transferred |= bool(names & {"nTransferred", "nBlindTransferred", "nConsultTransferred"})
+        if participant["purpose"] in ("agent", "user"):
+            transferred |= any(g.get("disconnectType") in _PERSON_TRANSFERS for g in segments)
+        if participant["purpose"] == "agent":
+            talked = any(g["segmentType"] == "interact" for g in segments) or bool(names & {"tTalk", "tHandle"})
+            (handled if talked else alerted).append(participant["userId"])
+    unique = lambda ids: list(dict.fromkeys(ids))  # noqa: E731
+    return transferred, unique(handled), [a for a in unique(alerted) if a not in handled]
+
+
+def test_transferred_and_agents_follow_the_genesys_definitions_on_an_emulator_day(materialized, emulator):
+    root, _ = materialized
+    users = {u["id"]: u["name"] for u in emulator.app.centre.users}
+    by_id = {r["conversation_id"]: r for r in rows(read_flat(root)["conversations"])}
+    seen = {"RONA only": 0, "consult, no transfer": 0, "blind": 0, "consult transfer": 0, "old rule wrong": 0}
+    for conversation in raw_records(root):
+        row = by_id[conversation["conversationId"]]
+        transferred, handled, alerted = _expected_transfer_and_agents(conversation)
+        assert (row["transferred"], json.loads(row["agent_ids"]), json.loads(row["alerted_agent_ids"])) == (
+            transferred, handled, alerted), conversation["conversationId"]  # fmt: skip
+        assert json.loads(row["alerted_agent_names"]) == [users[a] for a in alerted]
+        metrics = {m["name"] for p in conversation["participants"] for s in p["sessions"] for m in s.get("metrics", [])}
+        disconnects = {g.get("disconnectType") for p in conversation["participants"] if p["purpose"] == "agent"
+                       for s in p["sessions"] for g in s["segments"]}  # fmt: skip
+        seen["RONA only"] += "tNotResponding" in metrics and "noAnswerTransfer" in disconnects and not transferred
+        seen["consult, no transfer"] += "nConsult" in metrics and not transferred and len(handled) > 1
+        seen["blind"] += "nBlindTransferred" in metrics and "transfer" in disconnects and transferred
+        seen["consult transfer"] += "nConsultTransferred" in metrics and "consultTransfer" in disconnects
+        seen["old rule wrong"] += len(handled + alerted) > 1 and not transferred  # "more than one agent"
+    assert all(count > 0 for count in seen.values()), seen
 
 
 def test_a_rerun_rewrites_identical_rows(materialized, emulator):

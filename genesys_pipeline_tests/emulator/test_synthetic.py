@@ -339,6 +339,42 @@ def test_a_day_has_the_variety_the_pipeline_must_handle(plans, finals):
         assert found[kind] >= 10, kind
 
 
+def test_rona_consults_and_transfers_carry_the_fields_genesys_gives_them(finals):
+    """RONA: an agent alerted until the timeout, `tNotResponding`, the alert ends `noAnswerTransfer`, no
+    interact. Blind transfer: nBlindTransferred + nTransferred, the agent's talk ends `transfer`. Consult
+    transfer: nConsult, nConsultTransferred + nTransferred, ends `consultTransfer`. A consult without a
+    transfer: nConsult and no transfer metric or disconnect (genesys-api-more.md s4.1)."""
+    found = collections.Counter()
+    transfers = {"transfer", "consultTransfer", "conferenceTransfer", "forwardTransfer"}
+    for record in finals:
+        names, transferred = _metric_names(record), False
+        for participant in record["participants"]:
+            if participant["purpose"] != "agent":
+                continue
+            for session in participant["sessions"]:
+                metrics = {m["name"] for m in session.get("metrics", [])}
+                segments = session["segments"]
+                ends = {g.get("disconnectType") for g in segments}
+                transferred |= bool(ends & transfers)
+                if "tNotResponding" in metrics:
+                    assert [g["segmentType"] for g in segments] == ["alert"], record["conversationId"]
+                    assert segments[0]["disconnectType"] == "noAnswerTransfer", record["conversationId"]
+                    assert not metrics & {"tTalk", "tHandle", "tAnswered"}
+                if "nBlindTransferred" in metrics:
+                    found["blind"] += 1
+                    assert "nTransferred" in metrics and "transfer" in ends
+                if "nConsultTransferred" in metrics:
+                    found["consult transfer"] += 1
+                    assert {"nTransferred", "nConsult"} <= metrics and "consultTransfer" in ends
+                if ends & transfers:  # a transfer disconnect always comes with its metric
+                    assert metrics & {"nBlindTransferred", "nConsultTransferred"}, record["conversationId"]
+        transferred |= names["nTransferred"] > 0
+        found["RONA, no transfer"] += names["tNotResponding"] > 0 and not transferred
+        found["consult, no transfer"] += names["nConsult"] > 0 and not transferred
+    for kind in ("RONA, no transfer", "consult, no transfer", "blind", "consult transfer"):
+        assert found[kind] >= 10, (kind, found)
+
+
 def test_records_reference_the_lookup_entities(centre, finals):
     queues = {q["id"]: q for q in centre.queues}
     codes = {c["id"] for c in centre.wrapup_codes}

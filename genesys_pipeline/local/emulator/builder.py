@@ -203,11 +203,12 @@ class _Builder:
         return self.parties.head("agent", name, agent.user_id), agent.user_id
 
     def _rona(self, turn: AgentTurn) -> Participant:
-        """Redirect on no answer: alerted until the queue's alerting timeout, then back to the queue."""
+        """Redirect on no answer: alerted until the queue's alerting timeout, then back to the queue. The
+        alert segment ends with `noAnswerTransfer`, the RONA signal (genesys-api-more.md s4.1)."""
         head, _ = self._agent_head(turn)
         queue_id, alerted = self._queue_id(turn.queue), turn.answer - turn.alert
         segments = [
-            Segment(turn.alert, turn.answer, "alert", queue_id, disconnect="client", subject=self.subject)
+            Segment(turn.alert, turn.answer, "alert", queue_id, disconnect=turn.ended_by, subject=self.subject)
         ]
         metrics = [(turn.answer, "tAlert", alerted), (turn.answer, "tNotResponding", alerted)]
         if self.rng.random() < 0.3:

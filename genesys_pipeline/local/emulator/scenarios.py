@@ -158,7 +158,7 @@ def _visit(
     if rng.random() < rona_p:
         rona_alert = offer + _seconds(rng, 10, 1.0, 1, 600)
         rona_end = rona_alert + directory.queue_specs[queue].alert_timeout_ms
-        rona = AgentTurn(queue, rona_alert, rona_end, rona_end, rona_end, "client")
+        rona = AgentTurn(queue, rona_alert, rona_end, rona_end, rona_end, "noAnswerTransfer")
         alert = rona_end + rng.randint(500, 20_000)
     else:
         alert = offer + _seconds(rng, wait_median, wait_sigma, 1, wait_max)

@@ -29,15 +29,22 @@ Rules (genesys-api.md s5, tables.py):
   segment of an `acd` participant that carries one, else of any participant's segment;
   `first_queue_name` from the queues listing, else (a deleted queue) the `participantName` of the acd
   participant that segment belongs to (the API's own name for the queue, s5.2/s5.9), else null.
-  `agent_ids`: distinct `userId`s of `agent` participants in order of appearance; `agent_names` from
-  the users listing (deleted users included); an unresolved id stays the id. Final wrap-up: the
+  `agent_ids`: distinct `userId`s, in order of appearance, of `agent` participants that handled it
+  (a session with an `interact` segment, or a `tTalk`/`tHandle` metric); `alerted_agent_ids`: those of
+  the others, alerted but never handled (RONA; a userId that handled it elsewhere is not repeated).
+  Names (`agent_names`, `alerted_agent_names`) from the users listing (deleted users included); an
+  unresolved id stays the id. Final wrap-up: the
   `wrapUpCode` of the agent `wrapup` segment with the latest `segmentStart` (ties: the later one in
   the record), null if that segment has no code (yet). Codes starting `ININ-` are system codes: the
   code is both id and name; an unresolved code also stays the code as its name. `talk_ms` ...
   `abandon_ms`: sums over all sessions' metrics of tTalk, tHeld, tAcw, tHandle, tAcd, tAbandon (a
   metric emitted several times is summed; an emission without a value is left out), null when the
-  record has no such metric. `transferred`: any nTransferred/nBlindTransferred/nConsultTransferred,
-  or more than one distinct agent. `abandoned`: any tAbandon.
+  record has no such metric. `transferred` (genesys-api-more.md s4.1): an agent or user transferred it:
+  any nTransferred/nBlindTransferred/nConsultTransferred with a value, or a `transfer`,
+  `consultTransfer`, `conferenceTransfer` or `forwardTransfer` `disconnectType` on a segment of an
+  `agent` or `user` participant. Routing redirects (`noAnswerTransfer` = RONA, `notAvailableTransfer`,
+  `dndTransfer`), a queue's hand-over to an agent and a consult alone are not transfers. `abandoned`:
+  any tAbandon.
 - participants: `user_name` from the users listing; unresolved stays null.
 - segments: `queue_name` as `first_queue_name` (listing, else the acd participant's name, else null);
   `wrapup_code_name` as the final wrap-up's name; `duration_ms` = end - start when both exist.

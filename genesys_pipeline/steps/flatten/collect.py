@@ -3,7 +3,7 @@
 Each record is walked once, right after it is parsed, and its fields are copied with
 `list.extend(map(obj.get, KEYS))` into one flat list per table: the values of a row next to each
 other, so that a column is a strided slice (see `build`). Only what needs a record's own order (first
-queue, final wrap-up, distinct media types and agents, metric sums) is computed here, per record;
+queue, final wrap-up, distinct media types, handling and alerted agents, transfers, metric sums) is computed here, per record;
 names, timestamps and durations are left to Arrow.
 """
 
@@ -24,17 +24,20 @@ from genesys_pipeline.steps.flatten.diagnosis import (
 from genesys_pipeline.steps.flatten.fields import (
     CONVERSATION_KEYS,
     FLOW_KEYS,
+    HANDLED_METRICS,
     PARTICIPANT_KEYS,
     SEGMENT_KEYS,
     SESSION_KEYS,
     SUMMED_METRICS,
     SYSTEM_WRAPUP_PREFIX,
     TRACKED_METRICS,
+    TRANSFER_DISCONNECTS,
 )
 from genesys_pipeline.steps.flatten.state import State
 
 _NO_FLOW = (None, None, None)
 _NO_START = "\uffff"  # sorts after every timestamp: a segment without a start is never "first"
+_NO_AGENTS = "[]"  # most conversations have no alerted-only agent: skip the dumps
 
 
 def _ts_key(text: Any) -> str:
@@ -88,7 +91,7 @@ def collect(records: Iterable[Mapping[str, Any]], state: State, context: Context
     out = Collected()
     derived = out.derived = {name: [] for name in (
         "media_types", "division_ids", "division_names", "first_queue_id", "first_queue_name",
-        "agent_ids", "agent_names", "final_wrapup_code_id", "final_wrapup_code_name", "transferred",
+        "agent_ids", "agent_names", "alerted_agent_ids", "alerted_agent_names", "final_wrapup_code_id", "final_wrapup_code_name", "transferred",
         *SUMMED_METRICS.values())}  # fmt: skip
     c_rows, p_rows, s_rows, f_rows = (out.conversation_rows.extend, out.participant_rows.extend,
                                       out.session_rows.extend, out.flow_rows.extend)  # fmt: skip
@@ -104,7 +107,9 @@ def collect(records: Iterable[Mapping[str, Any]], state: State, context: Context
     d_fq_id, d_fq_name = derived["first_queue_id"].append, derived["first_queue_name"].append
     d_agent_ids, d_agent_names = derived["agent_ids"].append, derived["agent_names"].append
     d_wrap_id, d_wrap_name = derived["final_wrapup_code_id"].append, derived["final_wrapup_code_name"].append
+    d_alerted_ids, d_alerted_names = derived["alerted_agent_ids"].append, derived["alerted_agent_names"].append
     d_transferred = derived["transferred"].append
+    transfer_disconnects, handled_metrics = TRANSFER_DISCONNECTS, HANDLED_METRICS
     tracked = TRACKED_METRICS
     summed = [(metric, derived[column].append) for metric, column in SUMMED_METRICS.items()]
     conversation_ids = context.conversation_ids
@@ -134,7 +139,9 @@ def collect(records: Iterable[Mapping[str, Any]], state: State, context: Context
                 d_div_names(dumps([divisions_get(d, d) for d in divisions]).decode())
 
             media_types: list[Any] = []
-            agents: list[Any] = []
+            agents: list[Any] = []  # userIds of agent participants that handled it
+            alerted: list[Any] = []  # ... and of those that were only alerted (RONA, an unanswered consult)
+            transfer = False  # a transfer disconnect on an agent or user segment
             sums: dict[str, int] = {}
             fq_acd = fq_acd_name = fq_any = None
             fq_acd_key = _NO_START
@@ -149,10 +156,7 @@ def collect(records: Iterable[Mapping[str, Any]], state: State, context: Context
                 p_index(pi)
                 purpose = participant.get("purpose")
                 is_acd, is_agent = purpose == "acd", purpose == "agent"
-                if is_agent:
-                    uid = participant.get("userId")
-                    if uid is not None and uid not in agents:
-                        agents.append(uid)
+                handled = False
                 attributes = participant.get("attributes")
                 if attributes:
                     a_keys += attributes.keys()
@@ -193,14 +197,35 @@ def collect(records: Iterable[Mapping[str, Any]], state: State, context: Context
                                     if fq_acd is None or key < fq_acd_key:
                                         fq_acd, fq_acd_key = queue, key
                                         fq_acd_name = participant.get("participantName")
-                        elif is_agent:  # the final wrap-up: the latest agent wrap-up segment
+                        elif is_agent:  # handled? transferred? the final wrap-up: the latest agent wrap-up
                             for segment in segments:
-                                code = segment.get("wrapUpCode")
-                                if code is not None or segment.get("segmentType") == "wrapup":
-                                    key = _ts_key(segment.get("segmentStart") or "")
+                                segment_get = segment.get
+                                if segment_get("segmentType") == "interact":
+                                    handled = True
+                                if segment_get("disconnectType") in transfer_disconnects:
+                                    transfer = True
+                                code = segment_get("wrapUpCode")
+                                if code is not None or segment_get("segmentType") == "wrapup":
+                                    key = _ts_key(segment_get("segmentStart") or "")
                                     if not wrap_seen or key >= wrap_key:
                                         wrap_seen, wrap_key, wrap_code = True, key, code
+                        elif purpose == "user":  # a user (not routed to) can transfer too
+                            for segment in segments:
+                                if segment.get("disconnectType") in transfer_disconnects:
+                                    transfer = True
+                    if is_agent and not handled and metrics:  # no interact yet: talk or handle time?
+                        for metric in metrics:
+                            if metric.get("name") in handled_metrics:
+                                handled = True
                     srow += 1
+                if is_agent:
+                    uid = participant.get("userId")
+                    if uid is not None:
+                        if handled:
+                            if uid not in agents:
+                                agents.append(uid)
+                        elif uid not in alerted:
+                            alerted.append(uid)
                 prow += 1
 
             if fq_acd is None:  # no acd participant with a queue: the earliest segment of anyone's
@@ -221,12 +246,19 @@ def collect(records: Iterable[Mapping[str, Any]], state: State, context: Context
             d_media(dumps(media_types).decode())
             d_agent_ids(dumps(agents).decode())
             d_agent_names(dumps([users_get(a, a) for a in agents]).decode())
+            if alerted:  # alerted only: never handled in any of their participants
+                alerted = [a for a in alerted if a not in agents]
+            if alerted:
+                d_alerted_ids(dumps(alerted).decode())
+                d_alerted_names(dumps([users_get(a, a) for a in alerted]).decode())
+            else:
+                d_alerted_ids(_NO_AGENTS)
+                d_alerted_names(_NO_AGENTS)
             for metric, append in summed:
                 append(sums.get(metric))
             d_transferred(
-                len(agents) > 1 or "nTransferred" in sums or "nBlindTransferred" in sums
-                or "nConsultTransferred" in sums
-            )  # fmt: skip
+                transfer or "nTransferred" in sums or "nBlindTransferred" in sums or "nConsultTransferred" in sums
+            )
             d_wrap_id(wrap_code)
             if wrap_code is None or wrap_code.__class__ is not str:
                 d_wrap_name(wrap_code)  # not a string: reported with its location when converted

@@ -11,6 +11,11 @@ SUMMED_METRICS = {"tTalk": "talk_ms", "tHeld": "hold_ms", "tAcw": "acw_ms", "tHa
                   "tAcd": "wait_ms", "tAbandon": "abandon_ms"}  # fmt: skip
 _TRANSFERS = ("nTransferred", "nBlindTransferred", "nConsultTransferred")
 TRACKED_METRICS = frozenset(SUMMED_METRICS) | frozenset(_TRANSFERS)
+# A transfer made by a person (genesys-api-more.md s4.1's decision), on an agent or user segment. The
+# routing redirects noAnswerTransfer (RONA), notAvailableTransfer and dndTransfer are not transfers.
+TRANSFER_DISCONNECTS = frozenset(("transfer", "consultTransfer", "conferenceTransfer", "forwardTransfer"))
+# An agent handled the conversation if a session of theirs has an interact segment or one of these.
+HANDLED_METRICS = frozenset(("tTalk", "tHandle"))
 
 
 def _orjson_keys(*keys: str) -> tuple[str, ...]:
