@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ import pytest
 
 from genesys_pipeline.contracts.paths import raw_manifest_path, raw_records_path
 from genesys_pipeline.defs.raw_conversations import raw_conversations
-from genesys_pipeline.local.emulator import EmulatorServer
+from genesys_pipeline.local.emulator import DEMO_CLIENT_SECRET, EmulatorServer
 from genesys_pipeline.resources.working_storage import WorkingStorage
 from genesys_pipeline.steps.extract import ExtractionError, extract_window
 from genesys_pipeline_tests.conftest import CLOCK, genesys_for
@@ -215,6 +216,52 @@ def give_a_media_type_newer_than_v269(emulator: EmulatorServer, media_type: str 
         return record
 
     emulator.app.centre.render = with_new_media_type  # type: ignore[method-assign]
+
+
+def spoil_the_start_of(emulator: EmulatorServer, conversation_id: str, start: Any) -> None:
+    """One conversation is served with `start` as its conversationStart (MISSING: without one), in
+    every response, as a broken record from the API would be."""
+    render = emulator.app.centre.render
+
+    def with_a_bad_start(plan, as_of_ms, *, with_attributes):  # type: ignore[no-untyped-def]
+        record = render(plan, as_of_ms, with_attributes=with_attributes)
+        if record is not None and plan.conversation_id == conversation_id:
+            record = dict(record)
+            record.pop("conversationStart")
+            if start is not MISSING:
+                record["conversationStart"] = start
+        return record
+
+    emulator.app.centre.render = with_a_bad_start  # type: ignore[method-assign]
+
+
+MISSING = object()
+
+
+@pytest.mark.parametrize("partition, index, where", [
+    (PAST_DAY, 7, r"detail job [0-9a-f-]{36} for 2024-05-0[78]T[0-9:.]+Z/2024-05-0[89]T[0-9:.]+Z, results page 1 \(record \d+\)"),
+    (TODAY, -3, r"the details query of 2024-05-10T00:00:00.000Z/2024-05-11T00:00:00.000Z \(order desc\), page \d \(record \d+\)"),
+], ids=["jobs", "query"])  # fmt: skip
+@pytest.mark.parametrize("start, problem", [
+    (MISSING, "conversationStart is missing"),
+    (1715335200000, "conversationStart is the int 1715335200000, not an ISO-8601 timestamp string"),
+    ("yesterday", "conversationStart is the str 'yesterday', which is not an ISO-8601 timestamp"),
+], ids=["missing", "int", "unparseable"])  # fmt: skip
+def test_a_record_with_a_missing_or_bad_conversation_start_fails_naming_it_and_where_it_came_from(
+    start_emulator, tmp_path, partition, index, where, start, problem
+):
+    emulator = start_emulator()
+    day = date.fromisoformat(partition)
+    victim = emulator.app.conversations_started(day)[index]  # read by a detail job, or by the query
+    spoil_the_start_of(emulator, victim, start)
+    with pytest.raises(ExtractionError) as raised:
+        dg.materialize([raw_conversations], partition_key=partition, resources={
+            "genesys": genesys_for(emulator), "working_storage": WorkingStorage(root=str(tmp_path))})
+    message = str(raised.value)
+    assert f"Conversation {victim} " in message and problem in message, message
+    assert re.search(f"from {where}", message), message
+    assert DEMO_CLIENT_SECRET not in message and "Bearer" not in message and "access_token" not in message
+    assert not (tmp_path / raw_records_path(partition)).exists()
 
 
 @pytest.mark.parametrize("omit_open", [False, True], ids=["jobs-serve-open", "jobs-omit-open"])

@@ -7,6 +7,7 @@ threads at once: they share one keep-alive connection pool, one token and one re
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import dataclasses
 import time
@@ -53,7 +54,13 @@ class ConversationStream(Iterator[Conversation]):
         self.interval = interval
         self.pages = 0  # response pages received
         self.conversations = 0  # records yielded so far
+        self._page_ends: list[int] = []  # `conversations` at the end of each page, for `page_of`
         self._generator: Generator[Conversation, None, None] | None = None
+
+    def page_of(self, record_number: int) -> int:
+        """The response page (from 1) that held the `record_number`-th record yielded (from 1),
+        so an error about one record can say where it came from."""
+        return bisect.bisect_left(self._page_ends, record_number) + 1
 
     def _start(self, produce: Callable[[], Generator[Conversation, None, None]]) -> Self:
         self._generator = produce()
@@ -211,6 +218,7 @@ class GenesysClient:
                 seen.add(conversation_id)
                 stream.conversations += 1
                 yield conversation
+            stream._page_ends.append(stream.conversations)
             # A short page is the last one. totalHits cannot say where the end is: it is an estimate
             # ("the approximate number"), and stopping at an estimate that is too low loses records.
             if len(conversations) < page_size:
@@ -334,6 +342,7 @@ class GenesysClient:
             for conversation in payload.get("conversations") or []:
                 stream.conversations += 1
                 yield conversation
+            stream._page_ends.append(stream.conversations)
             cursor = payload.get("cursor")
             if not cursor:
                 return

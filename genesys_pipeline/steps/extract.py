@@ -42,7 +42,12 @@ import orjson
 
 from genesys_pipeline.contracts.manifests import RawManifest
 from genesys_pipeline.contracts.paths import raw_records_path
-from genesys_pipeline.genesys.client import GenesysClient, parse_datetime
+from genesys_pipeline.genesys.client import (
+    DetailJobStream,
+    DetailsQueryStream,
+    GenesysClient,
+    parse_datetime,
+)
 from genesys_pipeline.genesys.errors import JobResultCapExceeded, QueryCapExceeded
 from genesys_pipeline.resources.working_storage import WorkingStorage
 from genesys_pipeline.steps.prefetch import prefetched
@@ -59,6 +64,7 @@ PARALLEL_FROM = 5_000
 
 OpenOutput = Callable[[], ContextManager[IO[bytes]]]
 Newer = dict[str, dict[str, Any]]  # live records by conversationId
+Where = Callable[[int], str]  # the n-th record of a stream (from 1) -> where it came from, for errors
 
 
 class ExtractionError(Exception):
@@ -129,14 +135,21 @@ class _DedupWriter:
         self._seen: set[str] = set()  # ids only (about 100 bytes each), never the records
         self._newer = newer  # live records, written elsewhere instead of the records with their ids
 
-    def write_started_between(self, records: Iterable[dict[str, Any]], start: datetime, end: datetime) -> int:
-        """Write the records that started in [start, end); return how many started there."""
+    def write_started_between(
+        self, records: Iterable[dict[str, Any]], start: datetime, end: datetime, where: Where
+    ) -> int:
+        """Write the records that started in [start, end); return how many started there. A record
+        without a conversationStart that parses fails, saying `where(its number)` it came from."""
         started_here = 0
         newer: Newer | None = None
-        for record in records:
+        for number, record in enumerate(records, 1):
             if newer is None:  # waited for at the first record: until then the job was running
                 newer = self._newer.result() if self._newer else {}
-            if not start <= parse_datetime(record["conversationStart"]) < end:
+            try:  # free while nothing is raised: the per-record cost stays one parse
+                started = parse_datetime(record["conversationStart"])
+            except (KeyError, TypeError, AttributeError, ValueError):
+                raise _bad_start(record, where(number)) from None
+            if not start <= started < end:
                 continue  # served because it overlaps the piece; it belongs to the piece it started in
             started_here += 1
             if record["conversationId"] in self._seen:
@@ -155,6 +168,46 @@ class _DedupWriter:
 
     def close(self) -> None:
         self._gzip.close()
+
+
+def _from_job(stream: DetailJobStream) -> Where:
+    def where(n: int) -> str:
+        return f"detail job {stream.job_id} for {stream.interval}, results page {stream.page_of(n)} (record {n})"
+
+    return where
+
+
+def _from_query(stream: DetailsQueryStream, order: str) -> Where:
+    return lambda n: f"the details query of {stream.interval} (order {order}), page {stream.page_of(n)} (record {n})"
+
+
+def _started(record: dict[str, Any], where: Where, number: int) -> datetime:
+    """The record's conversationStart, or an ExtractionError saying what is wrong with it and where
+    the record came from."""
+    try:
+        return parse_datetime(record["conversationStart"])
+    except (KeyError, TypeError, AttributeError, ValueError):
+        raise _bad_start(record, where(number)) from None
+
+
+def _bad_start(record: Any, where: str) -> ExtractionError:
+    """Every record is filed under the day its conversationStart falls on: one without a usable
+    start cannot be filed, and guessing would put it in the wrong partition or none."""
+    if not isinstance(record, dict):
+        return ExtractionError(f"A record from {where} is a {type(record).__name__}, not a conversation object")
+    if "conversationStart" not in record:
+        problem = "is missing"
+    else:
+        value = record["conversationStart"]
+        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+        kind = type(value).__name__
+        problem = (f"is the str {shown}, which is not an ISO-8601 timestamp" if isinstance(value, str)
+                   else f"is the {kind} {shown}, not an ISO-8601 timestamp string")  # fmt: skip
+    return ExtractionError(
+        f"Conversation {record.get('conversationId')} from {where}: conversationStart {problem}. Every "
+        "record must carry its start as an ISO-8601 UTC timestamp (e.g. 2024-05-08T10:00:00.000Z) to be "
+        "filed under its day; the extraction stopped rather than guess."
+    )
 
 
 def _carry_attributes(job_record: dict[str, Any], live_record: dict[str, Any]) -> None:
@@ -211,7 +264,8 @@ def extract_window(
                         newer = side.submit(_open_at_watermark, client, report, start, split, watermark)
                         _read_with_jobs(client, report, handle, start, split, pieces, progress, newer)
                     writer = _DedupWriter(handle, report, progress)
-                    writer.write_started_between(sorted(newer.result().values(), key=_start_order), start, split)
+                    live = sorted(newer.result().values(), key=_start_order)  # their starts were checked
+                    writer.write_started_between(live, start, split, lambda n: f"live record {n} of those open then")
                     writer.close()
                 if split < end:
                     writer = _DedupWriter(handle, report, progress)
@@ -272,24 +326,26 @@ def _open_at_watermark(
     found: Newer = {}
 
     def collect(day: tuple[datetime, datetime], filters: Any, order: str, order_by: str,
-                stop: Callable[[dict[str, Any]], bool]) -> None:  # fmt: skip
+                stop: Callable[[dict[str, Any], datetime], bool]) -> None:  # fmt: skip
         stream = client.query_conversation_details(*day, conversation_filters=filters, order=order,
                                                    order_by=order_by, fail_fast_on_cap=False)  # fmt: skip
         report.queries += 1
+        where = _from_query(stream, order)
         with contextlib.closing(stream):
-            for record in stream:
-                if stop(record):
+            for number, record in enumerate(stream, 1):
+                started = _started(record, where, number)
+                if stop(record, started):
                     return
-                if start <= parse_datetime(record["conversationStart"]) < split and not _ended_before(record, watermark):
+                if start <= started < split and not _ended_before(record, watermark):
                     found[record["conversationId"]] = record
 
     for day in utc_days(start, split):
         try:
-            collect(day, STILL_OPEN, "desc", "conversationStart", lambda record: False)
+            collect(day, STILL_OPEN, "desc", "conversationStart", lambda record, started: False)
             try:
-                collect(day, None, "desc", "conversationEnd", lambda record: _ended_before(record, watermark))
+                collect(day, None, "desc", "conversationEnd", lambda record, _: _ended_before(record, watermark))
             except QueryCapExceeded:
-                collect(day, None, "asc", "conversationStart", lambda r: parse_datetime(r["conversationStart"]) >= split)
+                collect(day, None, "asc", "conversationStart", lambda record, started: started >= split)
         except QueryCapExceeded as error:
             raise ExtractionError(
                 f"{error}: more conversations that started on {day[0]:%Y-%m-%d} were open at the "
@@ -337,7 +393,7 @@ def _read_with_jobs(
         # from the piece it started in.
         records = prefetched(stream)
         with contextlib.closing(records):
-            started = writer.write_started_between(records, piece_start, piece_end)
+            started = writer.write_started_between(records, piece_start, piece_end, _from_job(stream))
         writer.close()
         piece_report.data_availability_date = stream.data_availability_date
         return spool, piece_report, started
@@ -394,9 +450,11 @@ def _read_day(
     stream = client.query_conversation_details(*day, order=order, fail_fast_on_cap=False)
     report.queries += 1
 
+    where = _from_query(stream, order)
+
     def until_stop(records: Iterable[dict[str, Any]]) -> Iterable[dict[str, Any]]:
-        for record in records:
-            started = parse_datetime(record["conversationStart"])
+        for number, record in enumerate(records, 1):
+            started = _started(record, where, number)
             if stop_at(started):
                 return
             last_read[:] = [started]
@@ -404,7 +462,7 @@ def _read_day(
 
     records = prefetched(stream)
     with contextlib.closing(records):
-        writer.write_started_between(until_stop(records), *keep)
+        writer.write_started_between(until_stop(records), *keep, where)
 
 
 def extract_partition(
