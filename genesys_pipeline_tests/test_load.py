@@ -561,6 +561,20 @@ def test_the_stage_must_point_at_the_published_prefix(env: Env) -> None:
     assert "reads 's3://" + env.bucket + "/somewhere-else/', but S3Publishing publishes to" in failure.event_specific_data.error.to_string()
 
 
+def test_a_table_made_by_an_earlier_version_gets_the_new_columns(env: Env) -> None:
+    """CONVERSATIONS as an earlier version created it, without the alerted-agent columns, and with a day
+    in it: the load adds the columns (nullable) and loads the day."""
+    spec = TABLES_BY_NAME["conversations"]
+    newer = {"alerted_agent_ids", "alerted_agent_names"}
+    assert newer <= set(spec.column_names)
+    older = [c for c in spec.columns if c.name not in newer]
+    env.query("CREATE TABLE CONVERSATIONS (" + ", ".join(f"{c.name.upper()} {c.snowflake_type}" for c in older) + ")")
+    write_partition(env.storage, DAY, conversations=3)
+    assert env.materialize([s3_conversations, snowflake_conversations]).success
+    rows = env.query("SELECT ALERTED_AGENT_IDS, CONVERSATION_ID FROM CONVERSATIONS")
+    assert len(rows) == 3 and all(r["alerted_agent_ids"] is not None for r in rows)
+
+
 # ##### THE SQL, STATEMENT BY STATEMENT
 
 
@@ -580,7 +594,9 @@ class RecordingCursor:
             raise RuntimeError("boom")
         verb = sql.split()[0]
         self._result, self.description, self.rowcount = [], None, 0
-        if sql.startswith("SELECT CURRENT_DATABASE"):
+        if sql.startswith("SELECT COLUMN_NAME"):  # an up-to-date table has every contract column
+            self._result = [{"COLUMN_NAME": c.name.upper()} for c in TABLES_BY_NAME[params[1].lower()].columns]
+        elif sql.startswith("SELECT CURRENT_DATABASE"):
             self._result = [{"DATABASE_NAME": "DB", "SCHEMA_NAME": "SCH"}]
         elif verb == "SHOW":
             self._result = [{"name": "GENESYS_S3_STAGE", "schema_name": "SCH", "url": "s3://bkt/pre/"}]
@@ -632,7 +648,8 @@ def test_statements_of_a_load_in_order_with_values_bound() -> None:
 
     per_table = ["DELETE FROM", "COPY INTO", "SELECT COUNT(*)", "INSERT INTO", "INSERT INTO"]
     assert _kinds(cursor.statements) == (
-        ["SELECT CURRENT_DATABASE()"] + ["CREATE TABLE"] * 7 + ["CREATE STAGE", "SHOW STAGES"]
+        ["SELECT CURRENT_DATABASE()"] + ["CREATE TABLE", "SELECT COLUMN_NAME"] * 6 + ["CREATE TABLE"]
+        + ["CREATE STAGE", "SHOW STAGES"]
         + ["CREATE OR"] * 6 + ["BEGIN"] + per_table * 5 + ["DELETE FROM", "INSERT INTO"]  # no COPY of 0 rows
         + ["COMMIT"] + ["DROP TABLE"] * 6
     )  # fmt: skip

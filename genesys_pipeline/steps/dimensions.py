@@ -34,7 +34,6 @@ from genesys_pipeline.steps.snowflake_session import (
 )
 from genesys_pipeline.steps.snowflake_sql import (
     count_rows_and_ids_sql,
-    create_table_sql,
     insert_values_sql,
 )
 
@@ -94,8 +93,7 @@ def load_dimension(
     session = SnowflakeSession(connection, log)
     session.resolve_target(DimensionLoadError)
     qualified = session.qualified(name)
-    session.execute(create_table_sql(dimension.table, name))
-    _add_missing_columns(session, dimension, name)
+    session.ensure_table(dimension.table, name)
 
     def failure(progress: Progress, outcome: str, error: Exception) -> DimensionLoadError:
         return DimensionLoadError(
@@ -117,16 +115,3 @@ def load_dimension(
                 f"{len(rows)} entities were inserted but the table has {count['n']} rows with {count['ids']} ids"
             )
     return DimensionLoad(qualified, len(rows), replaced, duplicates, loaded_at, len(added))
-
-
-def _add_missing_columns(session: SnowflakeSession, dimension: Dimension, name: str) -> None:
-    """Columns of the contract that an existing table lacks (DIM_WRAPUP_CODES made before `listed`),
-    added before the load inserts into them. Nullable: NOT NULL cannot be added to a table with rows."""
-    present = session.execute(
-        "SELECT COLUMN_NAME FROM INFORMATION_SCHEMA.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
-        (session.schema, name),
-    )
-    names = {str(row["column_name"]).lower() for row in present}
-    for column in dimension.table.columns:
-        if column.name not in names:
-            session.execute(f"ALTER TABLE {name} ADD COLUMN IF NOT EXISTS {column.name.upper()} {column.snowflake_type}")

@@ -3,6 +3,7 @@
 Per run (outside any transaction: in Snowflake every DDL statement commits an open transaction):
     SELECT CURRENT_DATABASE(), CURRENT_SCHEMA()                          the target, for names and checks
     CREATE TABLE IF NOT EXISTS <table> (...)                             x6, types from contracts/tables.py
+    ALTER TABLE <table> ADD COLUMN IF NOT EXISTS <column> <type>         for columns an older table lacks
     CREATE TABLE IF NOT EXISTS <load history> (...)
     CREATE STAGE IF NOT EXISTS <stage> URL = %s STORAGE_INTEGRATION = <int> | CREDENTIALS = (AWS_KEY_ID = %s AWS_SECRET_KEY = %s)
     SHOW STAGES LIKE %s                                                  the stage must point at our prefix
@@ -51,7 +52,6 @@ from genesys_pipeline.steps.snowflake_sql import (
     create_load_history_sql,
     create_stage_sql,
     create_staging_sql,
-    create_table_sql,
     delete_day_sql,
     insert_from_staging_sql,
     insert_load_history_sql,
@@ -100,8 +100,8 @@ class WarehouseLoader:
     def prepare(self) -> None:
         """Resolve the target schema and create the tables and the stage if they are missing."""
         self.session.resolve_target(LoadError)
-        for table in TABLES:
-            self.session.execute(create_table_sql(table, self.target.table_name(table.name)))
+        for table in TABLES:  # an existing table gets the columns a newer contract added
+            self.session.ensure_table(table, self.target.table_name(table.name))
         self.session.execute(create_load_history_sql(self.target.load_history_table))
         if self.target.create_stage:
             self.session.execute(*create_stage_sql(self.target, self.publishing.stage_url))

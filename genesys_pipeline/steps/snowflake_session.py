@@ -16,7 +16,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Callable, Optional, Sequence
 
-from genesys_pipeline.steps.snowflake_sql import CURRENT_TARGET_SQL
+from genesys_pipeline.contracts.columns import Table
+from genesys_pipeline.steps.snowflake_sql import (
+    CURRENT_TARGET_SQL,
+    TABLE_COLUMNS_SQL,
+    add_column_sql,
+    create_table_sql,
+)
 
 
 class SnowflakeSession:
@@ -64,6 +70,16 @@ class SnowflakeSession:
 
     def qualified(self, name: str) -> str:
         return f"{self.database}.{self.schema}.{name}"
+
+    def ensure_table(self, table: Table, name: str) -> list[str]:
+        """Create the table if it is missing, and add the contract's columns that an existing table
+        lacks (one made by an earlier version); returns the added columns. DDL: outside transactions."""
+        self.execute(create_table_sql(table, name))
+        present = {str(row["column_name"]).lower() for row in self.execute(TABLE_COLUMNS_SQL, (self.schema, name))}
+        missing = [column for column in table.columns if column.name not in present]
+        for column in missing:
+            self.execute(add_column_sql(name, column))
+        return [column.name for column in missing]
 
 
 @dataclasses.dataclass

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from genesys_pipeline.contracts.columns import Table
+from genesys_pipeline.contracts.columns import Column, Table
 from genesys_pipeline.resources.warehouse import SnowflakeTarget
 
 # CSV as the S3 step writes it (RFC 4180 + gzip): a header line, CRLF, every non-NULL value quoted
@@ -134,3 +134,11 @@ def insert_values_sql(name: str, columns: list[str]) -> str:
 
 def count_rows_and_ids_sql(name: str, id_column: str) -> str:
     return f"SELECT COUNT(*) AS N, COUNT(DISTINCT {id_column}) AS IDS FROM {name}"
+
+
+TABLE_COLUMNS_SQL = "SELECT COLUMN_NAME FROM INFORMATION_SCHEMA.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s"
+
+
+def add_column_sql(name: str, column: Column) -> str:
+    # Nullable even where the contract says NOT NULL: NOT NULL cannot be added to a table with rows.
+    return f"ALTER TABLE {name} ADD COLUMN IF NOT EXISTS {column.name.upper()} {column.snowflake_type}"

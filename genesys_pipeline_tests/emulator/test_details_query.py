@@ -6,7 +6,6 @@ from collections import Counter
 from datetime import date, datetime, timezone
 
 from genesys_pipeline.local.emulator.__main__ import build_parser
-
 from genesys_pipeline_tests.conftest import CLOCK, PAST_DAY
 from genesys_pipeline_tests.emulator.conftest import DETAILS, ApiSession, day_interval
 

@@ -12,7 +12,6 @@ import pyarrow.compute as pc
 
 from genesys_pipeline.steps.flatten.pool import POOL
 
-
 # Wrap-up codes that conversations carry but GET /api/v2/routing/wrapupcodes does not list, with their
 # documented names. The Default Wrap-up Code has one id in every org; public integrations add it to
 # their catalogues by hand because the listing lacks it. The other system codes (ININ-WRAP-UP-TIMEOUT,
