@@ -121,7 +121,8 @@ def range_window(partition_keys: Sequence[str]) -> tuple[datetime, datetime]:
 
 def daily_asset(**asset_args: Any) -> Callable[[Callable[..., Any]], dg.AssetsDefinition]:
     """`dg.asset` with what every stage of the partitioned chain shares: the daily partitions, the
-    group, the backfill and retry policies, and permanent errors failing at once. Each stage adds its deps, kinds, pool and description."""
+    group, the backfill and retry policies, and permanent errors failing at once. Each stage adds its
+    deps, kinds, pool and description."""
 
     def decorate(function: Callable[..., Any]) -> dg.AssetsDefinition:
         # Dagster 1.13 marks `backfill_policy` beta and warns on every load of the code location
