@@ -35,9 +35,9 @@ from genesys_pipeline.genesys import (
     QueryCapExceeded,
     RequestThrottle,
 )
-from genesys_pipeline.genesys import http as genesys_http
+from genesys_pipeline.genesys import responses as genesys_responses
 from genesys_pipeline.genesys.client import AVAILABILITY_PATH, format_interval
-from genesys_pipeline.genesys.http import JobSlotsBusy
+from genesys_pipeline.genesys.job_slots import JobSlotsBusy
 from genesys_pipeline.genesys.regions import GENESYS_REGIONS
 from genesys_pipeline.local.emulator import (
     DEMO_CLIENT_ID,
@@ -809,7 +809,7 @@ def test_multi_get_by_id_in_chunks(emulator: EmulatorServer) -> None:
 
 def test_the_client_logs_where_dagster_captures_it() -> None:
     # genesys/ names the logger instead of importing Dagster for it; it must stay the same one.
-    assert genesys_http.log is dg.get_dagster_logger("genesys")
+    assert genesys_responses.log is dg.get_dagster_logger("genesys")
 
 
 def test_resource_in_an_asset_with_env_var_credentials(

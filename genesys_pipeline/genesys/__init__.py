@@ -18,7 +18,7 @@ from genesys_pipeline.genesys.errors import (
     JobResultCapExceeded,
     QueryCapExceeded,
 )
-from genesys_pipeline.genesys.http import GenesysClientStats
+from genesys_pipeline.genesys.retries import GenesysClientStats
 from genesys_pipeline.genesys.settings import ClientSettings
 from genesys_pipeline.genesys.throttle import RequestThrottle
 

@@ -21,7 +21,9 @@ from genesys_pipeline.genesys.errors import (
     JobResultCapExceeded,
     QueryCapExceeded,
 )
-from genesys_pipeline.genesys.http import GenesysClientStats, GenesysTransport, log
+from genesys_pipeline.genesys.http import GenesysTransport
+from genesys_pipeline.genesys.responses import log
+from genesys_pipeline.genesys.retries import GenesysClientStats
 from genesys_pipeline.genesys.settings import ClientSettings
 from genesys_pipeline.genesys.throttle import RequestThrottle
 
