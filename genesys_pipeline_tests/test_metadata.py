@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from genesys_pipeline.steps.extract import ExtractionReport
 from genesys_pipeline.steps.metadata import raw_metadata
+from genesys_pipeline.steps.raw_records import ExtractionReport
 
 
 def test_the_raw_step_labels_each_day_with_its_partition_key_not_its_utc_window() -> None:

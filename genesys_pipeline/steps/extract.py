@@ -28,29 +28,32 @@ Strategy (genesys-api.md sections 2-3, peers.md section 5):
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import gzip
 import math
 import shutil
 import tempfile
-import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from typing import IO, Any, Callable, ContextManager, Iterable
 
-import orjson
-
 from genesys_pipeline.contracts.manifests import RawManifest
 from genesys_pipeline.contracts.paths import raw_records_path
 from genesys_pipeline.genesys.client import (
-    DetailJobStream,
-    DetailsQueryStream,
     GenesysClient,
     parse_datetime,
 )
 from genesys_pipeline.genesys.errors import JobResultCapExceeded, QueryCapExceeded
 from genesys_pipeline.resources.working_storage import WorkingStorage
 from genesys_pipeline.steps.prefetch import prefetched
+from genesys_pipeline.steps.raw_records import (
+    DedupWriter,
+    ExtractionError,
+    ExtractionReport,
+    Newer,
+    Progress,
+    from_job,
+    from_query,
+    started_at,
+)
 
 # The conversations still open now (genesys-api-more.md s1.1).
 STILL_OPEN = [{"type": "and", "predicates": [{"dimension": "conversationEnd", "operator": "notExists"}]}]
@@ -63,160 +66,6 @@ JOB_STREAMS = 2
 PARALLEL_FROM = 5_000
 
 OpenOutput = Callable[[], ContextManager[IO[bytes]]]
-Newer = dict[str, dict[str, Any]]  # live records by conversationId
-Where = Callable[[int], str]  # the n-th record of a stream (from 1) -> where it came from, for errors
-
-
-class ExtractionError(Exception):
-    """The window cannot be extracted completely; the message says why and what to change."""
-
-
-@dataclasses.dataclass
-class ExtractionReport:
-    window_start: datetime
-    window_end: datetime
-    path: str = ""  # "jobs", "query" or "jobs+query"
-    records_written: int = 0
-    duplicates_dropped: int = 0
-    ongoing: int = 0
-    # The API's own count of the conversations started in the window, independent of the records
-    # read (approximate), or None; `api_count_note` says which count it is, or why there is none.
-    api_reported: int | None = None
-    api_count_note: str = ""
-    jobs: int = 0
-    queries: int = 0
-    data_availability_date: datetime | None = None
-
-    def merge(self, piece: "ExtractionReport") -> None:
-        """Add a job piece's counts to this window's."""
-        self.jobs += 1
-        for name in ("records_written", "duplicates_dropped", "ongoing"):
-            setattr(self, name, getattr(self, name) + getattr(piece, name))
-        self.data_availability_date = piece.data_availability_date or self.data_availability_date
-
-    def as_dict(self) -> dict[str, Any]:
-        values = dataclasses.asdict(self)
-        for key in ("window_start", "window_end", "data_availability_date"):
-            values[key] = values[key].isoformat() if values[key] else None
-        return values
-
-
-class _Progress:
-    """Reports every `step` records written, across the concurrently written pieces."""
-
-    def __init__(self, report: Callable[[int], None] | None, step: int) -> None:
-        self._report, self._step = report, step
-        self._lock = threading.Lock()
-        self.written = 0
-
-    def add(self) -> None:
-        with self._lock:
-            self.written += 1
-            if self._report is not None and self.written % self._step == 0:
-                self._report(self.written)
-
-
-class _DedupWriter:
-    """Writes records as one gzip member of JSON lines, once per conversationId, as they stream in.
-
-    The output file is a concatenation of such members (one per job piece, one for the live records
-    of conversations open at the watermark, one for the query part),
-    which every gzip reader reads as one stream. Pieces never share a conversation (each keeps only
-    those that started in it), so deduplicating within a member is enough.
-    """
-
-    def __init__(
-        self, handle: IO[bytes], report: ExtractionReport, progress: _Progress, newer: Future[Newer] | None = None
-    ) -> None:
-        # No file name and mtime=0 in the gzip header: the same records give the same bytes.
-        self._gzip = gzip.GzipFile(filename="", fileobj=handle, mode="wb", compresslevel=1, mtime=0)
-        self._report = report
-        self._progress = progress
-        self._seen: set[str] = set()  # ids only (about 100 bytes each), never the records
-        self._newer = newer  # live records, written elsewhere instead of the records with their ids
-
-    def write_started_between(
-        self, records: Iterable[dict[str, Any]], start: datetime, end: datetime, where: Where
-    ) -> int:
-        """Write the records that started in [start, end); return how many started there. A record
-        without a conversationStart that parses fails, saying `where(its number)` it came from."""
-        started_here = 0
-        newer: Newer | None = None
-        for number, record in enumerate(records, 1):
-            if newer is None:  # waited for at the first record: until then the job was running
-                newer = self._newer.result() if self._newer else {}
-            try:  # free while nothing is raised: the per-record cost stays one parse
-                started = parse_datetime(record["conversationStart"])
-            except (KeyError, TypeError, AttributeError, ValueError):
-                raise _bad_start(record, where(number)) from None
-            if not start <= started < end:
-                continue  # served because it overlaps the piece; it belongs to the piece it started in
-            started_here += 1
-            if record["conversationId"] in self._seen:
-                self._report.duplicates_dropped += 1
-                continue
-            self._seen.add(record["conversationId"])
-            live = newer.get(record["conversationId"])
-            if live is not None:
-                _carry_attributes(record, live)
-                continue
-            self._report.records_written += 1
-            self._report.ongoing += "conversationEnd" not in record
-            self._progress.add()
-            self._gzip.write(orjson.dumps(record) + b"\n")
-        return started_here
-
-    def close(self) -> None:
-        self._gzip.close()
-
-
-def _from_job(stream: DetailJobStream) -> Where:
-    def where(n: int) -> str:
-        return f"detail job {stream.job_id} for {stream.interval}, results page {stream.page_of(n)} (record {n})"
-
-    return where
-
-
-def _from_query(stream: DetailsQueryStream, order: str) -> Where:
-    return lambda n: f"the details query of {stream.interval} (order {order}), page {stream.page_of(n)} (record {n})"
-
-
-def _started(record: dict[str, Any], where: Where, number: int) -> datetime:
-    """The record's conversationStart, or an ExtractionError saying what is wrong with it and where
-    the record came from."""
-    try:
-        return parse_datetime(record["conversationStart"])
-    except (KeyError, TypeError, AttributeError, ValueError):
-        raise _bad_start(record, where(number)) from None
-
-
-def _bad_start(record: Any, where: str) -> ExtractionError:
-    """Every record is filed under the day its conversationStart falls on: one without a usable
-    start cannot be filed, and guessing would put it in the wrong partition or none."""
-    if not isinstance(record, dict):
-        return ExtractionError(f"A record from {where} is a {type(record).__name__}, not a conversation object")
-    if "conversationStart" not in record:
-        problem = "is missing"
-    else:
-        value = record["conversationStart"]
-        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
-        kind = type(value).__name__
-        problem = (f"is the str {shown}, which is not an ISO-8601 timestamp" if isinstance(value, str)
-                   else f"is the {kind} {shown}, not an ISO-8601 timestamp string")  # fmt: skip
-    return ExtractionError(
-        f"Conversation {record.get('conversationId')} from {where}: conversationStart {problem}. Every "
-        "record must carry its start as an ISO-8601 UTC timestamp (e.g. 2024-05-08T10:00:00.000Z) to be "
-        "filed under its day; the extraction stopped rather than guess."
-    )
-
-
-def _carry_attributes(job_record: dict[str, Any], live_record: dict[str, Any]) -> None:
-    """Query records have no participant attributes (AnalyticsParticipantWithoutAttributes):
-    give the live record the job's, by participantId."""
-    attributes = {p.get("participantId"): p["attributes"] for p in job_record.get("participants", []) if "attributes" in p}
-    for participant in live_record.get("participants", []):
-        if participant.get("participantId") in attributes:
-            participant.setdefault("attributes", attributes[participant["participantId"]])
 
 
 def utc_days(start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
@@ -254,7 +103,7 @@ def extract_window(
     pieces = pieces if split > start else 0
     while True:
         report = ExtractionReport(start, end, data_availability_date=watermark)
-        progress = _Progress(on_progress, progress_every)
+        progress = Progress(on_progress, progress_every)
         report.path = "+".join(name for name, used in (("jobs", split > start), ("query", split < end)) if used)
         try:
             with open_output() as handle:
@@ -263,12 +112,12 @@ def extract_window(
                     with ThreadPoolExecutor(1, thread_name_prefix="open-at-watermark") as side:
                         newer = side.submit(_open_at_watermark, client, report, start, split, watermark)
                         _read_with_jobs(client, report, handle, start, split, pieces, progress, newer)
-                    writer = _DedupWriter(handle, report, progress)
+                    writer = DedupWriter(handle, report, progress)
                     live = sorted(newer.result().values(), key=_start_order)  # their starts were checked
                     writer.write_started_between(live, start, split, lambda n: f"live record {n} of those open then")
                     writer.close()
                 if split < end:
-                    writer = _DedupWriter(handle, report, progress)
+                    writer = DedupWriter(handle, report, progress)
                     _read_with_query(client, report, writer, split, end)
                     writer.close()
         except JobResultCapExceeded:
@@ -330,10 +179,10 @@ def _open_at_watermark(
         stream = client.query_conversation_details(*day, conversation_filters=filters, order=order,
                                                    order_by=order_by, fail_fast_on_cap=False)  # fmt: skip
         report.queries += 1
-        where = _from_query(stream, order)
+        where = from_query(stream, order)
         with contextlib.closing(stream):
             for number, record in enumerate(stream, 1):
-                started = _started(record, where, number)
+                started = started_at(record, where, number)
                 if stop(record, started):
                     return
                 if start <= started < split and not _ended_before(record, watermark):
@@ -376,7 +225,7 @@ def _read_with_jobs(
     start: datetime,
     end: datetime,
     pieces: int,
-    progress: _Progress,
+    progress: Progress,
     newer: Future[Newer],
 ) -> int:
     """Run the pieces' jobs JOB_STREAMS at a time, each into a spool file, and append the spools to
@@ -387,13 +236,13 @@ def _read_with_jobs(
         piece_start, piece_end = bounds
         piece_report = ExtractionReport(piece_start, piece_end)
         spool = tempfile.TemporaryFile()
-        writer = _DedupWriter(spool, piece_report, progress, newer)
+        writer = DedupWriter(spool, piece_report, progress, newer)
         stream = client.run_details_job(piece_start, piece_end)
         # Overlap matching serves a conversation in every piece its lifetime spans; it is kept
         # from the piece it started in.
         records = prefetched(stream)
         with contextlib.closing(records):
-            started = writer.write_started_between(records, piece_start, piece_end, _from_job(stream))
+            started = writer.write_started_between(records, piece_start, piece_end, from_job(stream))
         writer.close()
         piece_report.data_availability_date = stream.data_availability_date
         return spool, piece_report, started
@@ -413,7 +262,7 @@ def _read_with_jobs(
 
 
 def _read_with_query(
-    client: GenesysClient, report: ExtractionReport, writer: _DedupWriter, start: datetime, end: datetime
+    client: GenesysClient, report: ExtractionReport, writer: DedupWriter, start: datetime, end: datetime
 ) -> None:
     """Each UTC day newest first down to `start`; over the cap, oldest first too, up to where the
     newest-first read stopped (see the module docstring)."""
@@ -438,7 +287,7 @@ def _read_with_query(
 def _read_day(
     client: GenesysClient,
     report: ExtractionReport,
-    writer: _DedupWriter,
+    writer: DedupWriter,
     keep: tuple[datetime, datetime],
     day: tuple[datetime, datetime],
     order: str,
@@ -450,11 +299,11 @@ def _read_day(
     stream = client.query_conversation_details(*day, order=order, fail_fast_on_cap=False)
     report.queries += 1
 
-    where = _from_query(stream, order)
+    where = from_query(stream, order)
 
     def until_stop(records: Iterable[dict[str, Any]]) -> Iterable[dict[str, Any]]:
         for number, record in enumerate(records, 1):
-            started = _started(record, where, number)
+            started = started_at(record, where, number)
             if stop_at(started):
                 return
             last_read[:] = [started]

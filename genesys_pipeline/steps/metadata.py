@@ -15,9 +15,9 @@ from genesys_pipeline.contracts.tables import CONVERSATIONS, TABLES
 from genesys_pipeline.genesys.client import OrgLimits
 from genesys_pipeline.resources.warehouse import S3Publishing
 from genesys_pipeline.steps.dimensions import DimensionLoad
-from genesys_pipeline.steps.extract import ExtractionReport
 from genesys_pipeline.steps.flatten import FlattenReport, Lookups
 from genesys_pipeline.steps.load import TableLoad
+from genesys_pipeline.steps.raw_records import ExtractionReport
 
 EXAMPLES = 5  # unresolved ids listed per kind
 
