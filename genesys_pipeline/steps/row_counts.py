@@ -39,6 +39,7 @@ from genesys_pipeline.contracts.manifests import (
 from genesys_pipeline.contracts.tables import CONVERSATIONS, TABLES
 from genesys_pipeline.resources.warehouse import S3Publishing, SnowflakeTarget
 from genesys_pipeline.resources.working_storage import WorkingStorage
+from genesys_pipeline.steps.metadata import markdown_table as table_md
 from genesys_pipeline.steps.publish import read_published_manifest
 from genesys_pipeline.steps.snowflake_session import SnowflakeSession
 from genesys_pipeline.steps.snowflake_sql import count_by_day_sql, latest_loads_sql
@@ -207,13 +208,14 @@ def count_csv_records(client: Any, bucket: str, key: str) -> int:
 
 
 def markdown_table(results: list[TableCounts]) -> str:
-    header = "| day | table | " + " | ".join(COLUMN_TITLES[s] for s in STAGES) + " | result |"
-    lines = [header, "|" + "---|" * (len(STAGES) + 3)]
-    for result in results:
-        cells = [result.counts[s].cell() if s in result.counts else "" for s in STAGES]
-        verdict = "ok" if not result.problems else "**" + "; ".join(p.split(": ", 1)[1] for p in result.problems) + "**"
-        lines.append(f"| {result.partition_key} | {result.table} | " + " | ".join(cells) + f" | {verdict} |")
-    return "\n".join(lines)
+    def verdict(result: TableCounts) -> str:
+        return "ok" if not result.problems else "**" + "; ".join(p.split(": ", 1)[1] for p in result.problems) + "**"
+
+    return table_md(
+        ("day", "table", *(COLUMN_TITLES[s] for s in STAGES), "result"),
+        ((r.partition_key, r.table, *(r.counts[s].cell() if s in r.counts else "" for s in STAGES), verdict(r))
+         for r in results),
+    )  # fmt: skip
 
 
 # --- the API's own count ---------------------------------------------------------------------------
@@ -279,12 +281,11 @@ def compare_api_counts(
 
 
 def api_markdown_table(comparisons: list[ApiComparison]) -> str:
-    lines = ["| day | API count | extracted | difference | % | result |", "|---|---|---|---|---|---|"]
-    for c in comparisons:
+    def cells(c: ApiComparison) -> tuple[Any, ...]:
         if c.compared:
             verdict = "**over tolerance**" if c.over_tolerance else "ok"
-            cells = [c.api, c.extracted, f"{c.difference:+d}", f"{c.percent:.1f}", verdict]
-        else:
-            cells = ["n/a", "" if c.extracted is None else c.extracted, "", "", f"not compared: {c.note}"]
-        lines.append(f"| {c.partition_key} | " + " | ".join(str(cell) for cell in cells) + " |")
-    return "\n".join(lines)
+            return (c.api, c.extracted, f"{c.difference:+d}", f"{c.percent:.1f}", verdict)
+        return ("n/a", "" if c.extracted is None else c.extracted, "", "", f"not compared: {c.note}")
+
+    return table_md(("day", "API count", "extracted", "difference", "%", "result"),
+                    ((c.partition_key, *cells(c)) for c in comparisons))  # fmt: skip
