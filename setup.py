@@ -15,6 +15,10 @@ LOCAL_STACK = [
     "fsspec==2026.9.0",  # fakesnow's DuckDB reads s3:// through an fsspec filesystem we register
 ]
 
+# Dagster's own storage (runs, events, schedules) in Postgres, for more than one machine
+# (deploy/dagster-postgres.yaml); on the dagster family's release line, like the integrations above.
+POSTGRES_STORAGE = ["dagster-postgres==0.29.27"]
+
 setup(
     name="genesys_pipeline",
     version="0.1.0",
@@ -32,8 +36,10 @@ setup(
         # The local stack: stand-ins that speak the real S3 and Snowflake wire protocols. Pinned
         # exactly: the S3 shim in genesys_pipeline/local/stand_ins.py patches a fakesnow internal.
         "local": LOCAL_STACK,
+        "postgres": POSTGRES_STORAGE,
         "dev": [
             *LOCAL_STACK,
+            *POSTGRES_STORAGE,  # genesys_pipeline_tests/test_postgres_storage.py
             "pytest==9.2.0",
             "pytest-timeout==2.4.0",
             # The official SDK, only to prove the emulator's responses deserialize without loss.
