@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import re
 import subprocess
 import sys
 import threading
@@ -284,6 +285,23 @@ def test_job_for_a_past_day_returns_the_same_ids_and_the_watermark(emulator: Emu
     # Job records carry participant attributes (the query's do not).
     assert any("attributes" in p for c in conversations for p in c["participants"])
     assert emulator.app.stats.snapshot().get("requests.cancel_job", 0) == 0
+
+
+def test_a_running_job_logs_each_state_with_its_elapsed_time(
+    start_emulator: Callable[..., EmulatorServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Polling is never silent: every state the job goes through is logged once, with the time since
+    submission (a long job also logs every JOB_PROGRESS_LOG_SECONDS while its state stays the same)."""
+    emulator = start_emulator(job_queued_seconds=0.3, job_pending_seconds=0.6)
+    start, end = day_bounds(PAST_DAY)
+    caplog.set_level(logging.INFO)
+    with client_for(emulator) as client:
+        stream = client.run_details_job(start, end)
+        assert list(stream)
+    told = [r.getMessage() for r in caplog.records if r.getMessage().startswith(f"Genesys detail job {stream.job_id}: ")]
+    states = [message.split(": ")[1].split(" ")[0] for message in told]
+    assert states[-1] == "FULFILLED" and "PENDING" in states and len(states) == len(set(states))
+    assert all(re.search(r"after \d+ s \(timeout 3600 s\)$", message) for message in told), told
 
 
 def test_failed_job_raises_and_is_not_left_running(start_emulator: Callable[..., EmulatorServer]) -> None:

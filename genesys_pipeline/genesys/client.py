@@ -37,6 +37,7 @@ USERS_PATH = "/api/v2/users"
 DIVISIONS_PATH = "/api/v2/authorization/divisions"
 LIMITS_PATH = "/api/v2/organizations/limits/namespaces"
 JOB_SLOTS_KEY = "details.jobs.concurrent.access.max"
+JOB_PROGRESS_LOG_SECONDS = 60  # while a detail job runs, its state is logged at least this often
 
 JOB_FAILED_STATES = ("FAILED", "CANCELLED", "EXPIRED")
 _CAP_MESSAGE = "Pagination may not exceed"  # in the 400 of both pagination caps
@@ -305,13 +306,22 @@ class GenesysClient:
         seen by each poll is written to `progress.state` if given."""
         settings = self._settings
         delay = settings.job_poll_interval_seconds
-        deadline = time.monotonic() + settings.job_timeout_seconds
+        started = time.monotonic()
+        deadline = started + settings.job_timeout_seconds
+        last_told: tuple[str, float] = ("", started)  # the state last logged, and when
         while True:
             time.sleep(delay)
             status = self.get_details_job_status(job_id)
             state = str(status.get("state"))
             if progress is not None:
                 progress.state = state
+            # A job can take many minutes on a large org: say what it is doing whenever its state
+            # changes, and at least every JOB_PROGRESS_LOG_SECONDS, so a long step is never silent.
+            now = time.monotonic()
+            if state != last_told[0] or now - last_told[1] >= JOB_PROGRESS_LOG_SECONDS:
+                log.info("Genesys detail job %s: %s after %.0f s (timeout %.0f s)", job_id, state, now - started,
+                         settings.job_timeout_seconds)  # fmt: skip
+                last_told = (state, now)
             if state == "FULFILLED":
                 return status
             if state in JOB_FAILED_STATES:
