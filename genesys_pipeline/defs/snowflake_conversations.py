@@ -9,6 +9,7 @@ from genesys_pipeline.resources.warehouse import S3Publishing, SnowflakeTarget
 from genesys_pipeline.steps.load import TableLoad, WarehouseLoader
 from genesys_pipeline.steps.metadata import load_metadata
 from genesys_pipeline.steps.publish import read_published_manifest
+from genesys_pipeline.steps.views import create_views
 
 
 @daily_asset(
@@ -17,7 +18,9 @@ from genesys_pipeline.steps.publish import read_published_manifest
     description=(
         "The six conversation tables in Snowflake (CONVERSATIONS, PARTICIPANTS, SESSIONS, SEGMENTS, "
         "SESSION_METRICS, PARTICIPANT_ATTRIBUTES, list columns as VARIANT arrays), in the snowflake "
-        "resource's database and schema, with GENESYS_LOAD_HISTORY recording every load. Each day is "
+        "resource's database and schema, with GENESYS_LOAD_HISTORY recording every load, and the views "
+        "QUEUE_VISITS (one row per queue a conversation waited in) and AGENT_HANDLING (one row per agent "
+        "who handled it: per-agent and per-queue handle time). Each day is "
         "replaced in one transaction over all six tables: a reader sees the old day or the new one, a "
         "failure leaves the tables as they were, and a rerun never duplicates rows. The row-count check "
         "then proves every table matches the API, raw, flattened and S3 counts."
@@ -35,6 +38,8 @@ def snowflake_conversations(
     with snowflake.get_connection() as connection:
         loader = WarehouseLoader(connection, snowflake_target, s3_publishing, log=context.log.debug)
         loader.prepare()
+        # Before any day is replaced: a schema without CREATE VIEW fails the run with every table as it was.
+        views = create_views(loader.session, snowflake_target)
         for partition_key in context.partition_keys:
             manifest = read_published_manifest(client, s3_publishing, partition_key)
             day = loader.load_partition(partition_key, manifest.tables, manifest.format, context.run.run_id)
@@ -47,4 +52,4 @@ def snowflake_conversations(
         loads, context.partition_keys, range_window(context.partition_keys),
         stage=loader.qualified(snowflake_target.stage), stage_url=s3_publishing.stage_url,
         load_history_table=loader.qualified(snowflake_target.load_history_table),
-    ))  # fmt: skip
+    ) | {"views": ", ".join(views)})  # fmt: skip

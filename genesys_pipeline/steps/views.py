@@ -1,0 +1,34 @@
+"""The analyst views (contracts/views.py): created, or replaced by the current definition, on each load.
+
+    CREATE OR REPLACE VIEW <view> AS SELECT CAST(<column> AS <type>) AS <COLUMN>, ... FROM (<the view's SELECT>)
+
+Every column is cast to the contract's type, so the view's types are the documented ones on any engine.
+The SELECT names the conversation tables fully qualified (database.schema.table): Snowflake resolves a
+view's names when it is queried, and a reader's session may be in another schema.
+"""
+
+from __future__ import annotations
+
+from genesys_pipeline.contracts.tables import TABLES
+from genesys_pipeline.contracts.views import VIEWS, View
+from genesys_pipeline.resources.warehouse import SnowflakeTarget
+from genesys_pipeline.steps.snowflake_session import SnowflakeSession
+
+
+def create_view_sql(view: View, name: str, table_names: dict[str, str]) -> str:
+    casts = ",\n    ".join(
+        f"CAST(v.{column.name} AS {column.snowflake_type}) AS {column.name.upper()}" for column in view.table.columns
+    )
+    return f"CREATE OR REPLACE VIEW {name} AS\nSELECT\n    {casts}\nFROM ({view.select_sql(table_names)}) v"
+
+
+def create_views(session: SnowflakeSession, target: SnowflakeTarget) -> list[str]:
+    """Create or replace every view in the session's target schema (resolved, with the tables in
+    place: after `WarehouseLoader.prepare`); returns their qualified names. DDL: outside transactions."""
+    table_names = {table.name: session.qualified(target.table_name(table.name)) for table in TABLES}
+    created = []
+    for view in VIEWS:
+        name = session.qualified(target.table_name(view.name))
+        session.execute(create_view_sql(view, name, table_names))
+        created.append(name)
+    return created
