@@ -14,6 +14,7 @@ import dataclasses
 import gzip
 import io
 import json
+import re
 import uuid
 from datetime import date
 from pathlib import Path
@@ -648,11 +649,18 @@ def test_statements_of_a_load_in_order_with_values_bound() -> None:
 
     per_table = ["DELETE FROM", "COPY INTO", "SELECT COUNT(*)", "INSERT INTO", "INSERT INTO"]
     assert _kinds(cursor.statements) == (
-        ["SELECT CURRENT_DATABASE()"] + ["CREATE TABLE", "SELECT COLUMN_NAME"] * 6 + ["CREATE TABLE"]
+        ["SELECT CURRENT_DATABASE()", "ALTER SESSION", "ALTER SESSION"]
+        + ["CREATE TABLE", "SELECT COLUMN_NAME"] * 6 + ["CREATE TABLE"]
         + ["CREATE STAGE", "SHOW STAGES"]
-        + ["CREATE OR"] * 6 + ["BEGIN"] + per_table * 5 + ["DELETE FROM", "INSERT INTO"]  # no COPY of 0 rows
+        + ["ALTER SESSION", "SHOW TRANSACTIONS", "SELECT TABLE_NAME,"]  # the day's QUERY_TAG, dead loads
+        + ["CREATE OR"] * 6 + ["BEGIN TRANSACTION"] + per_table * 5 + ["DELETE FROM", "INSERT INTO"]  # no COPY of 0 rows
         + ["COMMIT"] + ["DROP TABLE"] * 6
     )  # fmt: skip
+    assert cursor.statements[1] == ("ALTER SESSION SET LOCK_TIMEOUT = 900 STATEMENT_TIMEOUT_IN_SECONDS = 3600", None)
+    tag_sql, (tag,) = next(s for s in cursor.statements if s[0] == "ALTER SESSION SET QUERY_TAG = %s" and "run-9" in s[1][0])
+    assert json.loads(tag) == {"pipeline": "genesys_pipeline", "run_id": "run-9", "partition": DAY, "load": loader.load_token}
+    begin = next(sql for sql, _ in cursor.statements if sql.startswith("BEGIN"))
+    assert re.fullmatch(rf"BEGIN TRANSACTION NAME GENESYS_LOAD_[0-9A-F]{{8}}_20240508_{loader.load_token}", begin)
     statements = dict(cursor.statements)
     delete = next(s for s in cursor.statements if s[0].startswith("DELETE FROM SEGMENTS"))
     assert delete == ("DELETE FROM SEGMENTS WHERE PARTITION_DATE = %s", (date(2024, 5, 8),))

@@ -37,6 +37,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from genesys_pipeline.local.fakesnow_sessions import Sessions
+from genesys_pipeline.local.fakesnow_statements import session_handlers
+
 if TYPE_CHECKING:
     from dagster_aws.s3 import S3Resource
     from dagster_snowflake import SnowflakeResource
@@ -156,8 +159,9 @@ def _fix_fakesnow() -> None:
     fakesnow.arrow.timestamp_to_sf_struct = timestamp_to_sf_struct
 
 
-def _fakesnow_app(fs: Any) -> Any:
-    """fakesnow's Starlette app, bound to the database `fs` and to a session table of its own.
+def _fakesnow_app(fs: Any, sessions: Sessions) -> Any:
+    """fakesnow's Starlette app, bound to the database `fs` and to a session table of its own, with
+    Snowflake's sessions, transactions and table locks (`fakesnow_sessions`) around its handlers.
 
     `fakesnow.server`'s handlers read the module globals `shared_fs` and `sessions`; rebinding them to
     a copy of the module namespace gives each server started here its own database.
@@ -171,6 +175,7 @@ def _fakesnow_app(fs: Any) -> Any:
     for name in ("login_request", "query_request", "session", "monitoring_query", "to_conn"):
         fn = getattr(fss, name)
         ns[name] = types.FunctionType(fn.__code__, ns, fn.__name__, fn.__defaults__, fn.__closure__)
+    ns.update(session_handlers(ns, sessions))
     routes = [Route(r.path, ns.get(r.endpoint.__name__, r.endpoint), methods=r.methods) for r in fss.routes]
     return Starlette(routes=routes)
 
@@ -181,6 +186,7 @@ class FakesnowServer:
     `SnowflakeResource(additional_snowflake_connection_args=...)` or `snowflake.connector.connect`."""
 
     connection_args: dict[str, Any]
+    sessions: Sessions = field(repr=False)  # its sessions and their transactions, for tests and debugging
     _server: Any = field(repr=False)
     _thread: threading.Thread = field(repr=False)
     _fs: Any = field(repr=False)
@@ -196,6 +202,7 @@ def start_fakesnow_server(
     host: str = "127.0.0.1",
     port: int = 0,
     nop_regexes: tuple[str, ...] = DEFAULT_NOP_REGEXES,
+    detached_abort_seconds: float = 300,
 ) -> FakesnowServer:
     """Start a fakesnow server in a daemon thread (port 0: a free one).
 
@@ -203,6 +210,8 @@ def start_fakesnow_server(
     With `db_path` it persists as `db_path/<DATABASE>.db` across restarts (tables and load history;
     stages and file formats live in memory: create them on every run). One process at a time may
     open `db_path`. COPY INTO from S3 stages needs `install_fakesnow_s3_shim` (before or after).
+    A transaction that blocks another's lock while its session has been silent for
+    `detached_abort_seconds` is aborted (Snowflake: 5 minutes; see fakesnow_sessions).
     """
     import uvicorn
     from fakesnow.instance import FakeSnow
@@ -214,7 +223,8 @@ def start_fakesnow_server(
     _server_databases.add(fs)
     sock = socket.socket()
     sock.bind((host, port))  # bound here, so the port is known (and ours) before the thread starts
-    server = uvicorn.Server(uvicorn.Config(_fakesnow_app(fs), log_level="warning"))
+    sessions = Sessions(detached_abort_seconds)
+    server = uvicorn.Server(uvicorn.Config(_fakesnow_app(fs, sessions), log_level="warning"))
     logging.getLogger("fakesnow.server").setLevel(logging.WARNING)  # else one INFO line per login
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="fakesnow", daemon=True)
     thread.start()
@@ -229,7 +239,7 @@ def start_fakesnow_server(
         "network_timeout": 1,
         "session_parameters": {"CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED": False},
     }  # fmt: skip
-    return FakesnowServer(connection_args=args, _server=server, _thread=thread, _fs=fs)
+    return FakesnowServer(connection_args=args, sessions=sessions, _server=server, _thread=thread, _fs=fs)
 
 
 def s3_resource(endpoint_url: str) -> S3Resource:

@@ -29,6 +29,7 @@ from genesys_pipeline.contracts.paths import (
 MIB = 1024 * 1024
 FILE_FORMATS = ("parquet", "csv")
 SSE_MODES = ("AES256", "aws:kms")
+MAX_TIMEOUT_SECONDS = 604800  # STATEMENT_TIMEOUT_IN_SECONDS' maximum in Snowflake
 
 # An unquoted Snowflake identifier. Quoted identifiers are not supported on purpose: they would make
 # names case-sensitive and every piece of SQL would have to quote them the same way.
@@ -193,6 +194,18 @@ class SnowflakeTarget(dg.ConfigurableResource):
     load_history_table: str = Field(
         default="GENESYS_LOAD_HISTORY", description="One row per loaded partition, table and load."
     )
+    lock_timeout_seconds: int = Field(
+        default=900,
+        description="LOCK_TIMEOUT of the load's session: how long a statement waits for a table lock another "
+        "transaction holds before it fails (Snowflake's default is 12 hours). Above 300: Snowflake aborts a "
+        "detached transaction that blocks another after 5 idle minutes.",
+    )
+    statement_timeout_seconds: int = Field(
+        default=3600,
+        description="STATEMENT_TIMEOUT_IN_SECONDS of the load's session: the longest any one statement may run "
+        "(Snowflake's default is 2 days). Also the age after which an unfinished load's staging table "
+        "counts as abandoned.",
+    )
 
     @field_validator("stage", "storage_integration", "load_history_table")
     @classmethod
@@ -211,6 +224,16 @@ class SnowflakeTarget(dg.ConfigurableResource):
             raise ValueError(f"SnowflakeTarget.staging_tables must be 'temporary' or 'transient', got {value!r}")
         return value.lower()
 
+    @field_validator("lock_timeout_seconds", "statement_timeout_seconds")
+    @classmethod
+    def _valid_timeout(cls, value: int, info: Any) -> int:
+        if not 1 <= value <= MAX_TIMEOUT_SECONDS:
+            raise ValueError(
+                f"SnowflakeTarget.{info.field_name} must be a whole number of seconds from 1 to "
+                f"{MAX_TIMEOUT_SECONDS} (7 days), got {value!r}"
+            )
+        return value
+
     @model_validator(mode="after")
     def _one_way_to_read_s3(self) -> SnowflakeTarget:
         keys = (self.stage_aws_key_id, self.stage_aws_secret_key)
@@ -218,6 +241,12 @@ class SnowflakeTarget(dg.ConfigurableResource):
             raise ValueError("SnowflakeTarget.stage_aws_key_id and stage_aws_secret_key go together")
         if self.storage_integration and any(keys):
             raise ValueError("SnowflakeTarget: set storage_integration or the stage AWS keys, not both")
+        if self.lock_timeout_seconds > self.statement_timeout_seconds:
+            raise ValueError(
+                f"SnowflakeTarget.lock_timeout_seconds ({self.lock_timeout_seconds}) must not exceed "
+                f"statement_timeout_seconds ({self.statement_timeout_seconds}): a statement stops waiting "
+                "for a lock when its statement timeout ends"
+            )
         if self.create_stage and not (self.storage_integration or any(keys)):
             raise ValueError(
                 "SnowflakeTarget: create_stage needs storage_integration (production) or "

@@ -2,14 +2,18 @@
 
 Per run (outside any transaction: in Snowflake every DDL statement commits an open transaction):
     SELECT CURRENT_DATABASE(), CURRENT_SCHEMA()                          the target, for names and checks
+    ALTER SESSION SET LOCK_TIMEOUT = n STATEMENT_TIMEOUT_IN_SECONDS = m  SnowflakeTarget's; then QUERY_TAG
     CREATE TABLE IF NOT EXISTS <table> (...)                             x6, types from contracts/tables.py
     ALTER TABLE <table> ADD COLUMN IF NOT EXISTS <column> <type>         for columns an older table lacks
     CREATE TABLE IF NOT EXISTS <load history> (...)
     CREATE STAGE IF NOT EXISTS <stage> URL = %s STORAGE_INTEGRATION = <int> | CREDENTIALS = (AWS_KEY_ID = %s AWS_SECRET_KEY = %s)
     SHOW STAGES LIKE %s                                                  the stage must point at our prefix
 Per partition:
+    ALTER SESSION SET QUERY_TAG = %s                                     pipeline, run id, day, load token
+    SHOW TRANSACTIONS; SELECT SYSTEM$ABORT_TRANSACTION(%s)              dead loads of this day (snowflake_recovery.py)
+    SELECT TABLE_NAME, CREATED FROM INFORMATION_SCHEMA.TABLES ...; DROP TABLE IF EXISTS ...   their staging tables
     CREATE OR REPLACE TEMPORARY|TRANSIENT TABLE <table>_LOADING_<token> (...)   x6, VARIANT columns as VARCHAR
-    BEGIN
+    BEGIN TRANSACTION NAME GENESYS_LOAD_<target>_<YYYYMMDD>_<token>
       per table:
         DELETE FROM <table> WHERE partition_date = %s
         COPY INTO <table>_LOADING FROM @<stage>/<table>/year=YYYY/month=MM/day=DD/ FILES = (%s)
@@ -35,12 +39,20 @@ import dataclasses
 import json
 import uuid
 from datetime import date, datetime, timezone
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Optional
 
 from genesys_pipeline.contracts.columns import Table
 from genesys_pipeline.contracts.manifests import PublishedObject
 from genesys_pipeline.contracts.tables import TABLES
 from genesys_pipeline.resources.warehouse import S3Publishing, SnowflakeTarget
+from genesys_pipeline.steps.snowflake_recovery import (
+    configure_session,
+    new_load_token,
+    recover,
+    tag_day,
+    target_id,
+    transaction_name,
+)
 from genesys_pipeline.steps.snowflake_session import (
     Progress,
     SnowflakeSession,
@@ -75,7 +87,10 @@ class TableLoad:
 
 
 class WarehouseLoader:
-    """Runs the statements of the module docstring on one connection (a `snowflake.connector` one)."""
+    """Runs the statements of the module docstring on one connection (a `snowflake.connector` one).
+
+    `log` gets every statement; `warn` (default: `log`) what the load did about earlier loads that died.
+    """
 
     def __init__(
         self,
@@ -83,11 +98,13 @@ class WarehouseLoader:
         target: SnowflakeTarget,
         publishing: S3Publishing,
         log: Callable[[str], None] = lambda message: None,
+        warn: Optional[Callable[[str], None]] = None,
     ) -> None:
         self.session = SnowflakeSession(connection, log)
         self.target = target
         self.publishing = publishing
-        self.load_token = uuid.uuid4().hex[:8].upper()
+        self.warn = warn or log
+        self.load_token = new_load_token()
 
     def staging_name(self, table: str) -> str:
         return self.target.staging_name(table, self.load_token)
@@ -100,6 +117,7 @@ class WarehouseLoader:
     def prepare(self) -> None:
         """Resolve the target schema and create the tables and the stage if they are missing."""
         self.session.resolve_target(LoadError)
+        configure_session(self.session, self.target, self.load_token)
         for table in TABLES:  # an existing table gets the columns a newer contract added
             self.session.ensure_table(table, self.target.table_name(table.name))
         self.session.execute(create_load_history_sql(self.target.load_history_table))
@@ -136,6 +154,11 @@ class WarehouseLoader:
         unknown = sorted(set(files) - {table.name for table in TABLES})
         if unknown:
             raise LoadError(f"Partition {partition_key}: the S3 manifest lists unknown tables {unknown}")
+        tag_day(self.session, run_id, partition_key, self.load_token)
+        try:
+            recover(self.session, self.target, date.fromisoformat(partition_key), self.load_token, self.warn)
+        except Exception as error:  # best effort: a dead load's locks then cost at most LOCK_TIMEOUT
+            self.warn(f"could not look for earlier loads of {partition_key} that never finished: {error}")
         try:
             for table in TABLES:  # DDL: before BEGIN, as it would commit the transaction in Snowflake
                 self.session.execute(
@@ -148,15 +171,15 @@ class WarehouseLoader:
     def _replace_partition(
         self, partition_key: str, files: Mapping[str, PublishedObject], file_format: str, run_id: str
     ) -> list[TableLoad]:
-        def failure(progress: Progress, outcome: str, error: Exception) -> LoadError:
-            return LoadError(
-                f"Loading partition {partition_key} failed at {progress.step} of {progress.subject or 'the transaction'}; "
-                f"{outcome}, every table is as it was before: {error}"
-            )
-
         day = date.fromisoformat(partition_key)
+        name = transaction_name(target_id(self.session.database, self.session.schema, self.target.table_prefix),
+                                day, self.load_token)  # fmt: skip
+
+        def failure(progress: Progress, outcome: str, error: Exception) -> LoadError:
+            return LoadError(load_failure_message(partition_key, progress, name, error, outcome))
+
         loads: list[TableLoad] = []
-        with replace_in_transaction(self.session, failure) as progress:
+        with replace_in_transaction(self.session, failure, name) as progress:
             for table in TABLES:
                 file = files[table.name]
                 progress.subject = f"table {table.name} from {file.uri}"
@@ -218,9 +241,28 @@ class WarehouseLoader:
             )
         return int(result["rows_loaded"])
 
-    def _drop_staging(self) -> None:
+    def _drop_staging(self) -> None:  # the next load drops what this could not (snowflake_recovery.py)
         for table in TABLES:
             try:
                 self.session.execute(f"DROP TABLE IF EXISTS {self.staging_name(table.name)}")
             except Exception as error:  # temporary tables end with the session anyway
                 self.session.log(f"could not drop {self.staging_name(table.name)}: {error}")
+
+
+def load_failure_message(partition_key: str, progress: Progress, transaction: str, error: Exception, outcome: str) -> str:
+    """What a failed day's load tells the user: where it failed, and truthfully what became of the data."""
+    where = f"Loading partition {partition_key} failed at {progress.step} of {progress.subject or 'the transaction'}"
+    if progress.step == "COMMIT":  # the COMMIT may have reached Snowflake before the error
+        if progress.rolled_back:
+            then = "if it did not, the ROLLBACK left every table as it was"
+        else:
+            then = (f"the ROLLBACK could not be sent either, so if it did not, the transaction {transaction} may "
+                    f"stay open, holding its locks, until the next load of {partition_key} aborts it")  # fmt: skip
+        return f"{where}: {error}. Whether Snowflake applied the COMMIT is unknown; {then}. A rerun replaces the day either way."
+    if progress.rolled_back:
+        return f"{where}; {outcome}, every table is as it was before: {error}"
+    return (
+        f"{where}: {error}. The ROLLBACK could not be sent, so nothing was committed and readers still see "
+        f"every table as it was before, but the transaction {transaction} may stay open in Snowflake, "
+        f"holding its locks, until the next load of {partition_key} aborts it."
+    )

@@ -21,6 +21,7 @@ from genesys_pipeline.steps.snowflake_sql import (
     CURRENT_TARGET_SQL,
     TABLE_COLUMNS_SQL,
     add_column_sql,
+    begin_sql,
     create_table_sql,
 )
 
@@ -84,10 +85,12 @@ class SnowflakeSession:
 
 @dataclasses.dataclass
 class Progress:
-    """Where a transaction is, for the error if it fails: the step and what it works on."""
+    """Where a transaction is, for the error if it fails: the step and what it works on, and whether
+    the ROLLBACK after a failure went through (False: the transaction may still be open in Snowflake)."""
 
     step: str = "BEGIN"
     subject: str = ""
+    rolled_back: bool = False
 
 
 # (the step, what it worked on, whether ROLLBACK was sent, the error) -> the exception to raise
@@ -95,14 +98,16 @@ Failure = Callable[[Progress, str, Exception], Exception]
 
 
 @contextmanager
-def replace_in_transaction(session: SnowflakeSession, failure: Failure) -> Iterator[Progress]:
-    """BEGIN, the caller's statements, COMMIT; on any error ROLLBACK, then raise `failure(...)`.
+def replace_in_transaction(session: SnowflakeSession, failure: Failure, name: str = "") -> Iterator[Progress]:
+    """BEGIN (named `name`, an identifier, if given), the caller's statements, COMMIT; on any error
+    ROLLBACK, then raise `failure(...)`.
 
     The outcome passed to `failure` says truthfully what happened to the data: either the ROLLBACK
-    went through, or it could not be sent and nothing was committed.
+    went through, or it could not be sent, nothing was committed and the transaction may still be open
+    (a client that cannot reach Snowflake leaves it detached, holding its locks, until it is aborted).
     """
     progress = Progress()
-    session.execute("BEGIN")
+    session.execute(begin_sql(name))
     try:
         yield progress
         progress.step, progress.subject = "COMMIT", ""
@@ -110,8 +115,11 @@ def replace_in_transaction(session: SnowflakeSession, failure: Failure) -> Itera
     except Exception as error:
         try:
             session.execute("ROLLBACK")
-            outcome = "rolled back"
+            progress.rolled_back, outcome = True, "rolled back"
         except Exception as rollback_error:  # the original error matters more; say both
             session.log(f"ROLLBACK failed too: {rollback_error}")
-            outcome = f"nothing was committed (the ROLLBACK could not be sent: {rollback_error})"
+            outcome = (
+                f"nothing was committed, but the ROLLBACK could not be sent ({rollback_error}), so the "
+                "transaction may stay open in Snowflake, holding its locks, until it is aborted"
+            )
         raise failure(progress, outcome, error) from error

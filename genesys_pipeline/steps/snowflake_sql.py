@@ -142,3 +142,30 @@ TABLE_COLUMNS_SQL = "SELECT COLUMN_NAME FROM INFORMATION_SCHEMA.COLUMNS WHERE TA
 def add_column_sql(name: str, column: Column) -> str:
     # Nullable even where the contract says NOT NULL: NOT NULL cannot be added to a table with rows.
     return f"ALTER TABLE {name} ADD COLUMN IF NOT EXISTS {column.name.upper()} {column.snowflake_type}"
+
+
+# ----- session settings and the recovery from loads that died (steps/snowflake_recovery.py)
+
+QUERY_TAG_SQL = "ALTER SESSION SET QUERY_TAG = %s"
+SHOW_TRANSACTIONS_SQL = "SHOW TRANSACTIONS"  # the current user's running transactions
+ABORT_TRANSACTION_SQL = "SELECT SYSTEM$ABORT_TRANSACTION(%s)"
+STAGING_TABLES_SQL = (
+    "SELECT TABLE_NAME, CREATED FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME LIKE %s"
+)
+
+
+def session_timeouts_sql(lock_timeout_seconds: int, statement_timeout_seconds: int) -> str:
+    # Integers validated by SnowflakeTarget; ALTER SESSION takes literals.
+    return (
+        f"ALTER SESSION SET LOCK_TIMEOUT = {int(lock_timeout_seconds)} "
+        f"STATEMENT_TIMEOUT_IN_SECONDS = {int(statement_timeout_seconds)}"
+    )
+
+
+def begin_sql(name: str = "") -> str:
+    """BEGIN, with a transaction name (an identifier we built) that SHOW TRANSACTIONS lists."""
+    return f"BEGIN TRANSACTION NAME {name}" if name else "BEGIN"
+
+
+def drop_table_sql(name: str) -> str:
+    return f"DROP TABLE IF EXISTS {name}"

@@ -1,0 +1,162 @@
+"""What a load does about loads that died inside Snowflake (kill -9, a lost machine, a cut network).
+
+A client that disappears with an open transaction leaves it *detached* in Snowflake, still holding
+its table locks, and a later DELETE of the same table waits for them (up to LOCK_TIMEOUT, 12 hours
+by default). Snowflake aborts such a transaction only after it has blocked another for 5 idle
+minutes, or after 4 hours. A load does not wait for that:
+
+1. Its session sets QUERY_TAG (pipeline, run id, day, load token: visible in Snowflake's query
+   history), LOCK_TIMEOUT and STATEMENT_TIMEOUT_IN_SECONDS (`SnowflakeTarget`), so no statement waits
+   for hours.
+2. Its transaction is named `GENESYS_LOAD_<target>_<YYYYMMDD>_<token>` (BEGIN TRANSACTION NAME ...):
+   the target (a hash of database, schema and table prefix), the day and the load token.
+3. Before it starts a day's transaction, it aborts with SYSTEM$ABORT_TRANSACTION every transaction
+   that SHOW TRANSACTIONS (the current user's) lists under a name of this pipeline, for the same
+   target and day. Runs of the same day never overlap, so no live load owns one: it is a dead load's.
+4. It drops the staging tables (`<TABLE>_LOADING_<token>`) of loads that are over: those of a
+   transaction it has just aborted, and those older than the statement timeout whose token no running
+   transaction carries (a live load is inside its transaction for all but a few DDL statements).
+
+Transactions of other days are left alone: their own next load aborts them, or Snowflake does once
+they block someone for 5 minutes (hence a lock timeout above that). Temporary staging tables are
+private to their session and go with it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+import uuid
+from datetime import date, datetime, timedelta, timezone
+from typing import Any, Callable, Optional
+
+from genesys_pipeline.contracts.tables import TABLES
+from genesys_pipeline.resources.warehouse import SnowflakeTarget
+from genesys_pipeline.steps.snowflake_session import SnowflakeSession
+from genesys_pipeline.steps.snowflake_sql import (
+    ABORT_TRANSACTION_SQL,
+    QUERY_TAG_SQL,
+    SHOW_TRANSACTIONS_SQL,
+    STAGING_TABLES_SQL,
+    drop_table_sql,
+    session_timeouts_sql,
+)
+
+PIPELINE = "genesys_pipeline"
+TRANSACTION_PREFIX = "GENESYS_LOAD_"
+_TOKEN = r"\d{14}_[0-9A-F]{6}"  # the load's start, UTC, and a random part
+_OLD_TOKEN = r"[0-9A-F]{8}"  # staging tables of versions before the start was part of the token
+_TRANSACTION_NAME = re.compile(rf"{TRANSACTION_PREFIX}([0-9A-F]{{8}})_(\d{{8}})_({_TOKEN})")
+
+
+def new_load_token(now: Optional[datetime] = None) -> str:
+    """`YYYYMMDDHHMMSS_XXXXXX`: when the load started (UTC), so any later load can tell its age."""
+    return f"{(now or datetime.now(timezone.utc)):%Y%m%d%H%M%S}_{uuid.uuid4().hex[:6].upper()}"
+
+
+def token_started(token: str) -> Optional[datetime]:
+    if not re.fullmatch(_TOKEN, token):
+        return None
+    return datetime.strptime(token[:14], "%Y%m%d%H%M%S").replace(tzinfo=timezone.utc)
+
+
+def target_id(database: Optional[str], schema: Optional[str], table_prefix: str) -> str:
+    """Eight hex digits naming where a load writes, so that loads of other schemas are never touched."""
+    where = f"{database}.{schema}.{table_prefix}".upper()
+    return hashlib.sha256(where.encode()).hexdigest()[:8].upper()
+
+
+def transaction_name(target: str, day: date, token: str) -> str:
+    return f"{TRANSACTION_PREFIX}{target}_{day:%Y%m%d}_{token}"
+
+
+def query_tag(run_id: Optional[str], partition_key: Optional[str], token: str) -> str:
+    tag = {"pipeline": PIPELINE, "run_id": run_id, "partition": partition_key, "load": token}
+    return json.dumps({key: value for key, value in tag.items() if value is not None})
+
+
+@dataclasses.dataclass(frozen=True)
+class Recovered:
+    """What a load cleaned up before its day's transaction."""
+
+    aborted: list[str]  # "<id> (<name>, started <when>)"
+    dropped: list[str]  # staging tables
+
+
+def configure_session(session: SnowflakeSession, target: SnowflakeTarget, token: str) -> None:
+    """The session's timeouts, and a QUERY_TAG until the first day sets its own; before anything else runs."""
+    session.execute(session_timeouts_sql(target.lock_timeout_seconds, target.statement_timeout_seconds))
+    session.execute(QUERY_TAG_SQL, (query_tag(None, None, token),))
+
+
+def tag_day(session: SnowflakeSession, run_id: str, partition_key: str, token: str) -> None:
+    session.execute(QUERY_TAG_SQL, (query_tag(run_id, partition_key, token),))
+
+
+def recover(
+    session: SnowflakeSession,
+    target: SnowflakeTarget,
+    day: date,
+    own_token: str,
+    warn: Callable[[str], None],
+    now: Optional[datetime] = None,
+) -> Recovered:
+    """Abort this target's detached transactions of `day` and drop dead loads' staging tables (docstring)."""
+    ours = target_id(session.database, session.schema, target.table_prefix)
+    aborted, aborted_tokens, running_tokens = [], set(), set()
+    for row in session.execute(SHOW_TRANSACTIONS_SQL):
+        match = _TRANSACTION_NAME.fullmatch(str(row.get("name") or ""))
+        if not match or match.group(1) != ours or match.group(3) == own_token:
+            continue
+        if match.group(2) != f"{day:%Y%m%d}":
+            running_tokens.add(match.group(3))
+            continue
+        described = f"{row.get('id')} ({row.get('name')}, started {row.get('started_on')})"
+        try:
+            session.execute(ABORT_TRANSACTION_SQL, (int(row["id"]),))
+        except Exception as error:  # e.g. started by another user: the DELETE then waits, bounded by LOCK_TIMEOUT
+            warn(f"could not abort the transaction {described} of an earlier load of {day}: {error}")
+            running_tokens.add(match.group(3))
+            continue
+        warn(f"aborted the transaction {described}: an earlier load of {day} that never finished")
+        aborted.append(described)
+        aborted_tokens.add(match.group(3))
+    dropped = _drop_abandoned_staging(session, target, own_token, aborted_tokens, running_tokens, now, warn)
+    return Recovered(aborted, dropped)
+
+
+def _drop_abandoned_staging(
+    session: SnowflakeSession,
+    target: SnowflakeTarget,
+    own_token: str,
+    aborted_tokens: set[str],
+    running_tokens: set[str],
+    now: Optional[datetime],
+    warn: Callable[[str], None],
+) -> list[str]:
+    now = now or datetime.now(timezone.utc)
+    oldest_live = now - timedelta(seconds=target.statement_timeout_seconds)
+    names = "|".join(re.escape(target.table_name(table.name)) for table in TABLES)
+    staging = re.compile(rf"({names})_LOADING_({_TOKEN}|{_OLD_TOKEN})")
+    pattern = f"{target.table_prefix}%_LOADING_%".upper()
+    dropped = []
+    for row in session.execute(STAGING_TABLES_SQL, (session.schema, pattern)):
+        name = str(row.get("table_name") or "").upper()
+        match = staging.fullmatch(name)
+        if not match or match.group(2) == own_token or match.group(2) in running_tokens:
+            continue
+        started = token_started(match.group(2)) or _as_utc(row.get("created"))
+        if match.group(2) in aborted_tokens or (started is not None and started < oldest_live):
+            session.execute(drop_table_sql(name))
+            dropped.append(name)
+    if dropped:
+        warn(f"dropped the staging tables of loads that never finished: {', '.join(dropped)}")
+    return dropped
+
+
+def _as_utc(value: Any) -> Optional[datetime]:
+    if not isinstance(value, datetime):
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
