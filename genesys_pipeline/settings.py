@@ -21,6 +21,11 @@ to the resources as `dg.EnvVar`s, which Dagster resolves when a run starts and n
     GENESYS_STEP_RETRIES             retries of a failed step (default 2 in production, 0 in the local
                                      environment: the emulator and stand-ins have no outages to ride out,
                                      and a failure there should show at once)
+    GENESYS_PII_PHONE_NUMBERS, GENESYS_PII_EMAIL_ADDRESSES, GENESYS_PII_CUSTOMER_NAMES,
+    GENESYS_PII_EMPLOYEE_EMAILS, GENESYS_PII_FREE_TEXT
+                                     keep (default), hash or drop each class of personal data
+                                     (docs/privacy.md); hashing needs the secret GENESYS_PII_HASH_KEY,
+                                     whose presence alone is checked here
     GENESYS_S3_PREFIX, GENESYS_S3_FILE_FORMAT, GENESYS_S3_SSE, GENESYS_S3_KMS_KEY_ID,
     GENESYS_SNOWFLAKE_STAGE, AWS_REGION, SNOWFLAKE_ROLE, SNOWFLAKE_WAREHOUSE
                                      optional knobs of the production resources (docs/configuration.md)
@@ -38,6 +43,14 @@ import os
 from datetime import date
 from typing import Any, Mapping, Optional
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from genesys_pipeline.contracts.personal_data import (
+    CLASSES,
+    HASH,
+    HASH_KEY_VARIABLE,
+    MODES,
+    PersonalDataPolicy,
+)
 
 ENVIRONMENTS = ("local", "production")
 
@@ -138,6 +151,7 @@ class Settings:
     backfill_days_per_run: int
     step_retries: int
     api_count_tolerance_percent: float
+    personal_data: PersonalDataPolicy
     production: ProductionKnobs
     local: LocalEndpoints
 
@@ -162,6 +176,17 @@ def _connection_args(environ: Mapping[str, str], name: str) -> dict[str, Any]:
     return value
 
 
+def _personal_data(environ: Mapping[str, str]) -> PersonalDataPolicy:
+    policy = PersonalDataPolicy(**{c.name: _one_of(environ, c.variable, "keep", MODES) for c in CLASSES})
+    if policy.hashes and _optional(environ, HASH_KEY_VARIABLE) is None:
+        hashed = ", ".join(f"{c.variable}=hash" for c in CLASSES if policy.mode(c) == HASH)
+        raise SettingsError(
+            f"{HASH_KEY_VARIABLE} must be set when a class of personal data is hashed ({hashed}): a random "
+            "secret of at least 32 characters, e.g. from `openssl rand -hex 32`"
+        )
+    return policy
+
+
 def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
     """Parse and validate the settings; raises `SettingsError` naming the first bad variable."""
     environment = _one_of(environ, "GENESYS_PIPELINE_ENV", "local", ENVIRONMENTS)
@@ -175,6 +200,7 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
         backfill_days_per_run=_whole_number(environ, "GENESYS_BACKFILL_DAYS_PER_RUN", 7, 1, 366),
         step_retries=_whole_number(environ, "GENESYS_STEP_RETRIES", 2 if environment == "production" else 0, 0, 10),
         api_count_tolerance_percent=_percent(environ, "GENESYS_API_COUNT_TOLERANCE_PERCENT", 5.0),
+        personal_data=_personal_data(environ),
         production=ProductionKnobs(
             s3_prefix=_text(environ, "GENESYS_S3_PREFIX", "genesys/conversations"),
             s3_file_format=file_format,

@@ -8,11 +8,13 @@ import dagster as dg
 from dagster_snowflake import SnowflakeResource
 
 from genesys_pipeline.contracts.dimension_tables import DIMENSIONS, Dimension
+from genesys_pipeline.contracts.personal_data import ENTITY_FIELDS
 from genesys_pipeline.defs.partitions import failing_at_once, retry_policy
 from genesys_pipeline.resources.genesys import GenesysResource
 from genesys_pipeline.resources.warehouse import SnowflakeTarget
 from genesys_pipeline.steps.dimensions import load_dimension, unique_entities
 from genesys_pipeline.steps.metadata import dimension_metadata
+from genesys_pipeline.steps.privacy import protector_for
 
 DIMENSIONS_GROUP = "genesys_dimensions"
 
@@ -42,12 +44,13 @@ def _dimension_asset(dimension: Dimension) -> dg.AssetsDefinition:
         snowflake_target: SnowflakeTarget,
     ) -> dg.MaterializeResult:
         started = time.monotonic()
+        protector = protector_for(genesys.personal_data)  # before any request: a missing hash key fails at once
         with genesys.get_client() as client:
             entities = list(getattr(client, dimension.listing)(**dimension.listing_args))
         context.log.info(f"{dimension.listing}: {len(entities)} entities")
         with snowflake.get_connection() as connection:
             load = load_dimension(connection, snowflake_target, dimension, entities, context.run.run_id,
-                                  log=context.log.debug)  # fmt: skip
+                                  log=context.log.debug, protector=protector)  # fmt: skip
         context.log.info(
             f"{load.table}: {load.rows} rows (replaced {load.rows_replaced}; {load.duplicates_dropped} duplicates "
             f"dropped; {load.unlisted_added} unlisted system entities added)"
@@ -55,7 +58,10 @@ def _dimension_asset(dimension: Dimension) -> dg.AssetsDefinition:
         states = None
         if "state" in dimension.column_names:
             states = Counter(str(e.get("state")) for e in unique_entities(entities)[0])
-        return dg.MaterializeResult(metadata=dimension_metadata(dimension, load, states, time.monotonic() - started))
+        metadata = dimension_metadata(dimension, load, states, time.monotonic() - started)
+        if dimension.name in ENTITY_FIELDS:  # what was done to the personal data this table holds
+            metadata["personal_data"] = dg.MetadataValue.json(protector.policy.as_dict())
+        return dg.MaterializeResult(metadata=metadata)
 
     return _asset
 

@@ -10,6 +10,7 @@ from genesys_pipeline.resources.genesys import GenesysResource
 from genesys_pipeline.resources.working_storage import WorkingStorage
 from genesys_pipeline.steps.extract import extract_partition
 from genesys_pipeline.steps.metadata import raw_metadata
+from genesys_pipeline.steps.privacy import protector_for
 
 
 @daily_asset(
@@ -27,6 +28,7 @@ def raw_conversations(
 ) -> dg.MaterializeResult:
     started = time.monotonic()
     reports, written_bytes = [], 0
+    protector = protector_for(genesys.personal_data)  # before any request: a missing hash key fails at once
     with genesys.get_client() as client:
         # Once per run, for the record (and the job-slot waits' log): the org's limits as they stand.
         limits = client.get_analytics_limits()
@@ -38,7 +40,7 @@ def raw_conversations(
             )
             report, manifest = extract_partition(
                 client, working_storage, partition_key, window.start, window.end, context.run.run_id,
-                job_result_cap=genesys.job_result_cap,
+                job_result_cap=genesys.job_result_cap, protector=protector,
                 on_progress=lambda written, key=partition_key: context.log.info(f"{key}: {written} conversations written"),
             )  # fmt: skip
             written_bytes += manifest.bytes
@@ -49,6 +51,6 @@ def raw_conversations(
             reports.append(report)
         stats = client.stats.snapshot()
     seconds = time.monotonic() - started
-    return dg.MaterializeResult(metadata=raw_metadata(
+    return dg.MaterializeResult(metadata={**raw_metadata(
         context.partition_keys, reports, stats, working_storage.uri(RAW_PREFIX), seconds, written_bytes, limits
-    ))  # fmt: skip
+    ), "personal_data": dg.MetadataValue.json(protector.policy.as_dict())})  # fmt: skip

@@ -16,7 +16,9 @@ import dagster as dg
 from dagster_aws.s3 import S3Resource
 from dagster_snowflake import SnowflakeResource
 
+from genesys_pipeline.contracts.personal_data import HASH_KEY_VARIABLE
 from genesys_pipeline.resources.genesys import GenesysResource
+from genesys_pipeline.resources.personal_data import PersonalDataProtection
 from genesys_pipeline.resources.warehouse import S3Publishing, SnowflakeTarget
 from genesys_pipeline.resources.working_storage import WorkingStorage
 from genesys_pipeline.settings import SETTINGS, Settings
@@ -33,6 +35,16 @@ def _snowflake_credentials() -> dict[str, Any]:
     return {"password": dg.EnvVar("SNOWFLAKE_PASSWORD")}
 
 
+def personal_data_protection(settings: Settings = SETTINGS) -> PersonalDataProtection | None:
+    """The GENESYS_PII_* settings as the Genesys resource's `personal_data`; None when all is kept. The
+    hash key stays an EnvVar, and only when something is hashed: otherwise it is not needed at all."""
+    policy = settings.personal_data
+    if policy.keeps_everything:
+        return None
+    key = dg.EnvVar(HASH_KEY_VARIABLE) if policy.hashes else None
+    return PersonalDataProtection(**policy.as_dict(), hash_key=key)
+
+
 def production_resources(settings: Settings = SETTINGS) -> dict[str, Any]:
     knobs = settings.production
     s3 = S3Resource(region_name=knobs.aws_region)
@@ -41,6 +53,7 @@ def production_resources(settings: Settings = SETTINGS) -> dict[str, Any]:
             region=dg.EnvVar("GENESYS_REGION"),
             client_id=dg.EnvVar("GENESYS_CLIENT_ID"),
             client_secret=dg.EnvVar("GENESYS_CLIENT_SECRET"),
+            personal_data=personal_data_protection(settings),
         ),
         # An s3:// working location (steps on several machines) uses the same S3 client settings.
         "working_storage": WorkingStorage(root=dg.EnvVar("GENESYS_WORKING_DIR"), s3=s3),
@@ -75,4 +88,4 @@ def resources_for(settings: Settings = SETTINGS) -> dict[str, Any]:
         local_resources,  # dev tooling: never in production
     )
 
-    return local_resources(settings.local)
+    return local_resources(settings.local, personal_data_protection(settings))

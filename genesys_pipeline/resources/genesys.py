@@ -36,6 +36,7 @@ from genesys_pipeline.genesys.client import GenesysClient
 from genesys_pipeline.genesys.regions import GENESYS_REGIONS
 from genesys_pipeline.genesys.settings import ClientSettings
 from genesys_pipeline.genesys.throttle import RequestThrottle
+from genesys_pipeline.resources.personal_data import PersonalDataProtection
 
 
 class GenesysResource(dg.ConfigurableResource):
@@ -125,6 +126,12 @@ class GenesysResource(dg.ConfigurableResource):
             "(429), e.g. by another integration's jobs, before the run fails. Waits honour "
             "Retry-After and do not count against max_attempts; 0 fails at the first such 429."
         ),
+    )
+    # Here rather than a resource of its own: it applies to all that is read from Genesys, and every
+    # asset that reads from Genesys already takes this resource.
+    personal_data: Optional[PersonalDataProtection] = Field(
+        default=None,
+        description="What to keep, hash or drop of the personal data read (docs/privacy.md); unset keeps all.",
     )
 
     @model_validator(mode="before")

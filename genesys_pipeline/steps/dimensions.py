@@ -15,7 +15,8 @@ twice (a listing that shifted between pages) is loaded once; an entity without a
 of the wrong type, fails the load before any SQL runs. An empty listing empties the table (it is a
 snapshot: an organisation may have no wrap-up codes). Codes that conversations carry but the wrap-up
 code listing lacks (`UNLISTED_WRAPUP_CODES`, the names the flatten resolves too) are added with
-listed = FALSE, unless the listing has them.
+listed = FALSE, unless the listing has them. Users' e-mail addresses and user names are kept, hashed
+or dropped as GENESYS_PII_EMPLOYEE_EMAILS says (steps/privacy.py) before any row is built.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any, Callable, Iterable, Mapping
 from genesys_pipeline.contracts.dimension_tables import WRAPUP_CODES, Dimension
 from genesys_pipeline.resources.warehouse import SnowflakeTarget
 from genesys_pipeline.steps.flatten.lookups import UNLISTED_WRAPUP_CODES
+from genesys_pipeline.steps.privacy import Protector
 from genesys_pipeline.steps.snowflake_session import (
     Progress,
     SnowflakeSession,
@@ -79,9 +81,13 @@ def load_dimension(
     entities: Iterable[Mapping[str, Any]],
     run_id: str,
     log: Callable[[str], None] = lambda message: None,
+    protector: Protector | None = None,
 ) -> DimensionLoad:
-    """Replace the dimension's table with `entities` in one transaction (see the module docstring)."""
+    """Replace the dimension's table with `entities` in one transaction (see the module docstring).
+    `protector`: the personal-data policy (users' e-mail addresses), applied before the rows are built."""
     unique, duplicates = unique_entities(entities)
+    if protector is not None:
+        unique = [protector.protect_entity(dimension.name, entity) for entity in unique]
     now = datetime.now(timezone.utc)
     loaded_at = now.replace(microsecond=now.microsecond // 1000 * 1000)  # milliseconds, as Genesys' own times
     rows = [dimension.row(entity, loaded_at, run_id) for entity in unique]  # bad values fail before any SQL

@@ -44,12 +44,14 @@ from genesys_pipeline.genesys.client import (
 from genesys_pipeline.genesys.errors import JobResultCapExceeded, QueryCapExceeded
 from genesys_pipeline.resources.working_storage import WorkingStorage
 from genesys_pipeline.steps.prefetch import prefetched
+from genesys_pipeline.steps.privacy import Protector, protector_for
 from genesys_pipeline.steps.raw_records import (
     DedupWriter,
     ExtractionError,
     ExtractionReport,
     Newer,
     Progress,
+    Protect,
     from_job,
     from_query,
     started_at,
@@ -87,12 +89,14 @@ def extract_window(
     job_result_cap: int,
     on_progress: Callable[[int], None] | None = None,
     progress_every: int = 10_000,
+    protect: Protect | None = None,
 ) -> ExtractionReport:
     """Extract conversations started in [start, end) into the binary file `open_output()` yields.
 
     `open_output` is a context-manager factory (e.g. `WorkingStorage.writer`): a restart (jobs cut
     finer) begins a fresh file, and a failure never replaces a good one. `on_progress(n)` is called
-    every `progress_every` records written.
+    every `progress_every` records written. `protect(record)`, if given, is what is written of each
+    record (personal data hashed or dropped: steps/privacy.py).
     """
     start, end = start.astimezone(timezone.utc), end.astimezone(timezone.utc)
     watermark = client.get_data_availability()
@@ -111,13 +115,13 @@ def extract_window(
                     # Queried while the jobs are queued and run: they are the slow part.
                     with ThreadPoolExecutor(1, thread_name_prefix="open-at-watermark") as side:
                         newer = side.submit(_open_at_watermark, client, report, start, split, watermark)
-                        _read_with_jobs(client, report, handle, start, split, pieces, progress, newer)
-                    writer = DedupWriter(handle, report, progress)
+                        _read_with_jobs(client, report, handle, start, split, pieces, progress, newer, protect)
+                    writer = DedupWriter(handle, report, progress, protect=protect)
                     live = sorted(newer.result().values(), key=_start_order)  # their starts were checked
                     writer.write_started_between(live, start, split, lambda n: f"live record {n} of those open then")
                     writer.close()
                 if split < end:
-                    writer = DedupWriter(handle, report, progress)
+                    writer = DedupWriter(handle, report, progress, protect=protect)
                     _read_with_query(client, report, writer, split, end)
                     writer.close()
         except JobResultCapExceeded:
@@ -227,6 +231,7 @@ def _read_with_jobs(
     pieces: int,
     progress: Progress,
     newer: Future[Newer],
+    protect: Protect | None = None,
 ) -> int:
     """Run the pieces' jobs JOB_STREAMS at a time, each into a spool file, and append the spools to
     `handle` in piece order (so the output does not depend on which job finished first). Records
@@ -236,7 +241,7 @@ def _read_with_jobs(
         piece_start, piece_end = bounds
         piece_report = ExtractionReport(piece_start, piece_end)
         spool = tempfile.TemporaryFile()
-        writer = DedupWriter(spool, piece_report, progress, newer)
+        writer = DedupWriter(spool, piece_report, progress, newer, protect)
         stream = client.run_details_job(piece_start, piece_end)
         # Overlap matching serves a conversation in every piece its lifetime spans; it is kept
         # from the piece it started in.
@@ -324,12 +329,17 @@ def extract_partition(
     *,
     job_result_cap: int,
     on_progress: Callable[[int], None] | None = None,
+    protector: Protector | None = None,
 ) -> tuple[ExtractionReport, RawManifest]:
     """One partition's conversations into its raw file, then its manifest (written last: a manifest
-    that exists describes a complete file). The paths are the partition's, so a rerun replaces it."""
+    that exists describes a complete file). The paths are the partition's, so a rerun replaces it.
+    `protector`: the personal-data policy, applied to each record before it is written."""
     records_path = raw_records_path(partition_key)
+    protector = protector or protector_for(None)
+    protect = protector.protect_record if protector.active else None
     report = extract_window(client, start, end, lambda: storage.writer(records_path),
-                            job_result_cap=job_result_cap, on_progress=on_progress)  # fmt: skip
+                            job_result_cap=job_result_cap, on_progress=on_progress, protect=protect)  # fmt: skip
+    report.personal_data = protector.policy.as_dict()
     manifest = RawManifest(
         partition_key=partition_key,
         run_id=run_id,

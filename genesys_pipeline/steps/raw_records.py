@@ -24,6 +24,7 @@ from genesys_pipeline.genesys.client import (
 )
 
 Newer = dict[str, dict[str, Any]]  # live records by conversationId
+Protect = Callable[[dict[str, Any]], dict[str, Any]]  # a record -> the record as it may be written
 Where = Callable[[int], str]  # the n-th record of a stream (from 1) -> where it came from, for errors
 
 
@@ -46,6 +47,9 @@ class ExtractionReport:
     jobs: int = 0
     queries: int = 0
     data_availability_date: datetime | None = None
+    # What was done to each class of personal data before writing (contracts/personal_data.py), so that
+    # a reader of the manifest knows whether a value is the API's or a hash; never the key.
+    personal_data: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def merge(self, piece: "ExtractionReport") -> None:
         """Add a job piece's counts to this window's."""
@@ -86,14 +90,16 @@ class DedupWriter:
     """
 
     def __init__(
-        self, handle: IO[bytes], report: ExtractionReport, progress: Progress, newer: Future[Newer] | None = None
-    ) -> None:
+        self, handle: IO[bytes], report: ExtractionReport, progress: Progress, newer: Future[Newer] | None = None,
+        protect: Protect | None = None,
+    ) -> None:  # fmt: skip
         # No file name and mtime=0 in the gzip header: the same records give the same bytes.
         self._gzip = gzip.GzipFile(filename="", fileobj=handle, mode="wb", compresslevel=1, mtime=0)
         self._report = report
         self._progress = progress
         self._seen: set[str] = set()  # ids only (about 100 bytes each), never the records
         self._newer = newer  # live records, written elsewhere instead of the records with their ids
+        self._protect = protect  # personal data hashed or dropped (steps/privacy.py), in place, just before writing
 
     def write_started_between(
         self, records: Iterable[dict[str, Any]], start: datetime, end: datetime, where: Where
@@ -123,6 +129,8 @@ class DedupWriter:
             self._report.records_written += 1
             self._report.ongoing += "conversationEnd" not in record
             self._progress.add()
+            if self._protect is not None:
+                record = self._protect(record)
             self._gzip.write(orjson.dumps(record) + b"\n")
         return started_here
 
