@@ -36,7 +36,8 @@ def snowflake_conversations(
     client = s3.get_client()
     loads: list[TableLoad] = []
     with snowflake.get_connection() as connection:
-        loader = WarehouseLoader(connection, snowflake_target, s3_publishing, log=context.log.debug)
+        loader = WarehouseLoader(connection, snowflake_target, s3_publishing, log=context.log.debug,
+                                 warn=context.log.warning)
         loader.prepare()
         # Before any day is replaced: a schema without CREATE VIEW fails the run with every table as it was.
         views = create_views(loader.session, snowflake_target)
