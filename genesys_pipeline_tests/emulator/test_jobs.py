@@ -52,6 +52,8 @@ def test_job_and_sync_query_agree_for_a_seeded_day(api):
 def test_default_matching_is_lifetime_overlap(api):
     centre = api.emulator.app.centre
     earlier = centre.day_plans(PAST_DAY - timedelta(days=2)) + centre.day_plans(PAST_DAY - timedelta(days=1))
+    # ... and the email and message conversations open for days, started up to 21 days before
+    earlier += [p for n in range(3, 22) for p in centre.long_lived_plans(PAST_DAY - timedelta(days=n))]
     day_start_ms = int(_midnight(PAST_DAY).timestamp() * 1000)
     crossing = {p.conversation_id for p in earlier if p.end_ms > day_start_ms}
     assert crossing

@@ -23,6 +23,7 @@ import pytest
 from genesys_pipeline.local.emulator.clock import iso_ms as clock_iso_ms
 from genesys_pipeline.local.emulator.directory import DEFAULT_WRAPUP_CODE_ID
 from genesys_pipeline.local.emulator.ids import iso_ms
+from genesys_pipeline.local.emulator.shapes import DIALER_CODES
 from genesys_pipeline.local.emulator.synthetic import (
     MAX_LIFETIME_MS,
     WRAP_UP_TIMEOUT,
@@ -330,7 +331,7 @@ def test_a_day_has_the_variety_the_pipeline_must_handle(plans, finals):
     assert 0.45 * VOLUME < found["voice"] < 0.75 * VOLUME  # inbound and outbound voice
     for kind in ("callback", "chat", "email", "message"):
         assert 0.02 * VOLUME < found[kind] < 0.2 * VOLUME, kind
-    assert 0.05 * VOLUME < found["outbound"] < 0.15 * VOLUME
+    assert 0.05 * VOLUME < found["outbound"] < 0.22 * VOLUME  # agent-dialled and campaign calls
     assert 0.02 * VOLUME < found["abandon"] < 0.12 * VOLUME
     assert 0.01 * VOLUME < found["timeout wrap-up"] < 0.06 * VOLUME
     assert 0.01 * VOLUME < found["default wrap-up"] < 0.08 * VOLUME  # 4% of wrap-ups, some conversations have 2+
@@ -397,7 +398,8 @@ def test_records_reference_the_lookup_entities(centre, finals):
         for segment in _segments(record):
             assert "queueId" not in segment or segment["queueId"] in queues
             code = segment.get("wrapUpCode")
-            assert code is None or code in codes or code in (WRAP_UP_TIMEOUT, DEFAULT_WRAPUP_CODE_ID)
+            system = (WRAP_UP_TIMEOUT, DEFAULT_WRAPUP_CODE_ID, *DIALER_CODES.values())  # the dialer's own codes
+            assert code is None or code in codes or code in system
     assert DEFAULT_WRAPUP_CODE_ID not in codes  # carried by records, left out of the listing
     assert states["active"] > states["inactive"] > 0 and states["deleted"] > 0  # history outlives staff
 

@@ -25,6 +25,12 @@ HELP = {
     "seed": "seed of the synthetic contact centre: same seed and clock give the same bytes",
     "daily_volume": "conversations starting on each UTC day",
     "site_timezone": "time zone of the contact centre's diurnal volume curve",
+    "campaign_calls": "outbound campaign (dialer) calls, 5%% of a day; --no-campaign-calls leaves them out",
+    "agentless_calls": "agentless campaign calls, 2%% of a day; --no-agentless-calls leaves them out",
+    "direct_user_calls": "calls to a user rather than a queue, 3%% of a day; --no-direct-user-calls leaves them out",
+    "digital_open_for_days": "one email or message conversation in 25 stays open 2-20 days; "
+    "--no-digital-open-for-days leaves them out",
+    "newer_media_type": "a media type newer than the SDK's (e.g. hologram) on one conversation in 20 (default: none)",
     "now": "the emulator's clock at start-up, ISO-8601 with zone (default: the real time)",
     "clock_rate": "emulated seconds per real second (0 freezes the clock)",
     "rate_limit_per_minute": "requests per token in a sliding 60 s window before a 429",
@@ -74,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
         default = getattr(defaults, field.name)
         if field.name == "now":
             parser.add_argument(flag, type=_instant, default=None, help=HELP[field.name])
+        elif default is True:  # a shape a real org has, on by default: --no-<name> turns it off
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=True, help=HELP[field.name])
         elif isinstance(default, bool):
             parser.add_argument(flag, action="store_true", help=HELP[field.name])
         else:

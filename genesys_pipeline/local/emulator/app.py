@@ -38,7 +38,7 @@ from .querying import (
     validate_order,
 )
 from .ratelimit import SlidingWindowLimiter
-from .synthetic import ContactCentre
+from .synthetic import ContactCentre, Shapes
 
 JSON_TYPE = "application/json; charset=UTF-8"
 FAULT_KINDS = ("429", "503", "504", "reset")
@@ -113,7 +113,12 @@ class EmulatorApp:
     def __init__(self, config: EmulatorConfig) -> None:
         self.config = config
         self.clock = EmulatorClock(config.start_time(), config.clock_rate)
-        self.centre = ContactCentre(config.seed, config.daily_volume, config.site_timezone)
+        shapes = Shapes(config.campaign_calls, config.agentless_calls, config.direct_user_calls,
+                        config.digital_open_for_days)  # fmt: skip
+        self.centre = ContactCentre(
+            config.seed, config.daily_volume, config.site_timezone, shapes=shapes,
+            newer_media_type=config.newer_media_type,
+        )  # fmt: skip
         self.tokens = TokenIssuer(config.client_id, config.client_secret, config.token_lifetime_seconds)
         self.limiter = SlidingWindowLimiter(config.rate_limit_per_minute)
         self.jobs = JobStore(config, self.centre, self.clock.now_ms)

@@ -16,11 +16,13 @@ import random
 from typing import Any
 
 from . import texts
+from .dialer import DialerParts
 from .directory import DEFAULT_WRAPUP_CODE_ID, SERVICE_LEVEL_MS, Directory
 from .enrichment import add_attributes, evaluation, survey
 from .parties import Parties
-from .records import Conversation, Participant, Segment, Session
-from .scenarios import AgentTurn, QueueVisit, Timeline, draw_timeline
+from .records import Conversation, Participant, Segment, make_session
+from .scenarios import AgentTurn, QueueVisit, Timeline
+from .shapes import draw_timeline
 
 WRAP_UP_TIMEOUT = "ININ-WRAP-UP-TIMEOUT"
 # Share of wrap-ups (not timed out) that end with the Default Wrap-up Code instead of one of the
@@ -34,43 +36,47 @@ Metrics = list[tuple[int, str, int]]  # (emit epoch ms, name, value)
 
 
 def build_conversation(
-    directory: Directory, conversation_id: str, seed: int, start: int, *, with_attributes: bool
+    directory: Directory, conversation_id: str, seed: int, start: int, *, with_attributes: bool,
+    shape: str = "", may_linger: bool = False,
 ) -> Conversation:
     rng = random.Random(seed)
-    timeline = draw_timeline(rng, directory, start)
+    timeline = draw_timeline(rng, directory, start, shape, may_linger)
     conversation = _Builder(rng, directory, timeline, conversation_id).build()
     if with_attributes:
         add_attributes(random.Random(seed ^ _ATTRIBUTE_SALT), conversation)
     return conversation
 
 
-def _session(scalars: dict[str, Any], segments: list[Segment], metrics: Metrics, **extra: Any) -> Session:
-    metrics.sort(key=lambda metric: (metric[0], metric[1]))
-    return Session(dict(sorted(scalars.items())), segments, metrics, **extra)  # the API's scalar order
+_session = make_session
 
 
-class _Builder:
+class _Builder(DialerParts):
     def __init__(self, rng: random.Random, directory: Directory, timeline: Timeline, conversation_id: str):
         self.rng, self.directory, self.timeline, self.media = rng, directory, timeline, timeline.media
-        self.parties = Parties(rng, timeline, conversation_id, directory.edge_ids)
+        campaign = None if timeline.campaign is None else directory.campaigns[timeline.campaign.campaign]
+        self.parties = Parties(rng, timeline, conversation_id, directory.edge_ids, campaign)
         self.subject = self.parties.subject
         initiator = "customer" if self.media == "message" else None
         self.conversation = Conversation(
             conversation_id, timeline.start, timeline.end, timeline.direction, timeline.self_served,
             initiator, [], directory.home_division_id, [],
         )  # fmt: skip
-        self.wrapped: dict[int, tuple[str, Segment]] = {}  # id(turn) -> (agent user id, wrap-up segment)
+        self.wrapped: dict[int, tuple[str, Segment | None]] = {}  # id(turn) -> (agent user id, wrap-up segment)
 
     def build(self) -> Conversation:
         add = self.conversation.participants.append
-        if self.timeline.direction == "outbound":
+        if self.timeline.campaign is not None:
+            self._campaign_call()
+        elif self.timeline.direction == "outbound":
             self._voice_outbound()
         else:
             add(self._customer())
-            if self.media == "voice":
+            if self.media == "voice" and self.timeline.ivr:
                 add(self._ivr())
             for number, visit in enumerate(self.timeline.visits):
                 self._visit(visit, first=number == 0)
+            if self.timeline.user_turn is not None:
+                add(self._agent(self.timeline.user_turn, None, purpose="user"))
         self.conversation.participants.sort(key=lambda p: p.sessions[0].segments[0].start)
         self._restatements()
         return self.conversation
@@ -196,11 +202,15 @@ class _Builder:
             self.parties.head("acd", spec.name), [_session(scalars, segments, metrics, flow=flow)]
         )
 
-    def _agent_head(self, turn: AgentTurn) -> tuple[dict[str, Any], str]:
+    def _agent_head(self, turn: AgentTurn, purpose: str = "agent") -> tuple[dict[str, Any], str]:
         taken = tuple(p.head["userId"] for p in self.conversation.participants if "userId" in p.head)
         agent = self.directory.pick_agent(self.rng, turn.queue, exclude=taken)
         name = agent.name if self.parties.show_agent_names else None
-        return self.parties.head("agent", name, agent.user_id), agent.user_id
+        return self.parties.head(purpose, name, agent.user_id), agent.user_id
+
+    def _queue_of(self, turn: AgentTurn) -> str | None:
+        """The queueId on a turn's segments: none for a user reached without a queue."""
+        return self._queue_id(turn.queue) if turn.via_queue else None
 
     def _rona(self, turn: AgentTurn) -> Participant:
         """Redirect on no answer: alerted until the queue's alerting timeout, then back to the queue. The
@@ -217,10 +227,11 @@ class _Builder:
             head, [_session(self.parties.scalars("inbound", peer=True, routed=True), segments, metrics)]
         )
 
-    def _agent(self, turn: AgentTurn, offered_at: int | None) -> Participant:
-        """An agent answering from a queue (`offered_at` = queue entry) or a consulted colleague (None)."""
-        head, user_id = self._agent_head(turn)
-        queue_id = self._queue_id(turn.queue)
+    def _agent(self, turn: AgentTurn, offered_at: int | None, purpose: str = "agent") -> Participant:
+        """An agent answering from a queue (`offered_at` = queue entry), a consulted colleague (None), or
+        a `user` reached without a queue (None)."""
+        head, user_id = self._agent_head(turn, purpose)
+        queue_id = self._queue_of(turn)
         segments = [Segment(turn.alert, turn.answer, "alert", queue_id, subject=self.subject)]
         metrics = [(turn.answer, "tAlert", turn.answer - turn.alert)]
         if offered_at is not None:
@@ -245,7 +256,7 @@ class _Builder:
             metrics += [(turn.talk_end, "nBlindTransferred", 1), (turn.talk_end, "nTransferred", 1)]
         self._wrapup(segments, metrics, turn, user_id, handle_from=turn.answer)
         stats = [self.parties.media_stat(turn.talk_end + 30)] if self.media == "voice" else []
-        scalars = self.parties.scalars("inbound", peer=True, routed=True)
+        scalars = self.parties.scalars("inbound", peer=True, routed=turn.via_queue)
         return Participant(head, [_session(scalars, segments, metrics, stats=stats)])
 
     def _talk(
@@ -283,7 +294,12 @@ class _Builder:
         ended = self.timeline.dial is not None or (
             self.media == "voice" and turn.ended_by in ("peer", "client")
         )
-        wrapup = Segment(turn.talk_end, turn.wrap_end, "wrapup", self._queue_id(turn.queue))
+        if not turn.wraps_up:  # no wrap-up asked of this user: the handle time is the talk
+            segments[-1].q850 = ended
+            self.wrapped[id(turn)] = (user_id, None)
+            metrics.append((turn.talk_end, "tHandle", turn.talk_end - handle_from))
+            return
+        wrapup = Segment(turn.talk_end, turn.wrap_end, "wrapup", self._queue_of(turn))
         wrapup.disconnect, wrapup.q850, wrapup.subject = turn.ended_by, ended, self.subject
         wrapup.wrapups = ((turn.wrap_end, *self._wrapup_code(turn)),)
         segments.append(wrapup)
@@ -303,81 +319,6 @@ class _Builder:
             texts.WRAPUP_NOTES
         ) if self.rng.random() < 0.3 else None
 
-    # --- agent-placed calls: voice outbound, and the call-back of a callback ---
-
-    def _dial_segments(self, turn: AgentTurn, queue_id: str) -> tuple[list[Segment], Metrics]:
-        dial = self.timeline.dial
-        assert dial is not None
-        segments = [
-            Segment(dial.start, dial.contacting, "dialing", queue_id),
-            Segment(dial.contacting, dial.connected, "contacting", queue_id),
-        ]
-        metrics = [
-            (dial.contacting, "tDialing", dial.contacting - dial.start),
-            (dial.connected, "tContacting", dial.connected - dial.contacting),
-        ]
-        if dial.answered:
-            self._talk(segments, metrics, dial.connected, turn.talk_end, queue_id)
-        return segments, metrics
-
-    def _dialled_party(self) -> Session:
-        """The customer's side of an agent-placed call: ringing, then talking if answered."""
-        dial, end = self.timeline.dial, self.timeline.customer_end
-        assert dial is not None
-        scalars = self.parties.scalars("outbound", peer=False, media="voice")
-        scalars |= {"peerId": self.parties.origin_session_id, "recording": True}
-        segments = [
-            Segment(dial.contacting, dial.connected, "alert", disconnect=None if dial.answered else "peer")
-        ]
-        metrics: Metrics = []
-        if dial.answered:
-            disconnect = "endpoint" if self._customer_hangs_up() else "peer"
-            segments.append(Segment(dial.connected, end, "interact", disconnect=disconnect, q850=True))
-            metrics = [(dial.connected, "nConnected", 1), (end, "tConnected", end - dial.connected)]
-        return _session(scalars, segments, metrics)
-
-    def _voice_outbound(self) -> None:
-        timeline, turn, parties = self.timeline, self.timeline.dial_turn, self.parties
-        assert turn is not None
-        spec = self.directory.queue_specs[turn.queue]
-        self.conversation.divisions.append((timeline.start, spec.division_id))
-        head, user_id = self._agent_head(turn)
-        scalars = parties.scalars("outbound", peer=False)
-        scalars["sessionId"] = parties.origin_session_id  # the agent's call starts the conversation
-        segments, metrics = self._dial_segments(turn, spec.id)
-        metrics.append((timeline.start, "nOutbound", 1))
-        self._wrapup(segments, metrics, turn, user_id, handle_from=timeline.start)
-        stats = [parties.media_stat(turn.talk_end)]
-        purpose = "external" if self.rng.random() < 0.6 else "customer"
-        self.conversation.participants += [
-            Participant(head, [_session(scalars, segments, metrics, stats=stats)]),
-            Participant(parties.head(purpose, parties.phone), [self._dialled_party()]),
-        ]
-
-    def _callback_agent(self, turn: AgentTurn, offered_at: int) -> Participant:
-        """Alerted with the callback, previews it, then calls the customer on a second (voice) session."""
-        dial = self.timeline.dial
-        assert dial is not None
-        head, user_id = self._agent_head(turn)
-        queue_id = self._queue_id(turn.queue)
-        callback_segments = [
-            Segment(turn.alert, turn.answer, "alert", queue_id),
-            Segment(turn.answer, dial.start, "callback", queue_id),
-        ]
-        callback_metrics = [
-            (turn.answer, "tAlert", turn.answer - turn.alert),
-            (turn.answer, "tAnswered", turn.answer - offered_at),
-        ]
-        segments, metrics = self._dial_segments(turn, queue_id)
-        self._wrapup(segments, metrics, turn, user_id, handle_from=turn.answer)
-        callback_scalars = self.parties.scalars("inbound", peer=True, routed=True)
-        voice_scalars = self.parties.scalars("outbound", peer=True, media="voice")
-        stats = [self.parties.media_stat(turn.talk_end)]
-        return Participant(head, [
-            _session(callback_scalars, callback_segments, callback_metrics),
-            _session(voice_scalars, segments, metrics, stats=stats),
-        ])  # fmt: skip
-
     # --- later restatements: late or changed wrap-up code, evaluation, survey ---
 
     def _restatements(self) -> None:
@@ -386,7 +327,7 @@ class _Builder:
             return
         user_id, wrapup = self.wrapped[id(final)]
         queue_id = self._queue_id(final.queue)
-        if timeline.late_wrapup_at is not None:
+        if timeline.late_wrapup_at is not None and wrapup is not None:
             (at, code, note), late = wrapup.wrapups[0], timeline.late_wrapup_at
             if timeline.late_wrapup_changes_code:
                 wrapup.wrapups = ((at, code, note), (late, *self._wrapup_code(final, instead_of=code)))

@@ -26,6 +26,15 @@ class EmulatorConfig:
     seed: int = 7
     daily_volume: int = 2000  # conversations starting on each UTC day
     site_timezone: str = "America/Chicago"  # local time of the diurnal volume curve
+    # Shapes a real org has, on by default so that every test and the demo meet them (shapes.py); each
+    # can be turned off, which leaves every other conversation as it was.
+    campaign_calls: bool = True  # outbound campaign (dialer) calls; unanswered attempts wrapped up by the dialer
+    agentless_calls: bool = True  # agentless campaign calls: no agent; the dialer's leg wraps up
+    direct_user_calls: bool = True  # calls to a user (not a queue), who wraps up; some transferred by an agent
+    digital_open_for_days: bool = True  # some email and message conversations stay open 2-20 days
+    # A media type newer than SDK v269 on every session of one conversation in 20 (by id). Not a real
+    # type, so off (""): an option for testing how a client copes with a type it does not know.
+    newer_media_type: str = ""
 
     # --- the clock ---
     # The emulator's "now". None = the real time at start-up. The clock then moves at `clock_rate`
@@ -114,6 +123,10 @@ class EmulatorConfig:
         if self.rate_limit_per_minute < 1:
             raise ValueError(
                 f"EmulatorConfig.rate_limit_per_minute must be >= 1, got {self.rate_limit_per_minute}"
+            )
+        if self.newer_media_type and not self.newer_media_type.isidentifier():
+            raise ValueError(
+                f"EmulatorConfig.newer_media_type must be a single word such as 'hologram', got {self.newer_media_type!r}"
             )
         if self.clock_rate < 0:
             raise ValueError(f"EmulatorConfig.clock_rate must be >= 0, got {self.clock_rate}")

@@ -14,6 +14,7 @@ import unicodedata
 from typing import Any
 
 from . import texts
+from .campaigns import make_campaigns
 from .ids import derive_key, iso_ms, uuid_from_bits
 
 AGENT_COUNT = 50
@@ -92,6 +93,7 @@ class Directory:
         self.edge_ids = tuple(self._new_id() for _ in range(3))
         self.queue_specs, self.queues = self._make_queues(rng, admin_ids)
         self._routes = {(route, media): self._route_table(route, media) for route, media in _ROUTES}
+        self.campaigns = make_campaigns(self._new_id)  # after every other id, which stay as they were
         for entities in (self.divisions, self.users, self.wrapup_codes, self.queues):
             entities.sort(key=lambda entity: (entity["name"], entity["id"]))
 

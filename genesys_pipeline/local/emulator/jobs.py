@@ -209,7 +209,9 @@ class JobStore:
         if body.get("startOfDayIntervalMatching"):
             plans = list(day_matched_plans(self._centre.day_plans, job.interval, job.as_of_ms))
         else:
-            plans = list(overlapping_plans(self._centre.day_plans, job.interval, job.as_of_ms))
+            plans = list(overlapping_plans(
+                self._centre.day_plans, self._centre.long_lived_plans, job.interval, job.as_of_ms
+            ))  # fmt: skip
         if self._config.jobs_omit_open_at_watermark:
             # UNCONFIRMED behaviour of the data lake (genesys-api-more.md s2.1): a conversation that
             # had not ended at the watermark is left out, with no error and no flag.

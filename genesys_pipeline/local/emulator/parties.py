@@ -12,6 +12,7 @@ import random
 from typing import Any
 
 from . import texts
+from .campaigns import CampaignSpec
 from .ids import uuid_from_bits
 from .records import MediaStat
 from .scenarios import Timeline
@@ -28,7 +29,12 @@ _BUSINESS_SMS_NUMBER = "+13125550150"
 
 class Parties:
     def __init__(
-        self, rng: random.Random, timeline: Timeline, conversation_id: str, edge_ids: tuple[str, ...]
+        self,
+        rng: random.Random,
+        timeline: Timeline,
+        conversation_id: str,
+        edge_ids: tuple[str, ...],
+        campaign: CampaignSpec | None = None,
     ):
         self.rng, self.timeline, self.media = rng, timeline, timeline.media
         self.phone = f"1{rng.randrange(201_000_0000, 989_999_9999)}"
@@ -40,6 +46,15 @@ class Parties:
         self.subject = rng.choice(texts.EMAIL_SUBJECTS) if self.media == "email" else None
         self.room_id = f"{conversation_id}@conference.example.orgspan.com"
         self.origin_session_id = self.uuid()  # the session that starts the conversation: everyone's peerId
+        # A campaign call: every session is outbound and names the campaign, its contact list and the
+        # contact dialled (drawn last, so that other conversations draw exactly as before).
+        self.campaign_fields: dict[str, str] = {}
+        if campaign is not None:
+            self.campaign_fields = {
+                "outboundCampaignId": campaign.id,
+                "outboundContactId": f"{rng.getrandbits(128):032x}",
+                "outboundContactListId": campaign.contact_list_id,
+            }
 
     def uuid(self) -> str:
         return uuid_from_bits(self.rng.getrandbits(128))
@@ -63,7 +78,10 @@ class Parties:
         """A session's scalar fields; `direction` outbound is an agent-placed call, `peer` is every
         session but the one that started the conversation, `routed` a session that went through ACD."""
         media = media or self.media
+        if self.campaign_fields:
+            direction = "outbound"
         scalars: dict[str, Any] = {"direction": direction, "mediaType": media, "sessionId": self.uuid()}
+        scalars |= self.campaign_fields
         if peer:
             scalars["peerId"] = self.origin_session_id
         if routed:

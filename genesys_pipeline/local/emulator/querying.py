@@ -24,9 +24,11 @@ from .errors import bad_request
 from .synthetic import ConversationPlan
 
 DAY_MS = 86_400_000
-# The synthetic centre bounds every conversation's lifetime to 36 h, so conversations overlapping a
-# day can only have started on that day or the two before it.
+# The synthetic centre bounds the lifetime of every conversation to 36 h (MAX_ORDINARY_LIFETIME_MS), but
+# those open for days, to 21 days (MAX_LIFETIME_MS): a conversation overlapping a day started on that day
+# or the two before it, or is one of the few long-lived ones of the 19 days before those.
 LOOKBACK_DAYS_FOR_OVERLAP = 2
+LOOKBACK_DAYS_FOR_LONG_LIVED = 21
 
 FILTER_KEYS = (
     "conversationFilters",
@@ -117,14 +119,18 @@ def day_matched_plans(
 
 
 def overlapping_plans(
-    plans_of_day: Callable[[date], list[ConversationPlan]], interval: Interval, as_of_ms: int
+    plans_of_day: Callable[[date], list[ConversationPlan]],
+    long_lived_of_day: Callable[[date], list[ConversationPlan]],
+    interval: Interval,
+    as_of_ms: int,
 ) -> Iterator[ConversationPlan]:
-    """Conversations whose lifetime, as known at `as_of_ms`, overlaps the interval."""
+    """Conversations whose lifetime, as known at `as_of_ms`, overlaps the interval: every conversation
+    of the interval's days and the two before, and the long-lived ones of the days before those."""
     first = interval.start.date() - timedelta(days=LOOKBACK_DAYS_FOR_OVERLAP)
     last = (interval.end - timedelta(milliseconds=1)).date()
-    day = first
+    day = interval.start.date() - timedelta(days=LOOKBACK_DAYS_FOR_LONG_LIVED)
     while day <= last:
-        for plan in plans_of_day(day):
+        for plan in (plans_of_day if day >= first else long_lived_of_day)(day):
             if plan.start_ms > as_of_ms or plan.start_ms >= interval.end_ms:
                 continue
             known_end = min(plan.end_ms, as_of_ms)

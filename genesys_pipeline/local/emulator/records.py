@@ -76,6 +76,13 @@ class Conversation:
     surveys: list[tuple[int, dict[str, Any]]] = dataclasses.field(default_factory=list)
 
 
+def make_session(scalars: dict[str, Any], segments: list[Segment], metrics: list[tuple[int, str, int]],
+                 **extra: Any) -> Session:
+    """A session with its scalars in the API's (alphabetical) order and its metrics in emission order."""
+    metrics.sort(key=lambda metric: (metric[0], metric[1]))
+    return Session(dict(sorted(scalars.items())), segments, metrics, **extra)
+
+
 def materialize(conversation: Conversation, as_of: int) -> dict[str, Any]:
     """The conversation-detail record as the API shows it at `as_of` (which is >= its start)."""
     ended = conversation.end <= as_of

@@ -1,16 +1,17 @@
 """The timeline of one synthetic conversation: who joins when, and when each part ends.
 
-`draw_timeline` is the cheap first half of generating a conversation. It draws, from the
-per-conversation random stream, the scenario (media type, abandon, RONA, transfer, consult...) and
-every instant that decides when the conversation ends or is restated later. `ContactCentre.day_plans`
-calls it for every conversation of a day (so it must stay small), and `render` calls it again with the
+`shapes.draw_timeline` (which calls `draw_standard`, or a shape's maker, then `finish`) is the cheap
+first half of generating a conversation. It draws, from the per-conversation random stream, the
+scenario (media type, abandon, RONA, transfer, consult...) and every instant that decides when the
+conversation ends or is restated later. `ContactCentre.day_plans` calls it for every conversation of a day (so it must stay small), and `render` calls it again with the
 same seed, then keeps drawing from the same stream to flesh out the record (`builder.py`); anything
 drawn there (holds, names, notes) stays within the spans fixed here.
 
 Mix: voice inbound 55% (10% of them self-served in the IVR, 8% abandoned in queue, the rest answered,
 some with RONA, a blind transfer to a second queue or a consult), voice outbound 10%, callback 5%,
 chat 10%, message 10%, email 10% (long-lived). Restatements: an evaluation, a survey or a late
-wrap-up code, hours to days after the end.
+wrap-up code, hours to days after the end. `shapes.py` replaces some of these with campaign, agentless
+and direct-to-user calls, and keeps some email and message conversations open for days.
 """
 
 from __future__ import annotations
@@ -22,7 +23,12 @@ import random
 from .directory import Directory
 
 HOUR_MS = 3_600_000
-MAX_LIFETIME_MS = 36 * HOUR_MS  # no conversation lasts longer; the server relies on this bound
+DAY_MS = 24 * HOUR_MS
+# Every conversation but those `shapes.linger` keeps open ends within this; querying.py relies on it to
+# look only two days back for the conversations a detail job's interval overlaps.
+MAX_ORDINARY_LIFETIME_MS = 36 * HOUR_MS
+# The email and message conversations that stay open for days end within this (up to ~20 days).
+MAX_LIFETIME_MS = 21 * DAY_MS
 
 
 @dataclasses.dataclass(slots=True)
@@ -37,6 +43,10 @@ class AgentTurn:
     ended_by: str  # disconnectType of the interact segment
     timeout_wrap: bool = False  # the wrap-up timed out: ININ-WRAP-UP-TIMEOUT
     consult: Consult | None = None
+    # False for a `user` participant reached without a queue (a direct call): no queueId on its
+    # segments; `queue` then only says whose wrap-up codes the user picks from.
+    via_queue: bool = True
+    wraps_up: bool = True  # False: a user who was not asked for a wrap-up (no wrapup segment)
 
 
 @dataclasses.dataclass(slots=True)
@@ -70,6 +80,20 @@ class Dial:
 
 
 @dataclasses.dataclass(slots=True)
+class CampaignCall:
+    """What the dialer did: call analysis of the dialled number, and the wrap-up of its own leg when no
+    agent wrapped the call up (the call was not answered by a person, reached no agent, or the
+    campaign is agentless)."""
+
+    campaign: int  # index into Directory.campaigns
+    disposition: str  # call analysis: person | machine | busy | noanswer | sit
+    flow_end: int | None = None  # agentless, a person answered: the campaign's flow plays until here
+    wrap_start: int | None = None  # the dialer leg's wrap-up (None: an agent wraps the call up)
+    wrap_end: int | None = None
+    system_code: str | None = None  # ININ-OUTBOUND-*; None: the flow set one of the org's codes
+
+
+@dataclasses.dataclass(slots=True)
 class Timeline:
     media: str  # voice | callback | chat | message | email
     direction: str  # inbound | outbound
@@ -85,10 +109,16 @@ class Timeline:
     survey_at: int | None = None
     late_wrapup_at: int | None = None
     late_wrapup_changes_code: bool = False  # else the code is missing until late_wrapup_at
+    campaign: CampaignCall | None = None  # an outbound campaign (dialer) call
+    user_turn: AgentTurn | None = None  # a `user` reached without a queue, last to handle the customer
+    ivr: bool = True  # voice inbound: an IVR answers first (a direct call to a user has none)
+    lingers: bool = False  # an email or message conversation left open for days (shapes.linger)
 
     @property
     def self_served(self) -> bool:
-        return self.media == "voice" and self.direction == "inbound" and not self.visits
+        return (
+            self.media == "voice" and self.direction == "inbound" and not self.visits and self.user_turn is None
+        )
 
     @property
     def last_change(self) -> int:
@@ -102,10 +132,14 @@ class Timeline:
             turns += [turn for turn in (visit.rona, visit.agent) if turn is not None]
             if visit.agent is not None and visit.agent.consult is not None:
                 turns.append(visit.agent.consult.colleague)
+        if self.user_turn is not None:
+            turns.append(self.user_turn)
         return turns
 
     def final_turn(self) -> AgentTurn | None:
-        """The agent who handled the customer last: evaluated, surveyed, late to wrap up."""
+        """The agent (or user) who handled the customer last: evaluated, surveyed, late to wrap up."""
+        if self.user_turn is not None:
+            return self.user_turn
         if self.dial_turn is not None:
             return self.dial_turn
         for visit in reversed(self.visits):
@@ -255,24 +289,28 @@ def _callback(rng: random.Random, directory: Directory, start: int) -> Timeline:
     return timeline
 
 
-def draw_timeline(rng: random.Random, directory: Directory, start: int) -> Timeline:
+def draw_standard(rng: random.Random, directory: Directory, start: int) -> Timeline:
+    """The base mix of the module docstring, before `finish`."""
     kind = rng.random()
     if kind < 0.55:
-        timeline = _voice_inbound(rng, directory, start)
-    elif kind < 0.65:
-        timeline = _voice_outbound(rng, directory, start)
-    elif kind < 0.70:
-        timeline = _callback(rng, directory, start)
-    else:
-        media = "chat" if kind < 0.80 else "message" if kind < 0.90 else "email"
-        timeline = _digital(rng, directory, start, media)
+        return _voice_inbound(rng, directory, start)
+    if kind < 0.65:
+        return _voice_outbound(rng, directory, start)
+    if kind < 0.70:
+        return _callback(rng, directory, start)
+    media = "chat" if kind < 0.80 else "message" if kind < 0.90 else "email"
+    return _digital(rng, directory, start, media)
+
+
+def finish(rng: random.Random, timeline: Timeline, extra_ends: tuple[int, ...] = ()) -> Timeline:
+    """The conversation's end (its last participant's last segment), then the later restatements."""
     timeline.end = max(
-        [timeline.customer_end, timeline.ivr_end] + [turn.wrap_end for turn in timeline.agent_turns()]
+        [timeline.customer_end, timeline.ivr_end, *extra_ends]
+        + [turn.wrap_end for turn in timeline.agent_turns()]
     )
-    if timeline.end - start > MAX_LIFETIME_MS:
-        raise AssertionError(
-            f"conversation lasts {timeline.end - start} ms, over the {MAX_LIFETIME_MS} ms bound"
-        )
+    bound = MAX_LIFETIME_MS if timeline.lingers else MAX_ORDINARY_LIFETIME_MS
+    if timeline.end - timeline.start > bound:
+        raise AssertionError(f"conversation lasts {timeline.end - timeline.start} ms, over the {bound} ms bound")
     if timeline.final_turn() is not None:
         if rng.random() < 0.06:
             timeline.evaluation_at = timeline.end + rng.randint(HOUR_MS, 72 * HOUR_MS)

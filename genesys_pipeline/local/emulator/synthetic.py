@@ -12,8 +12,10 @@ site's local time) and a timeline (scenarios.py: scenario, key instants, restate
 enough to plan 100,000 conversations in about two seconds. `render` redraws the same timeline and
 fleshes it out (builder.py), then shows what exists at `as_of_ms` (records.py).
 
-Bounds the server relies on: a conversation lasts at most `MAX_LIFETIME_MS` (36 h); its record never
-changes after `last_change_ms` (<= end + 72 h).
+Bounds the server relies on: a conversation lasts at most `MAX_ORDINARY_LIFETIME_MS` (36 h), except
+the email and message conversations that stay open for days (shapes.py), which last at most
+`MAX_LIFETIME_MS` (21 days) and are found without planning their whole day (`long_lived_plans`); a
+record never changes after `last_change_ms` (<= end + 72 h).
 """
 
 from __future__ import annotations
@@ -33,9 +35,11 @@ from .builder import WRAP_UP_TIMEOUT, build_conversation
 from .directory import Directory
 from .ids import MAX_DAILY_VOLUME, ConversationIdCodec, day_number, derive_key, mix64
 from .records import materialize
-from .scenarios import MAX_LIFETIME_MS, draw_timeline
+from .scenarios import MAX_LIFETIME_MS, MAX_ORDINARY_LIFETIME_MS
+from .shapes import LINGER_STRIDE, Shapes, draw_timeline
 
-__all__ = ["MAX_LIFETIME_MS", "WRAP_UP_TIMEOUT", "ContactCentre", "ConversationPlan"]
+__all__ = ["MAX_LIFETIME_MS", "MAX_ORDINARY_LIFETIME_MS", "WRAP_UP_TIMEOUT", "ContactCentre", "ConversationPlan",
+           "Shapes"]  # fmt: skip
 
 DAY_MS = 86_400_000
 _BIN_MS = 15 * 60_000  # start times are drawn per quarter hour of the UTC day, then uniformly within it
@@ -46,6 +50,7 @@ _HOURLY_VOLUME = (
 )  # fmt: skip
 _START_SALT = 0x57A2_7000_0000_0001
 _CACHED_DAYS = 16
+_CACHED_LONG_LIVED_DAYS = 64  # a detail job looks up to 21 days back; these lists are small
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -57,14 +62,28 @@ class ConversationPlan:
     media_type: str  # voice, callback, chat, email, message
     originating_direction: str  # inbound | outbound
     seed: int  # per-conversation seed used to expand the full record
+    shape: str = ""  # shapes.py: "" (the base mix), campaign, agentless or direct
+    may_linger: bool = False  # if an email or message, it stays open for days (shapes.py)
 
 
 class ContactCentre:
-    def __init__(self, seed: int, daily_volume: int, site_timezone: str = "America/Chicago") -> None:
+    def __init__(
+        self,
+        seed: int,
+        daily_volume: int,
+        site_timezone: str = "America/Chicago",
+        *,
+        shapes: Shapes = Shapes(),
+        newer_media_type: str = "",
+    ) -> None:
         if not 0 <= daily_volume <= MAX_DAILY_VOLUME:
             raise ValueError(f"daily_volume must be within [0, {MAX_DAILY_VOLUME}], got {daily_volume}")
         self.daily_volume = daily_volume
         self.site_timezone = site_timezone
+        self.shapes = shapes
+        # A media type Genesys added after SDK v269 (not a real one: an option for tests), on every
+        # session of one conversation in 20 (by id), in every response, as a new channel would be.
+        self.newer_media_type = newer_media_type
         ZoneInfo(site_timezone)  # fail now on an unknown zone, not on the first request
         self._directory = Directory(seed)
         # Full API entities, sorted by name. Shared: callers must not mutate them.
@@ -76,21 +95,43 @@ class ContactCentre:
         self._plan_key = derive_key(seed, "plans")
         self._lock = threading.Lock()  # guards the LRU; held while a day is computed, so it is computed once
         self._days: collections.OrderedDict[date, list[ConversationPlan]] = collections.OrderedDict()
+        self._long_lived: collections.OrderedDict[date, list[ConversationPlan]] = collections.OrderedDict()
 
     def day_plans(self, day: date) -> list[ConversationPlan]:
         """The conversations starting on UTC `day`, sorted by (start_ms, conversation_id)."""
+        return self._cached(self._days, _CACHED_DAYS, day, range(self.daily_volume), 0)
+
+    def long_lived_plans(self, day: date) -> list[ConversationPlan]:
+        """The conversations starting on UTC `day` that last longer than `MAX_ORDINARY_LIFETIME_MS`
+        (the email and message conversations open for days), without planning the whole day: only
+        the indices that may linger are planned."""
+        if not self.shapes.digital_open_for_days:
+            return []
+        candidates = range(LINGER_STRIDE - 1, self.daily_volume, LINGER_STRIDE)
+        return self._cached(self._long_lived, _CACHED_LONG_LIVED_DAYS, day, candidates, MAX_ORDINARY_LIFETIME_MS)
+
+    def _cached(
+        self,
+        cache: collections.OrderedDict[date, list[ConversationPlan]],
+        size: int,
+        day: date,
+        indices: range,
+        longer_than_ms: int,
+    ) -> list[ConversationPlan]:
+        """The plans of `indices` of `day` lasting longer than `longer_than_ms`, sorted, through an LRU."""
         with self._lock:
-            plans = self._days.get(day)
+            plans = cache.get(day)
             if plans is None:
                 number = day_number(day)
                 curve = _day_curve(self.site_timezone, number)
-                plans = [self._plan(number, index, curve) for index in range(self.daily_volume)]
+                planned = (self._plan(number, index, curve) for index in indices)
+                plans = [p for p in planned if p.end_ms - p.start_ms > longer_than_ms]
                 plans.sort(key=lambda plan: (plan.start_ms, plan.conversation_id))
-                self._days[day] = plans
-                if len(self._days) > _CACHED_DAYS:
-                    self._days.popitem(last=False)
+                cache[day] = plans
+                if len(cache) > size:
+                    cache.popitem(last=False)
             else:
-                self._days.move_to_end(day)
+                cache.move_to_end(day)
         return list(plans)  # a copy: callers sort and filter it
 
     def find_plan(self, conversation_id: str) -> ConversationPlan | None:
@@ -112,17 +153,24 @@ class ContactCentre:
         if plan.start_ms > as_of_ms:
             return None
         conversation = build_conversation(
-            self._directory, plan.conversation_id, plan.seed, plan.start_ms, with_attributes=with_attributes
-        )
-        return materialize(conversation, as_of_ms)
+            self._directory, plan.conversation_id, plan.seed, plan.start_ms, with_attributes=with_attributes,
+            shape=plan.shape, may_linger=plan.may_linger,
+        )  # fmt: skip
+        record = materialize(conversation, as_of_ms)
+        if self.newer_media_type and int(plan.conversation_id[-4:], 16) % 20 == 0:
+            for participant in record["participants"]:
+                for session in participant["sessions"]:
+                    session["mediaType"] = self.newer_media_type
+        return record
 
     def _plan(self, number: int, index: int, curve: _DayCurve) -> ConversationPlan:
         seed = mix64(self._plan_key ^ (number * (MAX_DAILY_VOLUME + 1) + index))  # distinct per (day, index)
         start = curve.start_ms(mix64(seed ^ _START_SALT))
-        timeline = draw_timeline(random.Random(seed), self._directory, start)
+        shape, may_linger = self.shapes.pick(seed), self.shapes.may_linger(index)
+        timeline = draw_timeline(random.Random(seed), self._directory, start, shape, may_linger)
         return ConversationPlan(
             self._codec.encode(number, index), start, timeline.end, timeline.last_change,
-            timeline.media, timeline.direction, seed,
+            timeline.media, timeline.direction, seed, shape, may_linger,
         )  # fmt: skip
 
 
