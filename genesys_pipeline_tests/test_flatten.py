@@ -523,7 +523,10 @@ def raw_records(root: Path, partition: str = PAST_DAY) -> list[dict[str, Any]]:
 def test_every_conversation_of_the_day_becomes_one_row(materialized, emulator):
     root, _ = materialized
     conversations = read_flat(root)["conversations"]
-    assert conversations.column("conversation_id").to_pylist() == emulator.app.conversations_started(date(2024, 5, 8))
+    # in the raw file's order: those still open at the watermark (open for days) come after the others
+    ids = conversations.column("conversation_id").to_pylist()
+    assert ids == [r["conversationId"] for r in raw_records(root)]
+    assert sorted(ids) == sorted(emulator.app.conversations_started(date(2024, 5, 8)))
     assert set(conversations.column("partition_date").to_pylist()) == {date(2024, 5, 8)}
 
 
@@ -630,6 +633,48 @@ def test_transferred_and_agents_follow_the_genesys_definitions_on_an_emulator_da
     assert all(count > 0 for count in seen.values()), seen
 
 
+_WRAPPING_UP = ("agent", "user", "outbound", "dialer", "campaign")
+
+
+def _wrapups(conversation: dict[str, Any], purposes: tuple[str, ...] = _WRAPPING_UP) -> list[dict[str, Any]]:
+    """The wrap-up segments of the participants with these purposes, in record order."""
+    return [g for p in conversation["participants"] if p["purpose"] in purposes
+            for s in p["sessions"] for g in s["segments"] if g["segmentType"] == "wrapup"]  # fmt: skip
+
+
+def _kind_of_wrapup(conversation: dict[str, Any]) -> str | None:
+    """Which of the shapes whose wrap-up is not an agent's this conversation is, if any."""
+    purposes = {p["purpose"] for p in conversation["participants"]}
+    if _wrapups(conversation, ("outbound",)):
+        return "campaign call no agent took" if "acd" in purposes else "agentless campaign call"
+    if _wrapups(conversation, ("user",)):
+        return "call to a user" if "acd" not in purposes else "call transferred to a user"
+    return None
+
+
+@pytest.mark.parametrize("kind", ["campaign call no agent took", "agentless campaign call", "call to a user",
+                                  "call transferred to a user"])  # fmt: skip
+def test_final_wrapup_comes_from_agents_users_and_the_dialer_on_an_emulator_day(materialized, emulator, kind):
+    """The final wrap-up is the latest wrap-up of an agent, a user or the dialer's leg (genesys-api-more.md
+    s3.2), written out plainly here: a campaign attempt that reached no agent and an agentless campaign
+    call are wrapped up by the dialer, a call to a user by the user, even after an agent's wrap-up."""
+    root, _ = materialized
+    by_id = {r["conversation_id"]: r for r in rows(read_flat(root)["conversations"])}
+    codes = {w["id"]: w["name"] for w in emulator.app.centre.wrapup_codes} | {DEFAULT_WRAPUP_CODE: "Default Wrap-up Code"}
+    found = [c for c in raw_records(root) if _kind_of_wrapup(c) == kind]
+    assert found, f"no {kind} on the emulator day"
+    agents_code_differs = 0
+    for conversation in found:
+        last = max(enumerate(_wrapups(conversation)), key=lambda item: (item[1]["segmentStart"], item[0]))[1]
+        code = last.get("wrapUpCode")
+        row = by_id[conversation["conversationId"]]
+        assert code and row["final_wrapup_code_id"] == code, conversation["conversationId"]
+        assert row["final_wrapup_code_name"] == (code if code.startswith("ININ-") else codes[code])
+        agents = _wrapups(conversation, ("agent",))
+        agents_code_differs += not agents or agents[-1].get("wrapUpCode") != code
+    assert agents_code_differs > 0  # where an agent-only rule gives another answer (or none)
+
+
 def test_a_rerun_rewrites_identical_rows(materialized, emulator):
     root, _ = materialized
     before = read_flat(root)
@@ -662,7 +707,8 @@ def test_a_range_run_flattens_each_day_of_the_range(emulator, tmp_path):
     assert result.success
     for day in (date(2024, 5, 6), date(2024, 5, 7)):
         conversations = read_flat(tmp_path, day.isoformat())["conversations"]
-        assert conversations.column("conversation_id").to_pylist() == emulator.app.conversations_started(day)
+        ids = conversations.column("conversation_id").to_pylist()  # in the raw file's order
+        assert len(ids) == len(set(ids)) and sorted(ids) == sorted(emulator.app.conversations_started(day))
         assert set(conversations.column("partition_date").to_pylist()) == {day}
     meta = {k: v.value for k, v in result.asset_materializations_for_node("flattened_conversations")[0].metadata.items()}
     assert meta["rows_conversations"] == 600 and "| 2024-05-06 |" in meta["rows"] and "| 2024-05-07 |" in meta["rows"]

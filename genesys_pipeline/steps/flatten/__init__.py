@@ -34,8 +34,11 @@ Rules (genesys-api.md s5, tables.py):
   the others, alerted but never handled (RONA; a userId that handled it elsewhere is not repeated).
   Names (`agent_names`, `alerted_agent_names`) from the users listing (deleted users included); an
   unresolved id stays the id. Final wrap-up: the
-  `wrapUpCode` of the agent `wrapup` segment with the latest `segmentStart` (ties: the later one in
-  the record), null if that segment has no code (yet). Codes starting `ININ-` are system codes: the
+  `wrapUpCode` of the `wrapup` segment with the latest `segmentStart` (ties: the later one in the
+  record) among the participants who wrap up (genesys-api-more.md s3.2): `agent`s, `user`s reached
+  without a queue, and the dialer's leg of a campaign call (`outbound`, or `dialer`/`campaign`), which
+  wraps up attempts no agent took (`ININ-OUTBOUND-*`) and agentless calls; null if that segment has
+  no code (yet). Codes starting `ININ-` are system codes: the
   code is both id and name; an unresolved code also stays the code as its name. `talk_ms` ...
   `abandon_ms`: sums over all sessions' metrics of tTalk, tHeld, tAcw, tHandle, tAcd, tAbandon (a
   metric emitted several times is summed; an emission without a value is left out), null when the

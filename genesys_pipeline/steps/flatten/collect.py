@@ -3,7 +3,7 @@
 Each record is walked once, right after it is parsed, and its fields are copied with
 `list.extend(map(obj.get, KEYS))` into one flat list per table: the values of a row next to each
 other, so that a column is a strided slice (see `build`). Only what needs a record's own order (first
-queue, final wrap-up, distinct media types, handling and alerted agents, transfers, metric sums) is computed here, per record;
+queue, final wrap-up (agents, users, the dialer), distinct media types, handling and alerted agents, transfers, metric sums) is computed here, per record;
 names, timestamps and durations are left to Arrow.
 """
 
@@ -25,6 +25,7 @@ from genesys_pipeline.steps.flatten.fields import (
     CONVERSATION_KEYS,
     FLOW_KEYS,
     HANDLED_METRICS,
+    OTHER_WRAPUP_PURPOSES,
     PARTICIPANT_KEYS,
     SEGMENT_KEYS,
     SESSION_KEYS,
@@ -110,6 +111,7 @@ def collect(records: Iterable[Mapping[str, Any]], state: State, context: Context
     d_alerted_ids, d_alerted_names = derived["alerted_agent_ids"].append, derived["alerted_agent_names"].append
     d_transferred = derived["transferred"].append
     transfer_disconnects, handled_metrics = TRANSFER_DISCONNECTS, HANDLED_METRICS
+    other_wrappers = OTHER_WRAPUP_PURPOSES
     tracked = TRACKED_METRICS
     summed = [(metric, derived[column].append) for metric, column in SUMMED_METRICS.items()]
     conversation_ids = context.conversation_ids
@@ -197,7 +199,7 @@ def collect(records: Iterable[Mapping[str, Any]], state: State, context: Context
                                     if fq_acd is None or key < fq_acd_key:
                                         fq_acd, fq_acd_key = queue, key
                                         fq_acd_name = participant.get("participantName")
-                        elif is_agent:  # handled? transferred? the final wrap-up: the latest agent wrap-up
+                        elif is_agent:  # handled? transferred? the final wrap-up: the latest wrap-up
                             for segment in segments:
                                 segment_get = segment.get
                                 if segment_get("segmentType") == "interact":
@@ -209,10 +211,16 @@ def collect(records: Iterable[Mapping[str, Any]], state: State, context: Context
                                     key = _ts_key(segment_get("segmentStart") or "")
                                     if not wrap_seen or key >= wrap_key:
                                         wrap_seen, wrap_key, wrap_code = True, key, code
-                        elif purpose == "user":  # a user (not routed to) can transfer too
+                        elif purpose in other_wrappers:  # a user or the dialer wraps up too; a user transfers
                             for segment in segments:
-                                if segment.get("disconnectType") in transfer_disconnects:
+                                segment_get = segment.get
+                                if segment_get("disconnectType") in transfer_disconnects and purpose == "user":
                                     transfer = True
+                                code = segment_get("wrapUpCode")
+                                if code is not None or segment_get("segmentType") == "wrapup":
+                                    key = _ts_key(segment_get("segmentStart") or "")
+                                    if not wrap_seen or key >= wrap_key:
+                                        wrap_seen, wrap_key, wrap_code = True, key, code
                     if is_agent and not handled and metrics:  # no interact yet: talk or handle time?
                         for metric in metrics:
                             if metric.get("name") in handled_metrics:

@@ -16,6 +16,10 @@ TRACKED_METRICS = frozenset(SUMMED_METRICS) | frozenset(_TRANSFERS)
 TRANSFER_DISCONNECTS = frozenset(("transfer", "consultTransfer", "conferenceTransfer", "forwardTransfer"))
 # An agent handled the conversation if a session of theirs has an interact segment or one of these.
 HANDLED_METRICS = frozenset(("tTalk", "tHandle"))
+# Who wraps a conversation up, besides agents (genesys-api-more.md s3.2): a `user` reached without a
+# queue, and the dialer's leg of a campaign call (purpose `outbound`; `dialer` and `campaign` are the
+# API's other purposes for the dialer) when no agent took the call, as in an agentless campaign.
+OTHER_WRAPUP_PURPOSES = frozenset(("user", "outbound", "dialer", "campaign"))
 
 
 def _orjson_keys(*keys: str) -> tuple[str, ...]:
