@@ -24,6 +24,7 @@ import dagster as dg
 import pytest
 
 from genesys_pipeline.contracts.paths import raw_records_path
+from genesys_pipeline.contracts.tables import TABLES
 from genesys_pipeline.contracts.views import VIEWS
 from genesys_pipeline.defs.flattened_conversations import flattened_conversations
 from genesys_pipeline.defs.raw_conversations import raw_conversations
@@ -32,6 +33,8 @@ from genesys_pipeline.defs.snowflake_conversations import snowflake_conversation
 from genesys_pipeline.local import stand_ins
 from genesys_pipeline.resources.warehouse import S3Publishing, SnowflakeTarget
 from genesys_pipeline.resources.working_storage import WorkingStorage
+from genesys_pipeline.steps.snowflake_session import SnowflakeSession
+from genesys_pipeline.steps.views import create_views
 from genesys_pipeline_tests.conftest import (
     PAST_DAY,
     genesys_for,
@@ -391,3 +394,25 @@ def test_the_views_columns_and_types_are_the_contracts(day: LoadedDay, view: Any
         (c.name.upper(), information_schema_type[c.snowflake_type]) for c in view.table.columns
     ]
 
+
+
+def test_with_a_table_prefix_the_views_read_the_prefixed_tables_and_a_rerun_replaces_them(stack: stand_ins.LocalStack) -> None:
+    database = f"PREFIX_{uuid.uuid4().hex[:8].upper()}"
+    snowflake = stand_ins.snowflake_resource(stack.snowflake_connection_args, database, SCHEMA)
+    target = SnowflakeTarget(stage_aws_key_id="testing", stage_aws_secret_key="not-a-real-secret", table_prefix="GX_")
+    with snowflake.get_connection() as connection:
+        session = SnowflakeSession(connection)
+        session.resolve_target(RuntimeError)
+        for table in TABLES:
+            session.ensure_table(table, target.table_name(table.name))
+        first = create_views(session, target)
+        assert create_views(session, target) == first  # CREATE OR REPLACE: a rerun converges
+    assert first == [f"{database}.{SCHEMA}.GX_QUEUE_VISITS", f"{database}.{SCHEMA}.GX_AGENT_HANDLING"]
+    run_query(snowflake, "INSERT INTO GX_PARTICIPANTS (CONVERSATION_ID, PARTICIPANT_ID, PARTITION_DATE, PURPOSE, "
+                         "USER_ID, EXTRACTION_RUN_ID) VALUES ('c', 'p', '2024-05-08', 'agent', 'u', 'r')")
+    run_query(snowflake, "INSERT INTO GX_SEGMENTS (CONVERSATION_ID, PARTICIPANT_ID, SESSION_ID, SEGMENT_INDEX, "
+                         "PARTITION_DATE, SEGMENT_TYPE, QUEUE_ID, EXTRACTION_RUN_ID) "
+                         "VALUES ('c', 'p', 's', 0, '2024-05-08', 'interact', 'q', 'r')")
+    (row,) = run_query(snowflake, "SELECT * FROM GX_AGENT_HANDLING")
+    assert (row["user_id"], row["queue_id"], row["handles"], row["consulted"]) == ("u", "q", 0, False)
+    assert run_query(snowflake, "SELECT * FROM GX_QUEUE_VISITS") == []
