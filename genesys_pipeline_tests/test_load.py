@@ -143,6 +143,10 @@ def expected_rows(tables: dict[str, pa.Table], table: str) -> list[dict[str, Any
 
 @pytest.fixture
 def env(stack: stand_ins.LocalStack, tmp_path: Path) -> Env:
+    return new_env(stack, tmp_path)
+
+
+def new_env(stack: stand_ins.LocalStack, tmp_path: Path) -> Env:
     token = uuid.uuid4().hex[:8]
     bucket = f"genesys-test-{token}"  # moto's buckets are process-wide; fakesnow's databases server-wide
     stand_ins.s3_resource(stack.s3_endpoint_url).get_client().create_bucket(Bucket=bucket)
@@ -529,6 +533,9 @@ def test_kms_encryption_is_requested_with_the_key() -> None:
         (lambda: SnowflakeTarget(stage_aws_key_id="k"), "go together"),
         (lambda: SnowflakeTarget(storage_integration="I", stage_aws_key_id="k", stage_aws_secret_key="s"), "not both"),
         (lambda: SnowflakeTarget(storage_integration="I", staging_tables="view"), "SnowflakeTarget.staging_tables"),
+        (lambda: SnowflakeTarget(storage_integration="I", lock_timeout_seconds=0), "SnowflakeTarget.lock_timeout_seconds must be a whole number of seconds from 1 to 604800 (7 days), got 0"),
+        (lambda: SnowflakeTarget(storage_integration="I", statement_timeout_seconds=604801), "SnowflakeTarget.statement_timeout_seconds must be"),
+        (lambda: SnowflakeTarget(storage_integration="I", lock_timeout_seconds=120, statement_timeout_seconds=60), "lock_timeout_seconds (120) must not exceed statement_timeout_seconds (60)"),
         (lambda: S3Publishing(bucket="b'; drop"), "S3Publishing.bucket"),
         (lambda: S3Publishing(bucket="bkt", prefix="/lead"), "S3Publishing.prefix"),
         (lambda: S3Publishing(bucket="bkt", prefix="a//b"), "S3Publishing.prefix"),
@@ -541,7 +548,7 @@ def test_kms_encryption_is_requested_with_the_key() -> None:
     ],
 )
 def test_configuration_errors_name_the_field(build: Any, message: str) -> None:
-    with pytest.raises(Exception, match=message.replace(".", r"\.")):
+    with pytest.raises(Exception, match=re.escape(message)):
         build()
 
 
@@ -713,6 +720,36 @@ def test_any_error_rolls_back_and_names_the_step(fail_on: str, copy_status: str,
     assert kinds[-6:] == ["DROP TABLE"] * 6
     if "table" in step:
         assert "s3://bkt/pre/" in str(raised.value)
+
+
+@pytest.mark.parametrize(("fail_on", "step"), [("DELETE FROM PARTICIPANTS", "DELETE of table participants"),
+                                              ("COMMIT", "COMMIT of the transaction")])  # fmt: skip
+def test_a_rollback_that_cannot_be_sent_is_not_reported_as_rolled_back(fail_on: str, step: str) -> None:
+    """The connection is gone: the ROLLBACK fails too. The message says so, never "rolled back", and says
+    what becomes of the open transaction (at COMMIT: that the COMMIT's outcome is unknown)."""
+
+    class ConnectionLost(RecordingCursor):
+        def execute(self, sql: str, params: Any = None) -> None:
+            if sql == "ROLLBACK":
+                self.statements.append((sql, params))
+                raise RuntimeError("Connection is closed")
+            super().execute(sql, params)
+
+    cursor = ConnectionLost(ROWS, fail_on=fail_on)
+    loader = WarehouseLoader(RecordingConnection(cursor), SnowflakeTarget(storage_integration="I"),
+                             S3Publishing(bucket="bkt", prefix="pre"))  # fmt: skip
+    loader.prepare()
+    with pytest.raises(LoadError) as raised:
+        loader.load_partition(DAY, _files(ROWS), "parquet", "run")
+    message = str(raised.value)
+    (name,) = [sql.split()[-1] for sql, _ in cursor.statements if sql.startswith("BEGIN TRANSACTION NAME ")]
+    assert f"Loading partition 2024-05-08 failed at {step}" in message and "boom" in message
+    assert "rolled back" not in message and "ROLLBACK could not be sent" in message and "Connection is closed" in message
+    assert f"the transaction {name} may stay open" in message and "until the next load of 2024-05-08 aborts it" in message
+    if fail_on == "COMMIT":
+        assert "Whether Snowflake applied the COMMIT is unknown" in message and "A rerun replaces the day either way" in message
+    else:
+        assert "nothing was committed and readers still see every table as it was before" in message
 
 
 def test_asset_checks_are_exported() -> None:

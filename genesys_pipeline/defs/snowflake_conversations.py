@@ -38,7 +38,7 @@ def snowflake_conversations(
     with snowflake.get_connection() as connection:
         loader = WarehouseLoader(connection, snowflake_target, s3_publishing, log=context.log.debug,
                                  warn=context.log.warning)
-        loader.prepare()
+        loader.prepare(context.partition_keys)
         # Before any day is replaced: a schema without CREATE VIEW fails the run with every table as it was.
         views = create_views(loader.session, snowflake_target)
         for partition_key in context.partition_keys:

@@ -3,6 +3,7 @@
 Per run (outside any transaction: in Snowflake every DDL statement commits an open transaction):
     SELECT CURRENT_DATABASE(), CURRENT_SCHEMA()                          the target, for names and checks
     ALTER SESSION SET LOCK_TIMEOUT = n STATEMENT_TIMEOUT_IN_SECONDS = m  SnowflakeTarget's; then QUERY_TAG
+    SHOW TRANSACTIONS; SELECT SYSTEM$ABORT_TRANSACTION(%s); ...          dead loads of the run's days, as below
     CREATE TABLE IF NOT EXISTS <table> (...)                             x6, types from contracts/tables.py
     ALTER TABLE <table> ADD COLUMN IF NOT EXISTS <column> <type>         for columns an older table lacks
     CREATE TABLE IF NOT EXISTS <load history> (...)
@@ -39,7 +40,7 @@ import dataclasses
 import json
 import uuid
 from datetime import date, datetime, timezone
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Collection, Mapping, Optional
 
 from genesys_pipeline.contracts.columns import Table
 from genesys_pipeline.contracts.manifests import PublishedObject
@@ -114,10 +115,12 @@ class WarehouseLoader:
 
     # ----- once per run
 
-    def prepare(self) -> None:
-        """Resolve the target schema and create the tables and the stage if they are missing."""
+    def prepare(self, partition_keys: Collection[str] = ()) -> None:
+        """Resolve the target schema, recover from dead loads of the run's days (snowflake_recovery.py),
+        and create the tables and the stage if they are missing."""
         self.session.resolve_target(LoadError)
         configure_session(self.session, self.target, self.load_token)
+        self._recover(partition_keys)
         for table in TABLES:  # an existing table gets the columns a newer contract added
             self.session.ensure_table(table, self.target.table_name(table.name))
         self.session.execute(create_load_history_sql(self.target.load_history_table))
@@ -155,10 +158,7 @@ class WarehouseLoader:
         if unknown:
             raise LoadError(f"Partition {partition_key}: the S3 manifest lists unknown tables {unknown}")
         tag_day(self.session, run_id, partition_key, self.load_token)
-        try:
-            recover(self.session, self.target, date.fromisoformat(partition_key), self.load_token, self.warn)
-        except Exception as error:  # best effort: a dead load's locks then cost at most LOCK_TIMEOUT
-            self.warn(f"could not look for earlier loads of {partition_key} that never finished: {error}")
+        self._recover([partition_key])
         try:
             for table in TABLES:  # DDL: before BEGIN, as it would commit the transaction in Snowflake
                 self.session.execute(
@@ -241,6 +241,14 @@ class WarehouseLoader:
             )
         return int(result["rows_loaded"])
 
+    def _recover(self, partition_keys: Collection[str]) -> None:
+        if not partition_keys:
+            return
+        try:
+            recover(self.session, self.target, [date.fromisoformat(k) for k in partition_keys], self.load_token, self.warn)
+        except Exception as error:  # best effort: a dead load's locks then cost at most LOCK_TIMEOUT
+            self.warn(f"could not look for earlier loads of {', '.join(partition_keys)} that never finished: {error}")
+
     def _drop_staging(self) -> None:  # the next load drops what this could not (snowflake_recovery.py)
         for table in TABLES:
             try:
@@ -252,17 +260,17 @@ class WarehouseLoader:
 def load_failure_message(partition_key: str, progress: Progress, transaction: str, error: Exception, outcome: str) -> str:
     """What a failed day's load tells the user: where it failed, and truthfully what became of the data."""
     where = f"Loading partition {partition_key} failed at {progress.step} of {progress.subject or 'the transaction'}"
+    still_open = (f"the transaction {transaction} may stay open in Snowflake, holding its locks, until the next "
+                  f"load of {partition_key} aborts it")  # fmt: skip
     if progress.step == "COMMIT":  # the COMMIT may have reached Snowflake before the error
         if progress.rolled_back:
             then = "if it did not, the ROLLBACK left every table as it was"
         else:
-            then = (f"the ROLLBACK could not be sent either, so if it did not, the transaction {transaction} may "
-                    f"stay open, holding its locks, until the next load of {partition_key} aborts it")  # fmt: skip
+            then = f"the ROLLBACK could not be sent either ({progress.rollback_error}), so if it did not, {still_open}"
         return f"{where}: {error}. Whether Snowflake applied the COMMIT is unknown; {then}. A rerun replaces the day either way."
     if progress.rolled_back:
         return f"{where}; {outcome}, every table is as it was before: {error}"
     return (
-        f"{where}: {error}. The ROLLBACK could not be sent, so nothing was committed and readers still see "
-        f"every table as it was before, but the transaction {transaction} may stay open in Snowflake, "
-        f"holding its locks, until the next load of {partition_key} aborts it."
+        f"{where}: {error}. The ROLLBACK could not be sent ({progress.rollback_error}), so nothing was committed "
+        f"and readers still see every table as it was before, but {still_open}."
     )

@@ -10,9 +10,10 @@ minutes, or after 4 hours. A load does not wait for that:
    for hours.
 2. Its transaction is named `GENESYS_LOAD_<target>_<YYYYMMDD>_<token>` (BEGIN TRANSACTION NAME ...):
    the target (a hash of database, schema and table prefix), the day and the load token.
-3. Before it starts a day's transaction, it aborts with SYSTEM$ABORT_TRANSACTION every transaction
-   that SHOW TRANSACTIONS (the current user's) lists under a name of this pipeline, for the same
-   target and day. Runs of the same day never overlap, so no live load owns one: it is a dead load's.
+3. Before anything else (for every day of the run) and again before each day's transaction, it
+   aborts with SYSTEM$ABORT_TRANSACTION every transaction that SHOW TRANSACTIONS (the current user's)
+   lists under a name of this pipeline, for the same target and one of its days. Runs that touch the
+   same day never overlap, so no live load owns one: it is a dead load's.
 4. It drops the staging tables (`<TABLE>_LOADING_<token>`) of loads that are over: those of a
    transaction it has just aborted, and those older than the statement timeout whose token no running
    transaction carries (a live load is inside its transaction for all but a few DDL statements).
@@ -30,7 +31,7 @@ import json
 import re
 import uuid
 from datetime import date, datetime, timedelta, timezone
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Collection, Optional
 
 from genesys_pipeline.contracts.tables import TABLES
 from genesys_pipeline.resources.warehouse import SnowflakeTarget
@@ -98,19 +99,21 @@ def tag_day(session: SnowflakeSession, run_id: str, partition_key: str, token: s
 def recover(
     session: SnowflakeSession,
     target: SnowflakeTarget,
-    day: date,
+    days: Collection[date],
     own_token: str,
     warn: Callable[[str], None],
     now: Optional[datetime] = None,
 ) -> Recovered:
-    """Abort this target's detached transactions of `day` and drop dead loads' staging tables (docstring)."""
+    """Abort this target's detached transactions of `days` and drop dead loads' staging tables (docstring)."""
+    ours_days = {f"{day:%Y%m%d}" for day in days}
     ours = target_id(session.database, session.schema, target.table_prefix)
     aborted, aborted_tokens, running_tokens = [], set(), set()
     for row in session.execute(SHOW_TRANSACTIONS_SQL):
         match = _TRANSACTION_NAME.fullmatch(str(row.get("name") or ""))
         if not match or match.group(1) != ours or match.group(3) == own_token:
             continue
-        if match.group(2) != f"{day:%Y%m%d}":
+        day = date(int(match.group(2)[:4]), int(match.group(2)[4:6]), int(match.group(2)[6:]))
+        if match.group(2) not in ours_days:
             running_tokens.add(match.group(3))
             continue
         described = f"{row.get('id')} ({row.get('name')}, started {row.get('started_on')})"

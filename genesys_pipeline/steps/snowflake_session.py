@@ -91,6 +91,7 @@ class Progress:
     step: str = "BEGIN"
     subject: str = ""
     rolled_back: bool = False
+    rollback_error: str = ""  # why the ROLLBACK could not be sent
 
 
 # (the step, what it worked on, whether ROLLBACK was sent, the error) -> the exception to raise
@@ -118,6 +119,7 @@ def replace_in_transaction(session: SnowflakeSession, failure: Failure, name: st
             progress.rolled_back, outcome = True, "rolled back"
         except Exception as rollback_error:  # the original error matters more; say both
             session.log(f"ROLLBACK failed too: {rollback_error}")
+            progress.rollback_error = str(rollback_error)
             outcome = (
                 f"nothing was committed, but the ROLLBACK could not be sent ({rollback_error}), so the "
                 "transaction may stay open in Snowflake, holding its locks, until it is aborted"
