@@ -35,7 +35,7 @@ from .builder import WRAP_UP_TIMEOUT, build_conversation
 from .directory import Directory
 from .ids import MAX_DAILY_VOLUME, ConversationIdCodec, day_number, derive_key, mix64
 from .records import materialize
-from .scenarios import MAX_LIFETIME_MS, MAX_ORDINARY_LIFETIME_MS
+from .scenarios import MAX_LIFETIME_MS, MAX_ORDINARY_LIFETIME_MS, draws_digital
 from .shapes import LINGER_STRIDE, Shapes, draw_timeline
 
 __all__ = ["MAX_LIFETIME_MS", "MAX_ORDINARY_LIFETIME_MS", "WRAP_UP_TIMEOUT", "ContactCentre", "ConversationPlan",
@@ -107,7 +107,11 @@ class ContactCentre:
         the indices that may linger are planned."""
         if not self.shapes.digital_open_for_days:
             return []
-        candidates = range(LINGER_STRIDE - 1, self.daily_volume, LINGER_STRIDE)
+        number = day_number(day)
+        candidates = [
+            index for index in range(LINGER_STRIDE - 1, self.daily_volume, LINGER_STRIDE)
+            if not self.shapes.pick(seed := self._seed(number, index)) and draws_digital(seed)
+        ]  # fmt: skip
         return self._cached(self._long_lived, _CACHED_LONG_LIVED_DAYS, day, candidates, MAX_ORDINARY_LIFETIME_MS)
 
     def _cached(
@@ -115,7 +119,7 @@ class ContactCentre:
         cache: collections.OrderedDict[date, list[ConversationPlan]],
         size: int,
         day: date,
-        indices: range,
+        indices: range | list[int],
         longer_than_ms: int,
     ) -> list[ConversationPlan]:
         """The plans of `indices` of `day` lasting longer than `longer_than_ms`, sorted, through an LRU."""
@@ -163,8 +167,11 @@ class ContactCentre:
                     session["mediaType"] = self.newer_media_type
         return record
 
+    def _seed(self, number: int, index: int) -> int:
+        return mix64(self._plan_key ^ (number * (MAX_DAILY_VOLUME + 1) + index))  # distinct per (day, index)
+
     def _plan(self, number: int, index: int, curve: _DayCurve) -> ConversationPlan:
-        seed = mix64(self._plan_key ^ (number * (MAX_DAILY_VOLUME + 1) + index))  # distinct per (day, index)
+        seed = self._seed(number, index)
         start = curve.start_ms(mix64(seed ^ _START_SALT))
         shape, may_linger = self.shapes.pick(seed), self.shapes.may_linger(index)
         timeline = draw_timeline(random.Random(seed), self._directory, start, shape, may_linger)
