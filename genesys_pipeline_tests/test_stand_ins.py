@@ -12,6 +12,8 @@ import gzip
 import hashlib
 import io
 import json
+import threading
+import time
 import uuid
 from decimal import Decimal
 from pathlib import Path
@@ -24,6 +26,7 @@ from boto3.s3.transfer import TransferConfig
 from dagster_snowflake import SnowflakeResource
 from snowflake.connector import DictCursor
 from snowflake.connector.errors import Error as SnowflakeError
+from snowflake.connector.errors import ProgrammingError
 
 from genesys_pipeline.local import stand_ins
 
@@ -328,3 +331,140 @@ def test_s3_shim_follows_the_newest_endpoint(stack: stand_ins.LocalStack, snowfl
     finally:
         stand_ins.install_fakesnow_s3_shim(stack.s3_endpoint_url)
         child.stop()
+
+
+# ##### SNOWFLAKE SESSIONS, TRANSACTIONS AND LOCKS (fakesnow_sessions.py)
+
+
+def connect(connection_args: dict[str, Any], user: str = "fake") -> Any:
+    """A raw connector connection (closed by the caller, or left open on purpose: a dead client)."""
+    import snowflake.connector
+
+    return snowflake.connector.connect(user=user, password="snow", account="fakesnow", database="RAW",
+                                       schema="GENESYS", **connection_args)  # fmt: skip
+
+
+def two_day_table(connection_args: dict[str, Any]) -> str:
+    name = f"LOCKS_{uuid.uuid4().hex[:8].upper()}"
+    with connect(connection_args) as conn:
+        conn.cursor().execute(f"CREATE TABLE {name} (D DATE, X INT)")
+        conn.cursor().execute(f"INSERT INTO {name} VALUES ('2024-05-07', 1), ('2024-05-08', 2), ('2024-05-08', 3)")
+    return name
+
+
+def open_transactions(server: stand_ins.FakesnowServer) -> list[Any]:
+    return [s.transaction for s in server.sessions.snapshot() if s.transaction is not None]
+
+
+def test_close_rolls_back_what_the_session_left_open(stack: stand_ins.LocalStack) -> None:
+    """The login answers a masterToken, so the connector's close() reaches the server, which rolls the
+    session's open transaction back: the next DELETE of the same rows succeeds at once."""
+    table = two_day_table(stack.snowflake_connection_args)
+    quitter = connect(stack.snowflake_connection_args)
+    quitter.cursor().execute("BEGIN")
+    quitter.cursor().execute(f"DELETE FROM {table} WHERE D = '2024-05-08'")
+    assert isinstance(quitter.session_id, int)
+    quitter.close()
+    assert quitter.session_id not in {s.id for s in stack.snowflake.sessions.snapshot()}
+    with connect(stack.snowflake_connection_args) as conn:
+        cur = conn.cursor()
+        cur.execute(f"DELETE FROM {table} WHERE D = '2024-05-08'")
+        assert cur.rowcount == 2
+
+
+def test_session_parameters_are_remembered_and_validated(stack: stand_ins.LocalStack) -> None:
+    with connect(stack.snowflake_connection_args) as conn:
+        cur = conn.cursor()
+        cur.execute("ALTER SESSION SET QUERY_TAG = %s", ('{"run_id": "r-1", "note": "it\'s"}',))
+        cur.execute("ALTER SESSION SET LOCK_TIMEOUT = 5 STATEMENT_TIMEOUT_IN_SECONDS = 60")
+        assert cur.fetchall() == [("Statement executed successfully.",)]
+        (session,) = [s for s in stack.snowflake.sessions.snapshot() if s.id == conn.session_id]
+        assert (session.query_tag, session.lock_timeout, session.statement_timeout) == ('{"run_id": "r-1", "note": "it\'s"}', 5, 60)
+        cur.execute("ALTER SESSION UNSET QUERY_TAG")
+        cur.execute("ALTER SESSION SET TIMEZONE = 'UTC'")  # others stay no-ops
+        assert session.query_tag == "" and session.lock_timeout == 5
+        with pytest.raises(ProgrammingError, match=r"invalid value \[-1\] for parameter 'LOCK_TIMEOUT'"):
+            cur.execute("ALTER SESSION SET LOCK_TIMEOUT = -1")
+        assert session.lock_timeout == 5
+
+
+def test_show_transactions_and_system_abort_transaction(stack: stand_ins.LocalStack) -> None:
+    """A named transaction is listed to its user (Snowflake's columns) and to nobody else; its user can
+    abort it, another cannot; the aborted session must ROLLBACK before it can go on."""
+    args = stack.snowflake_connection_args
+    table = two_day_table(args)
+    holder, reader, stranger = connect(args), connect(args), connect(args, user="someone_else")
+    try:
+        holder.cursor().execute("BEGIN TRANSACTION NAME GENESYS_LOAD_TEST")
+        holder.cursor().execute(f"DELETE FROM {table} WHERE D = '2024-05-08'")
+        cur = reader.cursor(DictCursor)
+        cur.execute("SHOW TRANSACTIONS")
+        (listed,) = [row for row in cur.fetchall() if row["session"] == holder.session_id]
+        assert {k: v for k, v in listed.items() if k not in ("id", "started_on")} == {
+            "user": "FAKE", "session": holder.session_id, "name": "GENESYS_LOAD_TEST", "state": "running", "scope": 0}
+        assert abs((dt.datetime.now(UTC) - listed["started_on"]).total_seconds()) < 60
+        other = stranger.cursor(DictCursor)
+        other.execute("SHOW TRANSACTIONS")
+        assert listed["id"] not in {row["id"] for row in other.fetchall()}
+        with pytest.raises(ProgrammingError, match="Insufficient privileges to abort transaction"):
+            other.execute("SELECT SYSTEM$ABORT_TRANSACTION(%s)", (listed["id"],))
+
+        cur.execute("SELECT SYSTEM$ABORT_TRANSACTION(%s)", (listed["id"],))
+        assert list(cur.fetchall()[0].values()) == [f"Transaction {listed['id']} aborted."]
+        cur.execute("SHOW TRANSACTIONS")
+        assert listed["id"] not in {row["id"] for row in cur.fetchall()}
+        cur.execute(f"DELETE FROM {table} WHERE D = '2024-05-08'")  # the rows are back, and free
+        assert cur.rowcount == 2
+        with pytest.raises(ProgrammingError, match=f"Transaction {listed['id']} was aborted"):
+            holder.cursor().execute("COMMIT")
+        holder.cursor().execute("ROLLBACK")
+        holder.cursor().execute(f"SELECT COUNT(*) FROM {table}")
+    finally:
+        for conn in (holder, reader, stranger):
+            conn.close()
+
+
+def test_a_conflicting_delete_waits_for_the_lock_then_fails_like_snowflake(stack: stand_ins.LocalStack) -> None:
+    """Snowflake locks the table, not rows: a DELETE of another day waits for the holder's COMMIT up to
+    LOCK_TIMEOUT, then fails with error 000625 (a ProgrammingError), not an HTTP 500."""
+    args = stack.snowflake_connection_args
+    table = two_day_table(args)
+    with connect(args) as holder, connect(args) as waiter:
+        holder.cursor().execute("BEGIN")
+        holder.cursor().execute(f"DELETE FROM {table} WHERE D = '2024-05-08'")
+        cur = waiter.cursor()
+        cur.execute("ALTER SESSION SET LOCK_TIMEOUT = 1")
+        started = time.monotonic()
+        with pytest.raises(ProgrammingError, match=f"for the lock on table 'RAW.GENESYS.{table}'") as raised:
+            cur.execute(f"DELETE FROM {table} WHERE D = '2024-05-07'")
+        assert raised.value.errno == 625 and 1 <= time.monotonic() - started < 5
+
+        cur.execute("ALTER SESSION SET LOCK_TIMEOUT = 30")
+        committer = threading.Timer(0.5, lambda: holder.cursor().execute("COMMIT"))
+        committer.start()
+        started = time.monotonic()
+        cur.execute(f"DELETE FROM {table} WHERE D = '2024-05-07'")
+        assert cur.rowcount == 1 and 0.4 <= time.monotonic() - started < 10
+        committer.join()
+        cur.execute(f"SELECT COUNT(*) FROM {table}")
+        assert cur.fetchall() == [(0,)]
+
+
+def test_a_detached_transaction_that_blocks_another_is_aborted_after_it_idles(stack: stand_ins.LocalStack) -> None:
+    """Snowflake aborts a detached transaction that blocks another and has been idle for 5 minutes; the
+    stand-in does the same after `detached_abort_seconds` (1 here)."""
+    server = stand_ins.start_fakesnow_server(detached_abort_seconds=1)
+    try:
+        table = two_day_table(server.connection_args)
+        dead = connect(server.connection_args)  # never closed: a client that vanished
+        dead.cursor().execute("BEGIN")
+        dead.cursor().execute(f"DELETE FROM {table} WHERE D = '2024-05-08'")
+        with connect(server.connection_args) as conn:
+            cur = conn.cursor()
+            cur.execute("ALTER SESSION SET LOCK_TIMEOUT = 30")
+            started = time.monotonic()
+            cur.execute(f"DELETE FROM {table} WHERE D = '2024-05-08'")
+            assert cur.rowcount == 2 and 0.9 <= time.monotonic() - started < 10
+        assert open_transactions(server) == []
+    finally:
+        server.stop()

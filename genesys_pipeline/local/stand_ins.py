@@ -17,6 +17,9 @@ fakesnow 0.12.1 is patched here, and only here (hence its exact pin in setup.py)
 3. The server sends a NULL TIMESTAMP_TZ/NTZ/LTZ as 1970-01-01. Fixed by `_fix_fakesnow`.
 4. The server keeps ONE module-level in-memory database, and its `FAKESNOW_DB_PATH` session parameter
    fails on the 2nd login: `start_fakesnow_server` serves its own shared, optionally persistent one.
+5. The server has no session ids, transaction bookkeeping or table locks, so a client killed inside a
+   transaction blocked the next DELETE with HTTP 500 until a restart: `fakesnow_sessions.py` adds what
+   Snowflake has (SHOW TRANSACTIONS, SYSTEM$ABORT_TRANSACTION, LOCK_TIMEOUT, close() that rolls back).
 The measurements behind these choices: ../shared/reference/test-infra.md.
 """
 
