@@ -34,7 +34,7 @@ from genesys_pipeline.local import stand_ins
 from genesys_pipeline.resources.warehouse import S3Publishing, SnowflakeTarget
 from genesys_pipeline.resources.working_storage import WorkingStorage
 from genesys_pipeline.steps.snowflake_session import SnowflakeSession
-from genesys_pipeline.steps.views import create_views
+from genesys_pipeline.steps.views import ViewError, create_views
 from genesys_pipeline_tests.conftest import (
     PAST_DAY,
     genesys_for,
@@ -416,3 +416,19 @@ def test_with_a_table_prefix_the_views_read_the_prefixed_tables_and_a_rerun_repl
     (row,) = run_query(snowflake, "SELECT * FROM GX_AGENT_HANDLING")
     assert (row["user_id"], row["queue_id"], row["handles"], row["consulted"]) == ("u", "q", 0, False)
     assert run_query(snowflake, "SELECT * FROM GX_QUEUE_VISITS") == []
+
+
+def test_a_view_the_role_may_not_create_fails_naming_the_view_and_the_privilege() -> None:
+    class Refusing:
+        database, schema = "GENESYS", "CONVERSATIONS"
+
+        def qualified(self, name: str) -> str:
+            return f"{self.database}.{self.schema}.{name}"
+
+        def execute(self, sql: str, params: Any = None) -> list[dict[str, Any]]:
+            raise RuntimeError("003001 (42501): SQL access control error: Insufficient privileges")
+
+    with pytest.raises(ViewError) as raised:
+        create_views(Refusing(), SnowflakeTarget(stage_aws_key_id="k", stage_aws_secret_key="not-a-real-secret"))  # type: ignore[arg-type]
+    assert str(raised.value).startswith("Could not create the view GENESYS.CONVERSATIONS.QUEUE_VISITS: 003001")
+    assert "needs CREATE VIEW on the schema GENESYS.CONVERSATIONS" in str(raised.value)

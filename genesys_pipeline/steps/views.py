@@ -22,6 +22,10 @@ def create_view_sql(view: View, name: str, table_names: dict[str, str]) -> str:
     return f"CREATE OR REPLACE VIEW {name} AS\nSELECT\n    {casts}\nFROM ({view.select_sql(table_names)}) v"
 
 
+class ViewError(Exception):
+    """A view could not be created; the message names it and what the role needs."""
+
+
 def create_views(session: SnowflakeSession, target: SnowflakeTarget) -> list[str]:
     """Create or replace every view in the session's target schema (resolved, with the tables in
     place: after `WarehouseLoader.prepare`); returns their qualified names. DDL: outside transactions."""
@@ -29,6 +33,12 @@ def create_views(session: SnowflakeSession, target: SnowflakeTarget) -> list[str
     created = []
     for view in VIEWS:
         name = session.qualified(target.table_name(view.name))
-        session.execute(create_view_sql(view, name, table_names))
+        try:
+            session.execute(create_view_sql(view, name, table_names))
+        except Exception as error:
+            raise ViewError(
+                f"Could not create the view {name}: {error}. The pipeline's role needs CREATE VIEW on the "
+                f"schema {session.database}.{session.schema} (see docs/snowflake-setup.md)"
+            ) from error
         created.append(name)
     return created
