@@ -200,6 +200,32 @@ def test_final_wrapup_is_the_latest_agent_wrapup_even_when_listed_first():
     assert json.loads(row["agent_ids"]) == [U2, U1] and row["transferred"] is False
 
 
+def _party(purpose: str, name: str, *segments: dict[str, Any], **head: Any) -> dict[str, Any]:
+    return {"participantId": f"p-{purpose}", "participantName": name, "purpose": purpose, **head,
+            "sessions": [{"direction": "outbound", "mediaType": "voice", "sessionId": f"s-{purpose}",
+                          "segments": list(segments)}]}  # fmt: skip
+
+
+@pytest.mark.parametrize("purpose", ["outbound", "dialer", "campaign", "user"])
+def test_the_dialer_and_users_wrap_up_too_and_the_latest_wrapup_wins(purpose):
+    conversation = record()
+    conversation["participants"].append(_party(purpose, "Renewals", segment("dialing", 0, 1),
+                                               segment("wrapup", 20, 21, wrapUpCode="ININ-OUTBOUND-MACHINE")))
+    (row,) = rows(tables_of([conversation])["conversations"])
+    assert row["final_wrapup_code_id"] == row["final_wrapup_code_name"] == "ININ-OUTBOUND-MACHINE"
+    conversation["participants"][2]["sessions"][0]["segments"][-1].update(segmentStart=ts(30), segmentEnd=ts(31))
+    (row,) = rows(tables_of([conversation])["conversations"])
+    assert (row["final_wrapup_code_id"], row["final_wrapup_code_name"]) == (W1, "Resolved")  # the agent's is later
+
+
+def test_wrapup_codes_of_customers_queues_and_flows_are_not_the_final_wrapup():
+    conversation = record()
+    conversation["participants"][1]["sessions"][0]["segments"].append(segment("wrapup", 20, 21, wrapUpCode=W2))
+    conversation["participants"].append(_party("ivr", "Main IVR", segment("ivr", 0, 1, wrapUpCode=W2)))
+    (row,) = rows(tables_of([conversation])["conversations"])
+    assert row["final_wrapup_code_id"] == W1
+
+
 def test_unresolved_ids_stay_ids_and_are_counted():
     conversation = record(divisionIds=[D1, D_GONE])
     agent = conversation["participants"][2]
