@@ -368,9 +368,10 @@ def test_the_views_hold_one_row_per_queue_visit_and_per_handling_agent(day: Load
     assert all(r["partition_date"] == PAST_DAY for r in got.values())
 
 
-def test_a_conversations_handle_time_is_the_sum_of_its_agents_handle_times(day: LoadedDay) -> None:
+def test_the_conversation_totals_are_the_sums_of_the_views_rows(day: LoadedDay) -> None:
     """CONVERSATIONS.handle_ms sums every agent's tHandle; AGENT_HANDLING splits it per agent, no time
-    lost or counted twice. Conversations with a consult are where averaging the total goes wrong."""
+    lost or counted twice (conversations with a consult are where averaging the total goes wrong).
+    Likewise wait_ms, abandon_ms and abandoned are QUEUE_VISITS's summed over the conversation's queues."""
     rows = day.query(
         "SELECT c.conversation_id, c.handle_ms, SUM(a.handle_ms) AS agents_ms, COUNT(a.participant_id) AS agents, "
         "MAX(CASE WHEN a.consulted THEN 1 ELSE 0 END) AS with_consult "
@@ -380,6 +381,15 @@ def test_a_conversations_handle_time_is_the_sum_of_its_agents_handle_times(day: 
     assert [r for r in rows if r["handle_ms"] != (None if r["agents_ms"] is None else int(r["agents_ms"]))] == []
     consulted = [r for r in rows if r["with_consult"]]
     assert consulted and all(r["agents"] >= 2 for r in consulted)
+    queues = day.query(
+        "SELECT c.conversation_id, c.wait_ms, c.abandon_ms, c.abandoned, SUM(v.acd_ms) AS acd_ms, "
+        "SUM(v.abandon_ms) AS visits_abandon_ms, MAX(CASE WHEN v.abandoned THEN 1 ELSE 0 END) AS visit_abandoned "
+        "FROM CONVERSATIONS c LEFT JOIN QUEUE_VISITS v ON v.conversation_id = c.conversation_id "
+        "AND v.partition_date = c.partition_date GROUP BY c.conversation_id, c.wait_ms, c.abandon_ms, c.abandoned"
+    )
+    as_int = lambda value: None if value is None else int(value)  # noqa: E731
+    assert [r for r in queues if (r["wait_ms"], r["abandon_ms"], bool(r["abandoned"])) !=
+            (as_int(r["acd_ms"]), as_int(r["visits_abandon_ms"]), bool(r["visit_abandoned"]))] == []
 
 
 @pytest.mark.parametrize("view", VIEWS, ids=lambda view: view.name)

@@ -82,7 +82,7 @@ QUEUE_VISITS = _view(
         text("media_type", "mediaType of the session: voice, callback, chat, email, message..."),
         timestamp("entered_at", "segmentStart of the session's first segment: when the conversation entered the queue"),
         number("offered", "count of nOffered: 1 once the queue offered the conversation to agents, 0 before", nullable=False),
-        number("acd_ms", "sum of tAcd: time waiting in the queue"),
+        number("acd_ms", "sum of tAcd: time waiting in the queue (CONVERSATIONS.wait_ms is its sum over the conversation's queues)"),
         number("abandon_ms", "sum of tAbandon: time in the queue before the customer (or the system) disconnected without reaching an agent"),
         flag("abandoned", "a tAbandon was emitted: the conversation was abandoned in this queue", nullable=False),
         flag("short_abandoned", "a tShortAbandon was emitted: abandoned within the org's short-abandon threshold", nullable=False),
