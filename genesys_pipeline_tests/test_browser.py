@@ -66,8 +66,8 @@ def _local_mode(tmp_path: Path) -> Iterator[str]:
     end is printed (and shown by pytest) when something failed."""
     log_path = tmp_path / "local_mode.log"
     try:
-        with local_mode(port=0, emulator_port=0, daily_volume=200, data_dir=tmp_path / "data", log_path=log_path,
-                        startup_timeout=STARTUP_SECONDS) as url:  # fmt: skip
+        with local_mode(port=0, emulator_port=0, s3_port=0, snowflake_port=0, daily_volume=200,
+                        data_dir=tmp_path / "data", log_path=log_path, startup_timeout=STARTUP_SECONDS) as url:  # fmt: skip
             yield url
     except BaseException:
         if log_path.exists():
@@ -82,6 +82,11 @@ def test_ui_materializes_a_day_and_backfills_three_days_with_passing_checks(tmp_
     sync_api = _require_browser()  # before anything is started: fail at once without a browser
     with _local_mode(tmp_path) as ui_url:
         _drive_the_ui(sync_api, ui_url, tmp_path)
+    # What `make dev` printed while the runs ran: the runs' INFO lines, none of the DEBUG event lines or
+    # the stand-ins' chatter (`--verbose` shows those).
+    printed = (tmp_path / "local_mode.log").read_text(errors="replace")
+    assert "raw_conversations - " in printed
+    assert " - DEBUG - " not in printed and "Unsupported property" not in printed and "Warning:" not in printed
     left = _processes_mentioning(str(tmp_path))
     assert not left, f"processes of the local mode still running after it stopped: {left}"
 

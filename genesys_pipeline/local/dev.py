@@ -24,6 +24,7 @@ import argparse
 import contextlib
 import logging
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -48,9 +49,13 @@ from genesys_pipeline.local.stack import (
     to_environment,
 )
 from genesys_pipeline.local.stand_ins import LocalStackProcess
+from genesys_pipeline.local.terminal import NoiseFilter, pump
 
 # The checkout (workspace.yaml, dagster.yaml, setup.py): genesys_pipeline/local/dev.py is three levels down.
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
+# The stand-ins' ports are the local resource set's defaults (settings.py), so that a `dagster` command
+# in another terminal, with no GENESYS_* variable set, reaches the same servers as the UI.
+LOCAL_S3_PORT, LOCAL_SNOWFLAKE_PORT = 5000, 8085
 
 
 class LocalMode:
@@ -67,6 +72,9 @@ class LocalMode:
         seed: int = DEFAULT_SEED,
         log_path: str | os.PathLike[str] | None = None,
         startup_timeout: float = 180.0,
+        s3_port: int = LOCAL_S3_PORT,
+        snowflake_port: int = LOCAL_SNOWFLAKE_PORT,
+        verbose: bool = False,
     ) -> None:
         self.host = host
         self.port = port or processes.free_port(host)
@@ -76,10 +84,13 @@ class LocalMode:
         self.dagster_home = self.data_dir / "dagster_home"
         self.log_path = Path(log_path).resolve() if log_path else None
         self.startup_timeout = startup_timeout
+        self.s3_port, self.snowflake_port = s3_port, snowflake_port
+        self.noise = NoiseFilter(verbose)
         self.emulator: EmulatorServer | None = None
         self.stack: LocalStackProcess | None = None
         self.dagster: subprocess.Popen[bytes] | None = None
         self._log_file: IO[bytes] | None = None
+        self.environment: dict[str, str] = {}  # the GENESYS_* variables `dagster dev` runs with
         self._cancelled = threading.Event()
         self.start_error: Exception | None = None
 
@@ -114,9 +125,12 @@ class LocalMode:
             raise RuntimeError(f"port {self.port} on {self.host} is in use (another `make dev` or `dagster dev`?); "
                                "choose another with --port (0: a free one)")  # fmt: skip
         self.stack = spawn_stand_ins(
-            self.host, self.data_dir / "snowflake", stderr=self._log_file,
+            self.host, self.data_dir / "snowflake", stderr=subprocess.PIPE,
             cwd=REPOSITORY_ROOT if (REPOSITORY_ROOT / "setup.py").is_file() else None, hint=self._log_hint(),
+            s3_port=self.s3_port, snowflake_port=self.snowflake_port,
         )  # fmt: skip
+        assert self.stack.process.stderr is not None
+        pump(self.stack.process.stderr, self._log_file or sys.stderr.buffer, self.noise, "stand-ins")
         # A bucket or file format chosen in this environment is kept; everything else is where it runs.
         endpoints = endpoints_of(
             self.emulator, self.stack, str(self.data_dir / "working"),
@@ -125,7 +139,8 @@ class LocalMode:
         )  # fmt: skip
         create_bucket(endpoints)
 
-        env = dict(os.environ, DAGSTER_HOME=str(self.dagster_home), **to_environment(endpoints))
+        self.environment = to_environment(endpoints)
+        env = dict(os.environ, DAGSTER_HOME=str(self.dagster_home), **self.environment)
         workspace = REPOSITORY_ROOT / "workspace.yaml"
         target = ["-w", str(workspace)] if workspace.is_file() else ["-m", "genesys_pipeline.definitions"]
         command = [sys.executable, "-m", "dagster", "dev", *target, "-h", self.host, "-p", str(self.port)]
@@ -134,9 +149,10 @@ class LocalMode:
         # group. The cwd is DAGSTER_HOME, where the dagster.yaml in use is (else `dagster dev` warns
         # about the repository's one).
         self.dagster = processes.start_session(
-            command, cwd=self.dagster_home, env=env,
-            stdout=self._log_file, stderr=subprocess.STDOUT if self._log_file else None,
-        )  # fmt: skip
+            command, cwd=self.dagster_home, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        assert self.dagster.stdout is not None
+        pump(self.dagster.stdout, self._log_file or sys.stdout.buffer, self.noise, "dagster-dev")
         processes.wait_until_ready(self.url, self.dagster, self.startup_timeout, self._cancelled, self._log_hint())
 
     def _log_hint(self) -> str:
@@ -205,12 +221,19 @@ def main(argv: list[str] | None = None) -> int:
                         help="the Genesys emulator's port (default: %(default)s; 0: a free one)")
     parser.add_argument("--host", default="127.0.0.1",
                         help="the interface every service listens on (default: %(default)s)")
+    parser.add_argument("--s3-port", type=int, default=LOCAL_S3_PORT,
+                        help="the S3 stand-in's port (default: %(default)s; 0: a free one)")
+    parser.add_argument("--snowflake-port", type=int, default=LOCAL_SNOWFLAKE_PORT,
+                        help="the Snowflake stand-in's port (default: %(default)s; 0: a free one)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="print everything `dagster dev` and the stand-ins print (DEBUG event lines included)")
     args = parser.parse_args(argv)
     # What processes.py logs (a child that had to be killed) reads like the lines of `_say`.
     logging.basicConfig(level=logging.WARNING, format="local_dev: %(message)s")
 
     stop = processes.StopSignals(on_repeat=lambda: _say("still stopping, please wait"))
-    mode = LocalMode(args.port, args.daily_volume, args.data_dir, args.emulator_port, host=args.host)
+    mode = LocalMode(args.port, args.daily_volume, args.data_dir, args.emulator_port, host=args.host,
+                     s3_port=args.s3_port, snowflake_port=args.snowflake_port, verbose=args.verbose)  # fmt: skip
     try:
         _say("starting the Genesys emulator, the S3/Snowflake stand-ins and `dagster dev`...")
         starting = threading.Thread(target=_start_or_record, args=(mode,), name="local-dev-start", daemon=True)
@@ -230,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
             f"Dagster UI on {mode.url}  (Genesys emulator {emulator.base_url if emulator else '?'}, S3 "
             f"{stack.s3_endpoint_url if stack else '?'}, DAGSTER_HOME {mode.dagster_home}); Ctrl-C stops everything"
         )
+        _say(cli_recipes(mode))
         while not stop.wait(1.0):
             if not mode.alive():
                 _say("a service exited unexpectedly; stopping the rest")
@@ -239,6 +263,23 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         mode.stop()
         _say("stopped")
+
+
+def cli_recipes(mode: LocalMode) -> str:
+    """The `dagster` commands that run against this UI's instance and stand-ins from another terminal."""
+    cli_env = f"DAGSTER_HOME={mode.dagster_home} GENESYS_WORKING_DIR={mode.data_dir / 'working'}"
+    if (mode.host, mode.emulator_port, mode.s3_port, mode.snowflake_port) != ("127.0.0.1", 8765, 5000, 8085):
+        cli_env += " " + " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(mode.environment.items())
+                                  if k != "GENESYS_WORKING_DIR")  # fmt: skip
+    command = f"{cli_env} {Path(sys.executable).parent / 'dagster'}"
+    return "\n".join((
+        "from another terminal (the runs show in this UI):",
+        f"  one day:  {command} asset materialize -m genesys_pipeline.definitions --select 'group:genesys' --partition 2024-05-01",
+        f"  a range:  {command} asset materialize -m genesys_pipeline.definitions --select 'group:genesys' "
+        "--partition-range 2024-05-01...2024-05-07",
+        f"  backfill: {command} job backfill -m genesys_pipeline.definitions -j genesys_conversations "
+        "--from 2024-05-01 --to 2024-05-31 --noprompt",
+    ))  # fmt: skip
 
 
 def _say(message: str) -> None:

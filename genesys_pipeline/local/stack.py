@@ -57,11 +57,19 @@ def emulator_server(
 
 
 def spawn_stand_ins(
-    host: str, db_path: Path, stderr: IO[bytes] | None = None, cwd: Path | None = None, hint: str = ""
+    host: str,
+    db_path: Path,
+    stderr: int | IO[bytes] | None = None,
+    cwd: Path | None = None,
+    hint: str = "",
+    s3_port: int = 0,
+    snowflake_port: int = 0,
 ) -> LocalStackProcess:
     """`stand_ins.spawn_local_stack`, but in a session of its own (`processes.start_session`) and with
-    a bounded wait for the endpoints it prints. `hint` ends the error message if it does not start."""
-    command = [sys.executable, "-m", "genesys_pipeline.local.stand_ins", "--host", host, "--db-path", str(db_path)]
+    a bounded wait for the endpoints it prints. Ports 0: free ones. `hint` ends the error message if it
+    does not start."""
+    command = [sys.executable, "-m", "genesys_pipeline.local.stand_ins", "--host", host, "--db-path", str(db_path),
+               "--s3-port", str(s3_port), "--snowflake-port", str(snowflake_port)]  # fmt: skip
     process = start_session(command, stdout=subprocess.PIPE, stderr=stderr, cwd=cwd)
     assert process.stdout is not None
     ready, _, _ = select.select([process.stdout], [], [], 120)
@@ -70,7 +78,8 @@ def spawn_stand_ins(
         stop_session(process, "stand-ins")
         raise RuntimeError(
             f"the S3/Snowflake stand-ins did not start (exit code {process.poll()}); is another `make dev` "
-            f"or `make demo` using {db_path}?" + hint
+            f"or `make demo` using {db_path}"
+            + (f", or port {s3_port} or {snowflake_port}?" if s3_port or snowflake_port else "?") + hint
         )
     printed = json.loads(line)
     return LocalStackProcess(
