@@ -51,7 +51,7 @@ CONVERSATIONS = Table(
         json_list("agent_names", "their names (deleted users included); unresolved ids stay ids"),
         json_list("alerted_agent_ids", "userIds of agents alerted who never handled it (RONA, for example), in order of appearance"),
         json_list("alerted_agent_names", "their names (deleted users included); unresolved ids stay ids"),
-        text("final_wrapup_code_id", "wrapUpCode of the last agent wrap-up; system codes such as ININ-WRAP-UP-TIMEOUT kept"),
+        text("final_wrapup_code_id", "wrapUpCode of the latest wrap-up (by segmentStart) of an agent, a user, or the dialer's leg of a campaign call (purpose outbound, dialer or campaign); null while that wrap-up has no code; system codes such as ININ-WRAP-UP-TIMEOUT and ININ-OUTBOUND-* kept"),
         text("final_wrapup_code_name", "its name; a system or unresolved code stays the code"),
         # Conversation totals: every session of every participant summed. A consult or transfer adds a
         # second agent's time, so these are not per-agent figures (AGENT_HANDLING, contracts/views.py).
