@@ -405,16 +405,17 @@ def test_a_seven_day_backfill_through_the_instance_ends_with_the_check_passing_f
             assert covered == days
 
             # The check ran in every run and passed; together its evaluations cover every day, and every
-            # table of every day agrees at every stage. (A range run's evaluation belongs to the run, not
-            # to one day: Dagster 1.13 records it without a partition and shows the days' partitioned
-            # check state as skipped; the comparison inside it is per day.)
+            # table of every day agrees at every stage. A range run's returned result belongs to the run
+            # (Dagster 1.13 records it without a partition); each day's own result is recorded against
+            # that day's partition as well, so the check's partitions page shows every day Passed.
             evaluations = [
                 record.get_dagster_event().event_specific_data
                 for run in runs for record in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
             ]  # fmt: skip
-            assert len(evaluations) == 2 * len(runs) and all(e.passed for e in evaluations)
-            stages = [e for e in evaluations if e.asset_check_key == CHECK_KEY]
-            api_counts = [e for e in evaluations if e.asset_check_key == API_CHECK_KEY]
+            per_range = [e for e in evaluations if e.partition is None]
+            assert len(per_range) == 2 * len(runs) and all(e.passed for e in evaluations)
+            stages = [e for e in per_range if e.asset_check_key == CHECK_KEY]
+            api_counts = [e for e in per_range if e.asset_check_key == API_CHECK_KEY]
             assert len(stages) == len(api_counts) == len(runs)
             assert sorted(day for e in stages for day in e.metadata["partitions"].value) == days
             comparison = "\n".join(e.metadata["comparison"].value for e in stages)
@@ -422,6 +423,18 @@ def test_a_seven_day_backfill_through_the_instance_ends_with_the_check_passing_f
                 n = env.served(day)
                 assert n and f"| {day} | conversations | {n} | {n} | {n} | {n} | {n} | ok |" in comparison
             assert comparison.count("| ok |") == len(days) * 6 and "**" not in comparison
+            for check_key in (CHECK_KEY, API_CHECK_KEY):
+                per_day = {e.partition: e for e in evaluations if e.asset_check_key == check_key and e.partition}
+                assert sorted(per_day) == days
+                assert all(e.metadata["partitions"].value == [day] for day, e in per_day.items())
+                latest: dict[str | None, Any] = {}  # the newest execution record of each partition
+                for record in instance.event_log_storage.get_asset_check_execution_history(check_key, limit=100):
+                    latest.setdefault(record.partition, record)
+                assert {day: latest[day].status.value for day in days} == dict.fromkeys(days, "SUCCEEDED")
+            for day in days:
+                n = env.served(day)
+                day_table = next(e for e in evaluations if e.asset_check_key == CHECK_KEY and e.partition == day)
+                assert f"| {day} | conversations | {n} | {n} | {n} | {n} | {n} | ok |" in day_table.metadata["comparison"].value
             # Every day's API count (totalHits, approximate) was compared, within the tolerance.
             assert sum(e.metadata["days_compared"].value for e in api_counts) == len(days)
 

@@ -9,8 +9,11 @@ instead of blocking a correct day's load; a day for which the API gives no indep
 reported as not compared.
 
 Both are partitioned like the asset (Dagster calls that preview in 1.13): a single-day run records the
-result against that day. A ranged run (one run for several days) evaluates every day of the range at
-once; Dagster then records it against the asset, not per day.
+result against that day. A ranged run (a backfill's run of several days) evaluates every day of the range
+at once, and Dagster 1.13 records a check's result against the range, not per day (one result per check
+and step, without a partition). So each day's own result is logged as well, as an evaluation of that
+partition (`_record_each_day`): the check's partitions page then shows every backfilled day Passed or
+Failed with its own table. The returned result, for the whole range, is still what blocks the run.
 """
 
 import warnings
@@ -77,6 +80,8 @@ def row_counts_match_across_stages(
     # partition_key raises in a ranged run; partition_keys is one day or the whole range.
     partition_keys = context.op_execution_context.partition_keys
     results = gather_counts(partition_keys, working_storage, s3, s3_publishing, snowflake, snowflake_target)
+    _record_each_day(context, ROW_COUNT_CHECK, partition_keys,
+                     lambda day: check_result([day], [r for r in results if r.partition_key == day]))  # fmt: skip
     return check_result(partition_keys, results)
 
 
@@ -96,10 +101,33 @@ def api_count_close_to_extracted(
 ) -> dg.AssetCheckResult:
     partition_keys = context.op_execution_context.partition_keys
     comparisons = compare_api_counts(partition_keys, working_storage, SETTINGS.api_count_tolerance_percent)
+    _record_each_day(context, API_COUNT_CHECK, partition_keys,
+                     lambda day: api_check_result([day], [c for c in comparisons if c.partition_key == day]))  # fmt: skip
     return api_check_result(partition_keys, comparisons)
 
 
 asset_checks = [row_counts_match_across_stages, api_count_close_to_extracted]
+
+
+def _record_each_day(
+    context: dg.AssetCheckExecutionContext,
+    check_name: str,
+    partition_keys: list[str],
+    result_of_day: Callable[[str], dg.AssetCheckResult],
+) -> None:
+    """In a ranged run, log each day's result as an evaluation of that day's partition (see the module
+    docstring); a single-day run's returned result is already recorded against its day."""
+    if len(partition_keys) < 2:
+        return
+    for day in partition_keys:
+        result = result_of_day(day)
+        context.op_execution_context.log_event(
+            dg.AssetCheckEvaluation(
+                asset_key=dg.AssetKey("snowflake_conversations"), check_name=check_name, passed=result.passed,
+                metadata=dict(result.metadata), severity=result.severity, description=result.description,
+                partition=day,
+            )
+        )  # fmt: skip
 
 
 def _days(partition_keys: list[str]) -> str:
