@@ -122,12 +122,14 @@ class RecordField:
     @property
     def path(self) -> str:
         """The field's place in a conversation record, as docs/privacy.md writes it."""
-        path = _PATH_PREFIX[self.level] + self.key
+        return _PATH_PREFIX[self.level] + self.key
+
+    @property
+    def scope(self) -> str:
+        """Which values of the field the rule covers ("" for all), for the docs."""
         if self.level == "attributes":
-            path += " (the values; the keys are kept)"
-        if self.purposes:
-            path += f" (purpose {' or '.join(self.purposes)})"
-        return path
+            return "the values (the keys are kept)"
+        return "of customers and external parties" if self.purposes else ""
 
 
 def _fixed(level: Level, key: str, personal_class: PersonalDataClass, purposes: Optional[tuple[str, ...]] = None) -> RecordField:
@@ -169,22 +171,26 @@ ENTITY_FIELDS: Mapping[str, tuple[tuple[str, PersonalDataClass], ...]] = {
 }
 
 
-def where_each_class_is() -> dict[str, list[str]]:
-    """Class name -> the places it is found (docs/privacy.md lists the same; a test compares them)."""
-    places: dict[str, list[str]] = {c.name: [] for c in CLASSES}
+def where_each_class_is() -> dict[str, list[tuple[str, str]]]:
+    """Class name -> (place, which values) for every place the class is found. docs/privacy.md lists
+    the same places under each class's setting; a test compares them."""
+    places: dict[str, list[tuple[str, str]]] = {c.name: [] for c in CLASSES}
+
+    def add(personal_class: PersonalDataClass, field: RecordField, condition: str = "") -> None:
+        places[personal_class.name].append((field.path, "; ".join(n for n in (field.scope, condition) if n)))
+
     for field in RECORD_FIELDS:
         if field.rule == "fixed":
             assert field.personal_class is not None
-            places[field.personal_class.name].append(field.path)
+            add(field.personal_class, field)
         elif field.rule == "address":
-            places[EMAIL_ADDRESSES.name].append(field.path + " (e-mail sessions)")
-            places[PHONE_NUMBERS.name].append(field.path + " (other sessions)")
-        elif field.rule == "number_or_name":
-            places[PHONE_NUMBERS.name].append(field.path + " (when it is a phone number)")
-            places[CUSTOMER_NAMES.name].append(field.path + " (otherwise)")
+            add(EMAIL_ADDRESSES, field, "on e-mail sessions")
+            add(PHONE_NUMBERS, field, "on other sessions")
         else:
-            places[PHONE_NUMBERS.name].append(field.path + " (when it is a phone number)")
+            add(PHONE_NUMBERS, field, "when it is a phone number")
+            if field.rule == "number_or_name":
+                add(CUSTOMER_NAMES, field, "when it is not a phone number")
     for table, fields in ENTITY_FIELDS.items():
         for key, personal_class in fields:
-            places[personal_class.name].append(f"{table.upper()}: the entity's `{key}`")
+            places[personal_class.name].append((f"{table.upper()}.{key}", ""))
     return places
