@@ -19,6 +19,7 @@ import dagster as dg
 import pydantic
 
 from genesys_pipeline.contracts.manifests import ManifestError
+from genesys_pipeline.defs.day_exclusivity import retry_after_waits, take_turn
 from genesys_pipeline.genesys.errors import (
     GenesysApiError,
     GenesysAuthError,
@@ -100,6 +101,26 @@ def fail_at_once() -> Iterator[None]:
         ) from error
 
 
+@contextmanager
+def policy_retries_after_waits(context: dg.AssetExecutionContext) -> Iterator[None]:
+    """Keep the RetryPolicy's retries for a step that first waited for its turn (day_exclusivity): a
+    transient error is retried as the policy would have retried it had the step not waited."""
+    try:
+        yield
+    except (dg.RetryRequested, dg.Failure):
+        raise
+    except Exception as error:
+        retry = None if is_permanent(error) else retry_after_waits(context)
+        if retry is None:
+            raise
+        raise retry from error
+
+
+# The step keys of the conversations chain (every daily_asset): a run's place in line for its days is
+# the start of its first of these steps.
+CHAIN_STEPS: set[str] = set()
+
+
 def failing_at_once(function: Callable[..., Any]) -> Callable[..., Any]:
     """An asset body run inside fail_at_once; the signature (context, resources) is kept for Dagster."""
 
@@ -107,6 +128,19 @@ def failing_at_once(function: Callable[..., Any]) -> Callable[..., Any]:
     def body(*args: Any, **kwargs: Any) -> Any:
         with fail_at_once():
             return function(*args, **kwargs)
+
+    return body
+
+
+def taking_turns(function: Callable[..., Any]) -> Callable[..., Any]:
+    """A chain asset's body: it first waits for its turn on its days (day_exclusivity.take_turn), and runs
+    inside fail_at_once; the signature (context, resources) is kept for Dagster."""
+
+    @functools.wraps(function)
+    def body(context: dg.AssetExecutionContext, *args: Any, **kwargs: Any) -> Any:
+        with fail_at_once(), policy_retries_after_waits(context):
+            take_turn(context, CHAIN_STEPS)
+            return function(context, *args, **kwargs)
 
     return body
 
@@ -121,13 +155,14 @@ def range_window(partition_keys: Sequence[str]) -> tuple[datetime, datetime]:
 
 def daily_asset(**asset_args: Any) -> Callable[[Callable[..., Any]], dg.AssetsDefinition]:
     """`dg.asset` with what every stage of the partitioned chain shares: the daily partitions, the
-    group, the backfill and retry policies, and permanent errors failing at once. Each stage adds its
-    deps, kinds, pool and description."""
+    group, the backfill and retry policies, runs of the same days taking turns, and permanent errors
+    failing at once. Each stage adds its deps, kinds, pool and description."""
 
     def decorate(function: Callable[..., Any]) -> dg.AssetsDefinition:
         # Dagster 1.13 marks `backfill_policy` beta and warns on every load of the code location
         # (`dagster dev`, validate, each run worker); the single-run-per-chunk policy is chosen on
         # purpose (see above), so the warning would only be noise for the people running it.
+        CHAIN_STEPS.add(asset_args.get("name", function.__name__))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", dg.BetaWarning)
             return dg.asset(
@@ -136,6 +171,6 @@ def daily_asset(**asset_args: Any) -> Callable[[Callable[..., Any]], dg.AssetsDe
                 backfill_policy=backfill_policy,
                 retry_policy=retry_policy,
                 **asset_args,
-            )(failing_at_once(function))
+            )(taking_turns(function))
 
     return decorate
