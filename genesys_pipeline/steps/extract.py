@@ -95,8 +95,7 @@ def extract_window(
 
     `open_output` is a context-manager factory (e.g. `WorkingStorage.writer`): a restart (jobs cut
     finer) begins a fresh file, and a failure never replaces a good one. `on_progress(n)` is called
-    every `progress_every` records written. `protect(record)`, if given, is what is written of each
-    record (personal data hashed or dropped: steps/privacy.py).
+    every `progress_every` records written; `protect(record)` is what is written of each record.
     """
     start, end = start.astimezone(timezone.utc), end.astimezone(timezone.utc)
     watermark = client.get_data_availability()
