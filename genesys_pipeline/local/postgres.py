@@ -11,9 +11,9 @@ user that Debian's package creates (or `nobody` without it), and owns its tempor
     with LocalPostgres() as server:
         os.environ.update(server.environment())    # DAGSTER_PG_HOST, _PORT, _USERNAME, _PASSWORD, _DB
 
-`python -m genesys_pipeline.local.postgres` starts one and prints those variables (export lines)
-until Ctrl-C; a shell that sources them can start `dagster-webserver`/`dagster-daemon` with
-DAGSTER_HOME holding a copy of deploy/dagster-postgres.yaml.
+`python -m genesys_pipeline.local.postgres` starts one until Ctrl-C and says which file to `source`
+for those variables; a shell that has sourced it can start `dagster-webserver` and `dagster-daemon`
+with DAGSTER_HOME holding a copy of deploy/dagster-postgres.yaml.
 """
 
 from __future__ import annotations
@@ -165,15 +165,20 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m genesys_pipeline.local.postgres", description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0, help="the server's port on 127.0.0.1 (default: a free one)")
     args = parser.parse_args(argv)
-    # SIGTERM like Ctrl-C, from the start: the server runs on its own (pg_ctl), so only this process's
-    # orderly exit stops it.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # SIGTERM like Ctrl-C, from the start, and SIGINT even if started in the background (which ignores
+    # it): the server runs on its own (pg_ctl), so only this process's orderly exit stops it.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.default_int_handler)
     try:
         with LocalPostgres(port=args.port) as server:
-            # The password is a throwaway one of this server, printed for the person who asked for it.
-            for name, value in server.environment().items():
-                print(f"export {name}={shlex.quote(value)}", flush=True)
-            print("# PostgreSQL is running; Ctrl-C stops it and deletes its data", flush=True)
+            # In a file only its owner reads, not on the terminal: the password is one all the same.
+            assert server.directory is not None
+            variables = server.directory / "dagster-pg.env"
+            variables.write_text("".join(f"export {k}={shlex.quote(v)}\n" for k, v in server.environment().items()))
+            variables.chmod(0o600)
+            print(f"PostgreSQL is running on {server.host}:{server.port} (database {server.db_name}, user "
+                  f"{server.username}); its DAGSTER_PG_* variables: source {variables}\n"
+                  "Ctrl-C stops it and deletes its data.", flush=True)  # fmt: skip
             signal.pause()
     except KeyboardInterrupt:
         pass
