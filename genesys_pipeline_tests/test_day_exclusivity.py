@@ -23,6 +23,9 @@ import yaml
 from genesys_pipeline.defs import day_exclusivity
 from genesys_pipeline.defs.checks import API_COUNT_CHECK, ROW_COUNT_CHECK
 from genesys_pipeline.defs.jobs import CONVERSATIONS_JOB
+from genesys_pipeline.defs.partitions import build_retry_policy
+from genesys_pipeline.defs.raw_conversations import raw_conversations
+from genesys_pipeline.resources.working_storage import WorkingStorage
 from genesys_pipeline.steps.day_ranges import (
     DayRange,
     RunInLine,
@@ -31,6 +34,7 @@ from genesys_pipeline.steps.day_ranges import (
     whose_turn,
     worker_process,
 )
+from genesys_pipeline_tests.conftest import genesys_for
 from genesys_pipeline_tests.test_operations import (  # noqa: F401  lab: the fixture of a lab with stand-ins
     Lab,
     lab,
@@ -191,6 +195,9 @@ import dagster as dg
 import genesys_pipeline.defs.s3_conversations as s3_step
 from genesys_pipeline.definitions import build_definitions
 from genesys_pipeline.defs.jobs import CONVERSATIONS_JOB
+from genesys_pipeline.defs.partitions import build_retry_policy
+from genesys_pipeline.defs.raw_conversations import raw_conversations
+from genesys_pipeline.resources.working_storage import WorkingStorage
 from genesys_pipeline.local import stand_ins
 from genesys_pipeline.local.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 from genesys_pipeline.resources.genesys import GenesysResource
@@ -253,3 +260,35 @@ def test_a_run_whose_worker_was_killed_is_marked_failed_and_does_not_block_its_d
         _assert_checks_passed(instance, result.run_id)
         print(f"\nrun after the killed one: {elapsed:.1f} s")
     assert env.conversations_by_day() == {day: env.served(day)}
+
+
+@pytest.mark.slow
+def test_a_step_that_waited_for_its_turn_keeps_its_retries_for_transient_errors(start_emulator, instance_dir, tmp_path,
+                                                                                 quick_turns) -> None:  # fmt: skip
+    # Dagster counts every attempt of a step, waits included, against its RetryPolicy: without care a step
+    # that waited twice would fail at its first transient error. Every request faults here (the client
+    # gives up after 2 attempts), so the step fails after the policy's 2 retries, whatever it waited.
+    day = "2024-05-08"
+    job = dg.define_asset_job("raw_with_retries", [raw_conversations], op_retry_policy=build_retry_policy(2, delay=0.01))
+    genesys = genesys_for(start_emulator(fault_rate=1.0), max_attempts=2)
+    defs = dg.Definitions(assets=[raw_conversations], jobs=[job],
+                          resources={"genesys": genesys, "working_storage": WorkingStorage(root=str(tmp_path))})  # fmt: skip
+    with dg.DagsterInstance.from_config(str(instance_dir)) as instance:
+        # The run ahead: a run of the same day that has started its chain and finishes 3 s from now.
+        ahead = dg.DagsterRun(job_name=CONVERSATIONS_JOB, run_id="ahead-of-the-test-run", tags={"dagster/partition": day},
+                              status=dg.DagsterRunStatus.STARTED)  # fmt: skip
+        instance.add_run(ahead)
+        instance.report_dagster_event(dg.DagsterEvent(event_type_value=dg.DagsterEventType.STEP_START.value, job_name=CONVERSATIONS_JOB,
+                                                      step_key="raw_conversations", message="started"), run_id=ahead.run_id)  # fmt: skip
+        finish = threading.Timer(3.0, lambda: instance.report_dagster_event(
+            dg.DagsterEvent(event_type_value=dg.DagsterEventType.RUN_SUCCESS.value, job_name=CONVERSATIONS_JOB, message="done"), run_id=ahead.run_id))  # fmt: skip
+        finish.start()
+        result = defs.resolve_job_def(job.name).execute_in_process(instance=instance, partition_key=day, raise_on_error=False)
+        finish.join()
+        assert not result.success
+        retries = [e.step_retry_data.error for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+        waits = [e for e in retries if e.cause and e.cause.cls_name == day_exclusivity.DaysTakenByEarlierRun.__name__]
+        assert len(waits) >= 2 and ahead.run_id in waits[0].cause.message
+        assert len(retries) - len(waits) == 2  # the policy's own retries, after the waits
+        (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+        assert "GenesysRetriesExhausted" in str(failure.step_failure_data.error), failure.step_failure_data.error
