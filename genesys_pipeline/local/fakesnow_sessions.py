@@ -129,7 +129,8 @@ class Sessions:
                 logger.debug("rollback of session %s: %s", session.id, error)
             session.aborted, session.transaction = transaction.id, None
             self._release(session)
-            logger.warning("aborted transaction %s (%s) of session %s: %s", transaction.id, transaction.name, session.id, why)
+            logger.warning("aborted transaction %s (%s) of session %s: %s",
+                           transaction.id, transaction.name, session.id, why)  # fmt: skip
             return transaction.id
 
     def abort_by_id(self, transaction_id: int, by: Session) -> str:
@@ -180,7 +181,8 @@ class Sessions:
                     return
                 idle = time.monotonic() - holder.last_active
                 if holder.busy == 0 and idle >= self.detached_abort_seconds:
-                    self.abort(holder, f"idle {idle:.0f} s while holding the lock on {table} that session {session.id} waits for")
+                    why = f"idle {idle:.0f} s while holding the lock on {table} that session {session.id} waits for"
+                    self.abort(holder, why)
                     continue
                 left = deadline - time.monotonic()
                 if left <= 0:

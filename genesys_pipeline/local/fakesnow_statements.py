@@ -194,10 +194,12 @@ def session_handlers(ns: dict[str, Any], sessions: Sessions) -> dict[str, Any]:
             sessions.end(session)
             return response
         if show := _SHOW_TRANSACTIONS.fullmatch(sql):
-            return await run_instead(request, payload, show_transactions_sql(sessions.show_transactions(session, bool(show.group(1)))))
+            listed = sessions.show_transactions(session, in_account=bool(show.group(1)))
+            return await run_instead(request, payload, show_transactions_sql(listed))
         if abort := _ABORT.fullmatch(sql):
             status = await run_in_threadpool(sessions.abort_by_id, int(abort.group(1)), session)
-            return await run_instead(request, payload, text_result_sql(f"SYSTEM$ABORT_TRANSACTION({abort.group(1)})", status))
+            column = f"SYSTEM$ABORT_TRANSACTION({abort.group(1)})"
+            return await run_instead(request, payload, text_result_sql(column, status))
         if (changes := session_parameters(sql)) is not None:
             apply_parameters(session, changes)
             return await run_instead(request, payload, text_result_sql("status", "Statement executed successfully."))

@@ -267,7 +267,8 @@ def load_failure_message(partition_key: str, progress: Progress, transaction: st
             then = "if it did not, the ROLLBACK left every table as it was"
         else:
             then = f"the ROLLBACK could not be sent either ({progress.rollback_error}), so if it did not, {still_open}"
-        return f"{where}: {error}. Whether Snowflake applied the COMMIT is unknown; {then}. A rerun replaces the day either way."
+        return (f"{where}: {error}. Whether Snowflake applied the COMMIT is unknown; {then}. "
+                "A rerun replaces the day either way.")  # fmt: skip
     if progress.rolled_back:
         return f"{where}; {outcome}, every table is as it was before: {error}"
     return (
