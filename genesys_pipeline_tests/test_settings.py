@@ -21,6 +21,7 @@ from genesys_pipeline.settings import SettingsError, load_settings
         ("GENESYS_PARTITION_START_DATE", "2024-13-01", "a date as YYYY-MM-DD"),
         ("GENESYS_PIPELINE_ENV", "staging", "one of local, production"),
         ("GENESYS_SCHEDULE_HOUR", "24", "between 0 and 23"),
+        ("GENESYS_ONGOING_REFRESH_DAYS", "91", "between 0 and 90"),
         ("GENESYS_S3_FILE_FORMAT", "json", "one of parquet, csv"),
         ("GENESYS_S3_SSE", "none", "one of AES256, aws:kms"),
         ("GENESYS_SNOWFLAKE_CONNECTION_ARGS", "{not json", "JSON object"),

@@ -60,8 +60,8 @@ SCHEDULE_HOUR, LOOKBACK_DAYS, PARTITION_TIMEZONE = (
 )
 # How many days after its start a conversation still gets its day reloaded while Snowflake holds it as
 # ongoing. Bounded, because every day of the window that holds ongoing conversations costs a run per tick.
-ONGOING_REFRESH_DAYS = 30
-MAX_ONGOING_REFRESH_DAYS = 90
+ONGOING_REFRESH_DAYS = SETTINGS.ongoing_refresh_days  # GENESYS_ONGOING_REFRESH_DAYS
+MAX_ONGOING_REFRESH_DAYS = 90  # settings.py refuses more
 # The Snowflake lookup runs inside the tick, which Dagster gives 60 s (DAGSTER_SCHEDULE_GRPC_TIMEOUT_SECONDS)
 # before failing it and its runs with it: give up well before, and keep the normal days.
 ONGOING_LOOKUP_TIMEOUT_SECONDS = 20.0
