@@ -75,6 +75,7 @@ class Env:
     database: str
     file_format: str = "parquet"
     staging_tables: str = "transient"  # the stock stand-in cannot COPY into temporary tables
+    statement_timeout_seconds: int = 3600  # SnowflakeTarget's default
 
     @property
     def storage(self) -> WorkingStorage:
@@ -95,8 +96,10 @@ class Env:
     @property
     def target(self) -> SnowflakeTarget:
         return SnowflakeTarget(
-            stage_aws_key_id="testing", stage_aws_secret_key="not-a-real-secret", staging_tables=self.staging_tables
-        )
+            stage_aws_key_id="testing", stage_aws_secret_key="not-a-real-secret", staging_tables=self.staging_tables,
+            statement_timeout_seconds=self.statement_timeout_seconds,
+            lock_timeout_seconds=min(900, self.statement_timeout_seconds),
+        )  # fmt: skip
 
     def resources(self) -> dict[str, Any]:
         return {

@@ -163,6 +163,26 @@ def test_a_load_killed_inside_its_transaction_is_recovered_by_a_plain_rerun(env:
             and "an earlier load of 2024-05-08 that never finished" in logged(instance, result.run_id))  # fmt: skip
 
 
+@pytest.mark.slow
+def test_a_load_killed_before_its_transaction_leaves_nothing_once_its_staging_tables_are_old(env: Env) -> None:
+    """Killed after creating its staging tables, before BEGIN: no transaction to abort, so nothing proves
+    at once that the load is dead. A rerun succeeds anyway; the staging tables stay while they are younger
+    than the statement timeout (their load could be alive) and the next load after that drops them."""
+    tables = write_partition(env.storage, DAY, conversations=4)
+    assert env.materialize([s3_conversations]).success
+    start_load_and_kill_it(env, "CREATE OR REPLACE TRANSIENT TABLE PARTICIPANT_ATTRIBUTES_LOADING_")
+    assert open_transactions(env) == [] and len(leftover_staging(env)) == len(TABLES)
+    assert env.materialize([snowflake_conversations]).success  # within the default hour: kept
+    assert len(leftover_staging(env)) == len(TABLES)
+
+    time.sleep(2)
+    env.statement_timeout_seconds = 1
+    assert env.materialize([snowflake_conversations]).success
+    assert leftover_staging(env) == []
+    for table in TABLES:
+        assert env.rows(table.name) == expected_rows(tables, table.name), table.name
+
+
 def test_staging_tables_of_dead_loads_are_dropped_and_live_ones_kept(env: Env) -> None:
     """Leftovers of loads that died outside their transaction: a staging table older than the statement
     timeout (and one named by an earlier version, whose age only Snowflake's CREATED tells) is dropped by
