@@ -42,6 +42,23 @@ EMULATOR_CONFIG: dict[str, Any] = dict(
     data_availability_lag_seconds=6 * 3600,
 )
 
+# Values for every variable a production code location requires (defs/resources.py checks them when the
+# definitions load); their values are only resolved when a run starts, so no real service is needed.
+PRODUCTION_PLACEHOLDERS: dict[str, str] = {
+    "GENESYS_PIPELINE_ENV": "production",
+    "GENESYS_REGION": "mypurecloud.com",
+    "GENESYS_CLIENT_ID": "placeholder-id",
+    "GENESYS_CLIENT_SECRET": "placeholder-secret",
+    "GENESYS_WORKING_DIR": "/tmp/genesys-working",
+    "GENESYS_S3_BUCKET": "placeholder-bucket",
+    "SNOWFLAKE_ACCOUNT": "placeholder",
+    "SNOWFLAKE_USER": "placeholder",
+    "SNOWFLAKE_DATABASE": "ANALYTICS",
+    "SNOWFLAKE_SCHEMA": "GENESYS",
+    "SNOWFLAKE_PRIVATE_KEY": "placeholder",
+    "GENESYS_SNOWFLAKE_STORAGE_INTEGRATION": "GENESYS_S3",
+}
+
 # Short polls and backoffs keep the pipeline's tests fast (the retry logic is the same at any scale), and
 # ten attempts ride out the emulator's injected faults.
 FAST_RETRIES: dict[str, Any] = dict(

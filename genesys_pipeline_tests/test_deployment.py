@@ -29,26 +29,10 @@ from genesys_pipeline.local.processes import (
     start_session,
     stop_session,
 )
+from genesys_pipeline_tests.conftest import PRODUCTION_PLACEHOLDERS
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-
-# Values for the variables a production code location requires; the code server only reads their names
-# (they are EnvVars, resolved when a run starts), so no real service is needed.
-PRODUCTION_PLACEHOLDERS = {
-    "GENESYS_REGION": "mypurecloud.com",
-    "GENESYS_CLIENT_ID": "placeholder-id",
-    "GENESYS_CLIENT_SECRET": "placeholder-secret",
-    "GENESYS_WORKING_DIR": "/tmp/genesys-working",
-    "GENESYS_S3_BUCKET": "placeholder-bucket",
-    "SNOWFLAKE_ACCOUNT": "placeholder",
-    "SNOWFLAKE_USER": "placeholder",
-    "SNOWFLAKE_DATABASE": "ANALYTICS",
-    "SNOWFLAKE_SCHEMA": "GENESYS",
-    "SNOWFLAKE_PRIVATE_KEY": "placeholder",
-    "GENESYS_SNOWFLAKE_STORAGE_INTEGRATION": "GENESYS_S3",
-}
-
 
 def _dockerfile() -> tuple[dict[str, str], list[str]]:
     """The Dockerfile's ENV (one multi-line instruction or several) and its CMD (exec form)."""

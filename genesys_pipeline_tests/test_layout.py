@@ -15,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from genesys_pipeline_tests.conftest import PRODUCTION_PLACEHOLDERS
+
 PACKAGE = Path(__file__).resolve().parents[1] / "genesys_pipeline"
 
 _PROBE = """
@@ -27,7 +29,7 @@ print(json.dumps(sorted(name for name in sys.modules
 
 
 def _imported_in(environment: str) -> list[str]:
-    env = dict(os.environ, GENESYS_PIPELINE_ENV=environment)
+    env = {**os.environ, **PRODUCTION_PLACEHOLDERS, "GENESYS_PIPELINE_ENV": environment}
     done = subprocess.run([sys.executable, "-W", "ignore", "-c", _PROBE], env=env, capture_output=True, text=True,
                           timeout=180, cwd=PACKAGE.parent)  # fmt: skip
     assert done.returncode == 0, done.stderr

@@ -59,7 +59,11 @@ from genesys_pipeline.resources.warehouse import S3Publishing, SnowflakeTarget
 from genesys_pipeline.resources.working_storage import WorkingStorage
 from genesys_pipeline.settings import SETTINGS, load_settings
 from genesys_pipeline.steps import dimensions as dimension_loads
-from genesys_pipeline_tests.conftest import genesys_for, run_query
+from genesys_pipeline_tests.conftest import (
+    PRODUCTION_PLACEHOLDERS,
+    genesys_for,
+    run_query,
+)
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 UTC = timezone.utc
@@ -285,8 +289,8 @@ def test_production_settings_come_from_the_environment() -> None:
         "  'per_run': sorted({a.backfill_policy.max_partitions_per_run for a in assets if a.partitions_def}),\n"
         "  'retries': sorted({repr(a.op.retry_policy) for a in assets}), 'assets': len(assets)}))\n"
     )  # fmt: skip
-    env = dict(os.environ, GENESYS_PIPELINE_ENV="production", GENESYS_SCHEDULE_HOUR="4", GENESYS_LOOKBACK_DAYS="5",
-               GENESYS_PARTITION_TIMEZONE="America/Chicago", GENESYS_BACKFILL_DAYS_PER_RUN="3")  # fmt: skip
+    env = {**os.environ, **PRODUCTION_PLACEHOLDERS, "GENESYS_SCHEDULE_HOUR": "4", "GENESYS_LOOKBACK_DAYS": "5",
+           "GENESYS_PARTITION_TIMEZONE": "America/Chicago", "GENESYS_BACKFILL_DAYS_PER_RUN": "3"}  # fmt: skip
     env.pop("GENESYS_STEP_RETRIES", None)
     done = subprocess.run([sys.executable, "-W", "ignore", "-c", code], env=env, cwd=REPOSITORY, capture_output=True,
                           text=True, timeout=120)  # fmt: skip

@@ -12,6 +12,7 @@ import pytest
 
 from genesys_pipeline.resources.warehouse import S3Publishing, SnowflakeTarget
 from genesys_pipeline.settings import SettingsError, load_settings
+from genesys_pipeline_tests.conftest import PRODUCTION_PLACEHOLDERS
 
 
 @pytest.mark.parametrize(
@@ -54,3 +55,39 @@ def test_the_code_location_refuses_to_load_with_a_bad_setting() -> None:
 def test_a_trailing_newline_is_not_a_valid_name(build, field: str) -> None:
     with pytest.raises(ValueError, match=field.replace(".", r"\.")):
         build()
+
+
+# ##### PRODUCTION: CHECKED WHEN THE DEFINITIONS LOAD
+
+
+def test_production_fails_at_load_naming_every_missing_variable_and_never_a_secret_value() -> None:
+    from genesys_pipeline.defs.resources import (
+        REQUIRED_IN_PRODUCTION,
+        check_production_environment,
+    )
+
+    with pytest.raises(SettingsError) as raised:
+        check_production_environment({})
+    for name in REQUIRED_IN_PRODUCTION:
+        assert f"{name} is not set" in str(raised.value)
+    secret = "a-distinctive-client-secret-4711"
+    bad = {**PRODUCTION_PLACEHOLDERS, "GENESYS_REGION": "moon.pure.cloud", "GENESYS_S3_BUCKET": "Bad Bucket",
+           "GENESYS_SNOWFLAKE_STORAGE_INTEGRATION": "GENESYS-S3", "GENESYS_WORKING_DIR": "s3://",
+           "GENESYS_CLIENT_SECRET": secret}  # fmt: skip
+    with pytest.raises(SettingsError) as raised:
+        check_production_environment(bad)
+    message = str(raised.value)
+    assert "GENESYS_REGION must be a Genesys Cloud region" in message and "'moon.pure.cloud'" in message
+    assert "GENESYS_S3_BUCKET: S3Publishing.bucket is not a valid S3 bucket name: 'Bad Bucket'" in message
+    assert "GENESYS_SNOWFLAKE_STORAGE_INTEGRATION: " in message and "'GENESYS-S3'" in message
+    assert "GENESYS_WORKING_DIR: WorkingStorage.root 's3://' has no bucket name" in message
+    assert secret not in message and "not set" not in message
+    check_production_environment(PRODUCTION_PLACEHOLDERS)  # complete and well-formed: no error
+
+
+def test_dagster_definitions_validate_fails_on_a_bad_production_region() -> None:
+    env = {**os.environ, **PRODUCTION_PLACEHOLDERS, "GENESYS_REGION": "moon.pure.cloud"}
+    done = subprocess.run([str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-m",
+                           "genesys_pipeline.definitions"], env=env, capture_output=True, text=True, timeout=180)  # fmt: skip
+    assert done.returncode != 0
+    assert "GENESYS_REGION must be a Genesys Cloud region" in done.stdout + done.stderr

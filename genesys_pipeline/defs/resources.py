@@ -10,18 +10,27 @@ never loads the emulator or the stand-ins. The variables: docs/configuration.md.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Callable, Mapping
 
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 from dagster_snowflake import SnowflakeResource
 
 from genesys_pipeline.contracts.personal_data import HASH_KEY_VARIABLE
+from genesys_pipeline.genesys.regions import GENESYS_REGIONS, region_domain
 from genesys_pipeline.resources.genesys import GenesysResource
 from genesys_pipeline.resources.personal_data import PersonalDataProtection
 from genesys_pipeline.resources.warehouse import S3Publishing, SnowflakeTarget
 from genesys_pipeline.resources.working_storage import WorkingStorage
-from genesys_pipeline.settings import SETTINGS, Settings
+from genesys_pipeline.settings import SETTINGS, Settings, SettingsError
+
+# What a production run cannot start without. Their values stay EnvVars (Dagster resolves them at run
+# start and never shows them), but `check_production_environment` reads them when the definitions load.
+REQUIRED_IN_PRODUCTION = (
+    "GENESYS_REGION", "GENESYS_CLIENT_ID", "GENESYS_CLIENT_SECRET", "GENESYS_WORKING_DIR", "GENESYS_S3_BUCKET",
+    "SNOWFLAKE_ACCOUNT", "SNOWFLAKE_USER", "SNOWFLAKE_DATABASE", "SNOWFLAKE_SCHEMA",
+    "GENESYS_SNOWFLAKE_STORAGE_INTEGRATION",
+)  # fmt: skip
 
 
 def _snowflake_credentials() -> dict[str, Any]:
@@ -45,7 +54,38 @@ def personal_data_protection(settings: Settings = SETTINGS) -> PersonalDataProte
     return PersonalDataProtection(**policy.as_dict(), hash_key=key)
 
 
+def check_production_environment(environ: Mapping[str, str] = os.environ) -> None:
+    """Every variable a production run needs is set and well-formed, checked when the definitions load
+    (the code server, `dagster definitions validate`): bad configuration stops the code location at once
+    with one message naming every variable at fault, instead of failing each run at its start, after
+    retries. The values are only validated here (the resources keep their EnvVars); a secret's value never
+    appears in the message."""
+    problems = [f"{name} is not set" for name in REQUIRED_IN_PRODUCTION if not environ.get(name, "").strip()]
+    if not (environ.get("SNOWFLAKE_PRIVATE_KEY", "").strip() or environ.get("SNOWFLAKE_PASSWORD", "").strip()):
+        problems.append("SNOWFLAKE_PRIVATE_KEY is not set (key-pair authentication; SNOWFLAKE_PASSWORD only as a fallback)")
+    region = environ.get("GENESYS_REGION", "").strip()
+    if region and region_domain(region) is None:
+        problems.append(f"GENESYS_REGION must be a Genesys Cloud region, one of {', '.join(GENESYS_REGIONS)} (or "
+                        f"its SDK key such as eu_central_1), got {region!r}")  # fmt: skip
+    checks: dict[str, Callable[[str], Any]] = {
+        "GENESYS_WORKING_DIR": lambda value: WorkingStorage(root=value),
+        "GENESYS_S3_BUCKET": lambda value: S3Publishing(bucket=value),
+        "GENESYS_SNOWFLAKE_STORAGE_INTEGRATION": lambda value: SnowflakeTarget(storage_integration=value),
+    }
+    for name, build in checks.items():
+        value = environ.get(name, "").strip()
+        try:
+            if value:
+                build(value)
+        except ValueError as error:  # pydantic's ValidationError: the resource's own rule, which names the value
+            details = error.errors() if hasattr(error, "errors") else [{"msg": str(error)}]
+            problems.append(f"{name}: " + "; ".join(detail["msg"].removeprefix("Value error, ") for detail in details))
+    if problems:
+        raise SettingsError("The production settings are incomplete or wrong (docs/configuration.md): " + "; ".join(problems))
+
+
 def production_resources(settings: Settings = SETTINGS) -> dict[str, Any]:
+    check_production_environment()
     knobs = settings.production
     s3 = S3Resource(region_name=knobs.aws_region)
     return {
