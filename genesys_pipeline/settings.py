@@ -115,6 +115,40 @@ def _day(environ: Mapping[str, str], name: str, default: str) -> str:
     return value
 
 
+# The GenesysResource fields a deployment may tune, each read from GENESYS_<FIELD IN CAPITALS> (e.g.
+# GENESYS_REQUESTS_PER_MINUTE, for an org whose limit support has raised), and the SnowflakeTarget
+# fields, from GENESYS_SNOWFLAKE_<FIELD>. Their ranges are the resources' own, checked when the
+# definitions load (defs/resources.py).
+GENESYS_TUNABLE_FIELDS: dict[str, type] = {
+    "connect_timeout_seconds": float, "read_timeout_seconds": float, "query_page_size": int,
+    "job_page_size": int, "lookup_page_size": int, "query_result_cap": int, "job_result_cap": int,
+    "max_attempts": int, "backoff_base_seconds": float, "backoff_cap_seconds": float, "requests_per_minute": int,
+    "job_poll_interval_seconds": float, "job_poll_max_interval_seconds": float, "job_timeout_seconds": float,
+    "job_slot_wait_seconds": float,
+}  # fmt: skip
+SNOWFLAKE_TUNABLE_FIELDS: dict[str, type] = {"lock_timeout_seconds": int, "statement_timeout_seconds": int}
+
+
+def tuning_variable(field: str, prefix: str) -> str:
+    return prefix + field.upper()
+
+
+def _tuning(environ: Mapping[str, str], fields: dict[str, type], prefix: str) -> dict[str, Any]:
+    tuning: dict[str, Any] = {}
+    for field, kind in fields.items():
+        name = tuning_variable(field, prefix)
+        text = _optional(environ, name)
+        if text is None:
+            continue
+        try:
+            tuning[field] = kind(text)
+        except ValueError:
+            raise SettingsError(
+                f"{name} must be {'a whole number' if kind is int else 'a number'}, got {text!r}"
+            ) from None
+    return tuning
+
+
 @dataclasses.dataclass(frozen=True)
 class ProductionKnobs:
     """The optional, non-secret settings of the production resources (defaults as documented)."""
@@ -153,6 +187,8 @@ class Settings:
     step_retries: int
     api_count_tolerance_percent: float
     personal_data: PersonalDataPolicy
+    genesys_tuning: dict[str, Any]  # GenesysResource field -> value, from GENESYS_<FIELD>
+    snowflake_tuning: dict[str, Any]  # SnowflakeTarget field -> value, from GENESYS_SNOWFLAKE_<FIELD>
     production: ProductionKnobs
     local: LocalEndpoints
 
@@ -203,6 +239,8 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
         step_retries=_whole_number(environ, "GENESYS_STEP_RETRIES", 2 if environment == "production" else 0, 0, 10),
         api_count_tolerance_percent=_percent(environ, "GENESYS_API_COUNT_TOLERANCE_PERCENT", 5.0),
         personal_data=_personal_data(environ),
+        genesys_tuning=_tuning(environ, GENESYS_TUNABLE_FIELDS, "GENESYS_"),
+        snowflake_tuning=_tuning(environ, SNOWFLAKE_TUNABLE_FIELDS, "GENESYS_SNOWFLAKE_"),
         production=ProductionKnobs(
             s3_prefix=_text(environ, "GENESYS_S3_PREFIX", "genesys/conversations"),
             s3_file_format=file_format,

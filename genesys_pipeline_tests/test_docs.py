@@ -37,3 +37,12 @@ def test_no_page_links_outside_the_repository() -> None:
             resolved = (page.parent / target).resolve()
             assert resolved.is_relative_to(ROOT), f"{page.name} links outside the repository: {target}"
             assert resolved.exists(), f"{page.name} links to a missing file: {target}"
+
+
+def test_every_tunable_resource_field_has_its_variable_documented() -> None:
+    from genesys_pipeline.settings import GENESYS_TUNABLE_FIELDS, SNOWFLAKE_TUNABLE_FIELDS, tuning_variable
+
+    documented = set(re.findall(r"`([A-Z][A-Z0-9_]+)`", (ROOT / "docs" / "configuration.md").read_text()))
+    variables = [tuning_variable(f, "GENESYS_") for f in GENESYS_TUNABLE_FIELDS]
+    variables += [tuning_variable(f, "GENESYS_SNOWFLAKE_") for f in SNOWFLAKE_TUNABLE_FIELDS]
+    assert [name for name in variables if name not in documented] == []

@@ -4,6 +4,7 @@ allowed in the message; values that only look right (a trailing newline) are ref
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -91,3 +92,49 @@ def test_dagster_definitions_validate_fails_on_a_bad_production_region() -> None
                            "genesys_pipeline.definitions"], env=env, capture_output=True, text=True, timeout=180)  # fmt: skip
     assert done.returncode != 0
     assert "GENESYS_REGION must be a Genesys Cloud region" in done.stdout + done.stderr
+
+
+def test_every_tunable_field_has_its_variable_and_bad_values_name_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from genesys_pipeline.defs.resources import resources_for
+
+    monkeypatch.delenv("GENESYS_CLIENT_ID", raising=False)
+    settings = load_settings({"GENESYS_REQUESTS_PER_MINUTE": "150", "GENESYS_JOB_TIMEOUT_SECONDS": "600.5",
+                              "GENESYS_SNOWFLAKE_LOCK_TIMEOUT_SECONDS": "60"})  # fmt: skip
+    resources = resources_for(settings)
+    assert resources["genesys"].requests_per_minute == 150 and resources["genesys"].job_timeout_seconds == 600.5
+    assert resources["snowflake_target"].lock_timeout_seconds == 60
+    with pytest.raises(SettingsError, match="^GENESYS_MAX_ATTEMPTS must be a whole number, got 'six'$"):
+        load_settings({"GENESYS_MAX_ATTEMPTS": "six"})
+    with pytest.raises(SettingsError, match="^GENESYS_REQUESTS_PER_MINUTE: Input should be greater than or equal to 1, got 0$"):
+        resources_for(load_settings({"GENESYS_REQUESTS_PER_MINUTE": "0"}))
+    with pytest.raises(SettingsError, match=r"must not exceed .*\(set by GENESYS_SNOWFLAKE_LOCK_TIMEOUT_SECONDS, "
+                                            r"GENESYS_SNOWFLAKE_STATEMENT_TIMEOUT_SECONDS\)"):  # fmt: skip
+        resources_for(load_settings({"GENESYS_SNOWFLAKE_LOCK_TIMEOUT_SECONDS": "600",
+                                     "GENESYS_SNOWFLAKE_STATEMENT_TIMEOUT_SECONDS": "60"}))  # fmt: skip
+
+
+def test_an_emulator_started_with_other_credentials_is_usable_locally(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dagster as dg
+
+    from genesys_pipeline.defs.resources import resources_for
+
+    monkeypatch.setenv("GENESYS_CLIENT_ID", "my-emulator-client")
+    monkeypatch.setenv("GENESYS_CLIENT_SECRET", "my-emulator-secret")
+    genesys = resources_for(load_settings({}))["genesys"]
+    assert genesys.client_id == dg.EnvVar("GENESYS_CLIENT_ID") and genesys.client_secret == dg.EnvVar("GENESYS_CLIENT_SECRET")
+
+
+def test_production_takes_a_proxy_or_private_endpoint_instead_of_a_region() -> None:
+    from genesys_pipeline.defs.resources import check_production_environment
+
+    urls = {"GENESYS_API_BASE_URL": "https://genesys-proxy.example.com", "GENESYS_LOGIN_BASE_URL": "https://login-proxy.example.com"}
+    without_region = {k: v for k, v in PRODUCTION_PLACEHOLDERS.items() if k != "GENESYS_REGION"}
+    check_production_environment({**without_region, **urls})
+    for environ, message in (
+        ({**without_region, "GENESYS_API_BASE_URL": urls["GENESYS_API_BASE_URL"]}, "go together"),
+        ({**PRODUCTION_PLACEHOLDERS, **urls}, "exclude each other"),
+        ({**without_region, **urls, "GENESYS_API_BASE_URL": "ftp://x"}, "GENESYS_API_BASE_URL: "),
+        (without_region, "GENESYS_REGION is not set (or, for a proxy, both GENESYS_API_BASE_URL and GENESYS_LOGIN_BASE_URL)"),
+    ):
+        with pytest.raises(SettingsError, match=re.escape(message)):
+            check_production_environment(environ)
