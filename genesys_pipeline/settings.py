@@ -188,6 +188,9 @@ class Settings:
     api_count_tolerance_percent: float
     personal_data: PersonalDataPolicy
     genesys_tuning: dict[str, Any]  # GenesysResource field -> value, from GENESYS_<FIELD>
+    alerts_configured: bool  # GENESYS_ALERT_WEBHOOK_URL is set (its value stays an EnvVar)
+    dagster_ui_url: Optional[str]  # for links in alerts
+    freshness_deadline_hour: int  # yesterday must be loaded by this hour (partition time zone)
     snowflake_tuning: dict[str, Any]  # SnowflakeTarget field -> value, from GENESYS_SNOWFLAKE_<FIELD>
     production: ProductionKnobs
     local: LocalEndpoints
@@ -240,6 +243,9 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
         api_count_tolerance_percent=_percent(environ, "GENESYS_API_COUNT_TOLERANCE_PERCENT", 5.0),
         personal_data=_personal_data(environ),
         genesys_tuning=_tuning(environ, GENESYS_TUNABLE_FIELDS, "GENESYS_"),
+        alerts_configured=_optional(environ, "GENESYS_ALERT_WEBHOOK_URL") is not None,
+        dagster_ui_url=_optional(environ, "GENESYS_DAGSTER_UI_URL"),
+        freshness_deadline_hour=_whole_number(environ, "GENESYS_FRESHNESS_DEADLINE_HOUR", 10, 0, 23),
         snowflake_tuning=_tuning(environ, SNOWFLAKE_TUNABLE_FIELDS, "GENESYS_SNOWFLAKE_"),
         production=ProductionKnobs(
             s3_prefix=_text(environ, "GENESYS_S3_PREFIX", "genesys/conversations"),
