@@ -22,7 +22,7 @@ from genesys_pipeline.steps.metadata import flat_metadata
         "per conversation, with its first queue, agents, final wrap-up code and summed times), "
         "participants, sessions, segments, session metrics and participant attributes. Queue, user "
         "(deleted users included), wrap-up code and division ids get their names. In the working "
-        "location (flat/<day>/); a rerun replaces the day. The run fails, keeping the previous files, "
+        "location (flat/YYYY-MM-DD/); a rerun replaces the day. The run fails, keeping the previous files, "
         "if the conversations table does not have exactly one row per raw record."
     ),
 )

@@ -15,7 +15,7 @@ from genesys_pipeline.steps.publish import publish_partition
     kinds={"s3"},
     description=(
         "The day's six flattened tables published to S3 for Snowflake's external stage: one object per "
-        "table and day under s3://<bucket>/<prefix>/<table>/year=YYYY/month=MM/day=DD/ (Parquet, or gzip "
+        "table and day under s3://BUCKET/PREFIX/TABLE/year=YYYY/month=MM/day=DD/ (Parquet, or gzip "
         "CSV), encrypted at rest, plus a manifest per day under _manifests/ that the Snowflake load reads. "
         "A rerun replaces the day's objects and removes any others in the day's folders."
     ),

@@ -40,11 +40,13 @@ from genesys_pipeline.resources.personal_data import PersonalDataProtection
 
 
 class GenesysResource(dg.ConfigurableResource):
-    """Genesys Cloud API access with OAuth client credentials, retries and a request budget.
-
-    Give either `region` or both `api_base_url` and `login_base_url` (an emulator or a proxy).
-    Use `get_client()` for a `GenesysClient`.
+    """Genesys Cloud API access for the extraction and the lookups: an OAuth client-credentials client
+    (its id and secret), the org's region (or, for a proxy or private endpoint, both base URLs),
+    retries with backoff on 429s and server errors, and the request budget the client keeps to (300 a
+    minute by default, the limit of one OAuth client).
     """
+
+    # For code: `get_client()` gives a `GenesysClient`.
 
     # Validation errors must not echo input values: they would include the client secret.
     model_config = ConfigDict(hide_input_in_errors=True)
@@ -54,7 +56,7 @@ class GenesysResource(dg.ConfigurableResource):
         description=(
             "Genesys Cloud region as its domain, e.g. 'mypurecloud.com', 'usw2.pure.cloud', "
             "'mypurecloud.de' (the SDK key such as 'eu_central_1' is accepted too). The API and "
-            "login hosts are api.<domain> and login.<domain>. Leave unset when giving base URLs."
+            "login hosts are api.DOMAIN and login.DOMAIN. Leave unset when giving base URLs."
         ),
     )
     api_base_url: Optional[str] = Field(

@@ -31,8 +31,10 @@ def _mode_field(what: str) -> Any:
 
 
 class PersonalDataProtection(dg.ConfigurableResource):
-    """Per class of personal data (contracts/personal_data.py): keep, hash (HMAC-SHA256 under
-    `hash_key`) or drop, applied before anything is written. docs/privacy.md explains each class."""
+    """What happens to each class of personal data (customers' phone numbers, e-mail addresses and
+    names, free text, employees' e-mail addresses): kept, hashed (HMAC-SHA256 under the secret hash key,
+    so joins still work) or dropped, before anything is written. docs/privacy.md lists the fields of
+    each class."""
 
     # Validation errors must not echo input values: they would include the hash key.
     model_config = ConfigDict(hide_input_in_errors=True)

@@ -52,11 +52,12 @@ def _identifier(owner: str, field: str, value: str) -> str:
 
 
 class S3Publishing(dg.ConfigurableResource):
-    """The S3 location and object settings of the published tables.
+    """Where the day's tables are published for Snowflake, and how: the bucket and prefix, Parquet or
+    gzip CSV, and the server-side encryption of every object.
 
-    Layout, per table and partition day (zero-padded, so a rerun writes the same key):
-        s3://<bucket>/<prefix>/<table>/year=YYYY/month=MM/day=DD/<table>-YYYY-MM-DD.parquet   (or .csv.gz)
-        s3://<bucket>/<prefix>/_manifests/YYYY-MM-DD.json   what was published: keys, rows, bytes
+    One object per table and day, s3://BUCKET/PREFIX/TABLE/year=YYYY/month=MM/day=DD/TABLE-YYYY-MM-DD.parquet
+    (a rerun writes the same key), and a manifest per day, s3://BUCKET/PREFIX/_manifests/YYYY-MM-DD.json,
+    which says what was published (keys, rows, bytes) and is what the Snowflake load reads.
     """
 
     bucket: str = Field(description="S3 bucket the tables are published to (the Snowflake stage reads it).")
@@ -174,7 +175,7 @@ class SnowflakeTarget(dg.ConfigurableResource):
     CREATE STAGE statement and never logged or put in metadata.
     """
 
-    stage: str = Field(default="GENESYS_S3_STAGE", description="External stage over S3Publishing's prefix.")
+    stage: str = Field(default="GENESYS_S3_STAGE", description="The external stage over the published S3 prefix.")
     create_stage: bool = Field(
         default=True,
         description="CREATE STAGE IF NOT EXISTS on every run. False: an administrator created it; it is only verified.",

@@ -25,7 +25,10 @@ from pydantic import Field, field_validator
 
 
 class WorkingStorage(dg.ConfigurableResource):
-    """A working location for intermediate files, addressed by relative paths."""
+    """Where the steps leave files for each other: each day's raw records, flattened Parquet files and
+    manifests. A local folder on one machine, or s3://bucket/prefix when steps run on several machines.
+    Files are written whole (a temporary name, then a rename or a single upload) and a rerun replaces
+    its day's."""
 
     root: str = Field(
         description="A local folder (absolute, or relative to the current directory) or an S3 URI "
