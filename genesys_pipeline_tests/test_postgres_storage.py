@@ -103,15 +103,6 @@ class Deployment:
     def query(self, query: str, **variables: Any) -> dict[str, Any]:
         return processes.graphql(self.url, query, variables)
 
-    def count_in_postgres(self, table: str) -> int:
-        import psycopg2  # dagster-postgres's driver
-
-        server = self.postgres
-        with psycopg2.connect(host=server.host, port=server.port, user=server.username, password=server.password,
-                              dbname=server.db_name) as connection, connection.cursor() as cursor:  # fmt: skip
-            cursor.execute(f"select count(*) from {table}")  # noqa: S608 (a table name of ours)
-            return cursor.fetchone()[0]
-
 
 def _wait(condition: Any, timeout: float, what: Any, interval: float = 1.0) -> Any:
     """`condition()` once it is true; TimeoutError after `timeout` s naming `what` (or what it returns)."""
@@ -327,7 +318,7 @@ def test_a_backfill_and_a_schedule_tick_share_the_pool_and_outlive_a_restart(dep
         assert waits, "no step waited for the genesys_api pool"
 
         # It is all in Postgres, read there directly; the instance wrote no SQLite database.
-        assert deployment.count_in_postgres("runs") == expected_runs
+        assert deployment.postgres.query("select count(*) from runs") == str(expected_runs)
         assert [path.name for path in deployment.home.rglob("*.db")] == []
 
         deployment.stop()

@@ -121,6 +121,17 @@ class LocalPostgres:
                 f"{(done.stderr or done.stdout).strip()[-2000:]}" + (f"\nserver log:\n{tail}" if tail else "")
             )
 
+    def query(self, sql: str) -> str:
+        """What `psql` prints for `sql` on this server's database, unaligned and without headers."""
+        done = subprocess.run(
+            [str(server_binaries() / "psql"), "-h", self.host, "-p", str(self.port), "-U", self.username, "-d",
+             self.db_name, "-X", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-c", sql],
+            env=dict(os.environ, PGPASSWORD=self.password), capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise RuntimeError(f"psql failed (exit code {done.returncode}): {done.stderr.strip()[-2000:]}")
+        return done.stdout.strip()
+
     def stop(self) -> None:
         """Stop the server (fast shutdown: open sessions are ended) and remove its directory; safe to
         call more than once."""
