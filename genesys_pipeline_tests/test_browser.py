@@ -148,14 +148,14 @@ def _drive_the_ui(sync_api: Any, ui_url: str, tmp_path: Path) -> None:
                 # partitions targeted, in progress, succeeded, failed
                 expect(row, asset).to_have_text(re.compile(r"100% completed\s*3\s*0\s*3\s*0$"))
 
-            # The check's execution history: every day passed, nothing failed. The asset has two checks;
-            # the URL selects this one (the list would show the other first).
+            # The check's execution history: every day passed with a row of its own (the backfill's days
+            # too), nothing failed. The asset has two checks; the URL selects this one.
             page.goto(f"{ui_url}/assets/{CHECK_ASSET}?view=checks&checkDetail={CHECK_NAME}")
             expect(page.get_by_text(CHECK_NAME, exact=True).filter(visible=True).first).to_be_visible()
             page.get_by_text("Execution history", exact=True).click()
             table = page.get_by_role("table").filter(has_text="Evaluation result")
             expect(table.get_by_text("Passed", exact=True).first).to_be_visible()
-            expect(table.get_by_text(f"for {backfill_days[0]}").first).to_be_visible()  # the newest row has rendered
+            expect(table.get_by_text(backfill_days[-1], exact=True).first).to_be_visible()  # the backfill's rows rendered
             rows = _table_rows(table)
             failed = [row for row in rows if "fail" in row.get("Evaluation result", "").lower()]
             assert not failed, f"failed check evaluations on the page: {failed}"
@@ -222,14 +222,9 @@ def _table_rows(table: Any) -> list[dict[str, str]]:
 
 
 def _passed_for(row: dict[str, str], day: str) -> bool:
-    """A passed evaluation of `day`: that day's own (a single-day run), or of a range that holds it (a
-    backfill run of several days is evaluated once, against the asset: "... for 2026-11-20..2026-11-22.")."""
-    if row.get("Evaluation result") != "Passed":
-        return False
-    if row.get("Partition") == day:
-        return True
-    match = re.search(r"for (\d{4}-\d{2}-\d{2})(?:\.\.(\d{4}-\d{2}-\d{2}))?\.", row.get("Description", ""))
-    return bool(match) and match.group(1) <= day <= (match.group(2) or match.group(1))
+    """A passed evaluation recorded against `day`'s own partition: a single-day run's result, or the
+    day's own result inside a backfill run of several days."""
+    return row.get("Evaluation result") == "Passed" and row.get("Partition") == day
 
 
 def _screenshot(name: str) -> Path:
