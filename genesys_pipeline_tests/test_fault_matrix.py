@@ -324,7 +324,11 @@ def test_a_fault_leaves_the_day_whole_and_a_plain_rerun_converges(rig: Rig, case
     assert_whole(rig, day, truth, outcome.loaded or {old_run})
 
     started = time.monotonic()
-    rerun = rig.run(key)
+    try:
+        rerun = rig.run(key)
+    except AssertionError as stuck:
+        row["after_rerun"] = f"{stuck} [{time.monotonic() - started:.1f} s]; " + describe(rig, day, truth)
+        raise
     row["after_rerun"] = f"{'succeeded' if rerun.success else failure_message(rerun)[:400]} [{time.monotonic() - started:.1f} s]; " + describe(rig, day, truth)  # fmt: skip
     assert rerun.success, failure_message(rerun)
     assert_converged(rig, day, truth, rerun)
