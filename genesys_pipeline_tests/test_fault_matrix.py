@@ -21,14 +21,21 @@ the transaction, after a DELETE) and at its COMMIT. `pytest -s` prints the matri
 from __future__ import annotations
 
 import dataclasses
+import http.client
+import threading
 import time
+import uuid
 from datetime import date
 from typing import Any, Callable, Iterator
 from urllib.parse import unquote
 
+import boto3
 import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from genesys_pipeline.local import stand_ins
+from genesys_pipeline.local.s3_fault_proxy import FaultProxy
 from genesys_pipeline_tests.conftest import PAST_DAY, new_emulator
 from genesys_pipeline_tests.fault_checks import Reader, truth_keys
 from genesys_pipeline_tests.fault_rig import (
@@ -332,3 +339,32 @@ def test_a_fault_leaves_the_day_whole_and_a_plain_rerun_converges(rig: Rig, case
     row["after_rerun"] = f"{'succeeded' if rerun.success else failure_message(rerun)[:400]} [{time.monotonic() - started:.1f} s]; " + describe(rig, day, truth)  # fmt: skip
     assert rerun.success, failure_message(rerun)
     assert_converged(rig, day, truth, rerun)
+
+
+# ##### THE PROXY ITSELF
+
+
+def test_the_fault_proxy_forwards_fails_and_holds_requests(stack: stand_ins.LocalStack) -> None:
+    with FaultProxy(stack.s3_endpoint_url) as proxy:
+        s3 = boto3.client("s3", endpoint_url=proxy.base_url, region_name=stand_ins.REGION, config=Config(
+            retries={"max_attempts": 1}), aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+        bucket = f"proxy-{uuid.uuid4().hex[:8]}"
+        s3.create_bucket(Bucket=bucket)
+        s3.put_object(Bucket=bucket, Key="a=1/x.bin", Body=b"x" * 1000)
+        assert s3.head_object(Bucket=bucket, Key="a=1/x.bin")["ContentLength"] == 1000  # HEAD keeps its length
+        assert s3.get_object(Bucket=bucket, Key="a=1/x.bin")["Body"].read() == b"x" * 1000
+
+        proxy.set_faults(1.0, ("503",))
+        with pytest.raises(ClientError, match="SlowDown"):
+            s3.get_object(Bucket=bucket, Key="a=1/x.bin")
+        proxy.set_faults(0.0)
+
+        held = proxy.hold(lambda r: r.method == "PUT")
+        threading.Timer(0.2, held.drop).start()
+        connection = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=10)
+        with pytest.raises((ConnectionError, http.client.HTTPException)):
+            connection.request("PUT", f"/{bucket}/a=1/y.bin", body=b"y")
+            connection.getresponse()
+        assert held.reached.is_set() and held.request.path.endswith("/y.bin")
+        assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix="a=1/y")  # never forwarded
+        assert proxy.stats.snapshot()["faults.503"] >= 1 and proxy.stats.snapshot()["dropped"] == 1
