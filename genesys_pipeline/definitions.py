@@ -7,7 +7,7 @@ from typing import Any, Mapping, Optional
 
 import dagster as dg
 
-from genesys_pipeline.defs.alerts import alert_resources, freshness_checks, sensors
+from genesys_pipeline.defs.alerts import alert_resources, sensors
 from genesys_pipeline.defs.checks import asset_checks
 from genesys_pipeline.defs.dimensions import DIMENSION_ASSETS
 from genesys_pipeline.defs.flattened_conversations import flattened_conversations
@@ -31,7 +31,7 @@ def build_definitions(
     tests point it at their own servers); `executor` replaces Dagster's default multiprocess one."""
     return dg.Definitions(
         assets=[*PIPELINE_ASSETS, *DIMENSION_ASSETS],
-        asset_checks=[*asset_checks, *freshness_checks],
+        asset_checks=asset_checks,
         jobs=jobs,
         schedules=schedules,
         sensors=sensors,

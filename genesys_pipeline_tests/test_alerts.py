@@ -1,5 +1,6 @@
 """Operators' signals (defs/alerts.py): a failed run is announced on a chat webhook, with the job, the
-day, the cause and a link, and never the webhook's URL in a log; yesterday's freshness check exists."""
+day, the cause and a link, and never the webhook's URL in a log; the Snowflake tables carry a freshness
+policy with the configured deadline."""
 
 from __future__ import annotations
 
@@ -111,11 +112,14 @@ def test_a_failed_run_is_announced_on_the_webhook(
     assert lines[2] == f"Run: https://dagster.example.com/runs/{result.run_id}"
 
 
-def test_the_code_location_has_the_alert_sensor_and_yesterdays_freshness_check() -> None:
-    repository = build_definitions().get_repository_def()
-    sensors = {sensor.name: sensor for sensor in repository.sensor_defs}
-    assert {"genesys_failed_run_alert", "genesys_freshness_checks"} <= set(sensors)
+def test_the_code_location_has_the_alert_sensor_and_a_freshness_policy_on_the_tables() -> None:
+    definitions = build_definitions()
+    sensors = {sensor.name: sensor for sensor in definitions.get_repository_def().sensor_defs}
     # Off unless GENESYS_ALERT_WEBHOOK_URL is set (the test environment does not set it).
     assert sensors["genesys_failed_run_alert"].default_status == dg.DefaultSensorStatus.STOPPED
-    checks = {key.name for key in repository.asset_graph.asset_check_keys}
-    assert any("freshness" in name for name in checks), checks
+    policy = definitions.resolve_assets_def("snowflake_conversations").specs_by_key[
+        dg.AssetKey("snowflake_conversations")].freshness_policy  # fmt: skip
+    assert policy is not None and policy.deadline_cron == "0 10 * * *"  # GENESYS_FRESHNESS_DEADLINE_HOUR's default
+    # A policy, not a check: nothing but the two count checks runs inside the runs that load the tables.
+    assert {key.name for key in definitions.get_repository_def().asset_graph.asset_check_keys} == {
+        "row_counts_match_across_stages", "api_count_close_to_extracted"}

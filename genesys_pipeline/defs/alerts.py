@@ -1,7 +1,5 @@
-"""Operators' signals: a message to a chat webhook when a run fails, and a freshness check that fails
-when yesterday's conversations are not in Snowflake by the deadline."""
-
-import warnings
+"""Operators' signal when a run fails: a message to a chat webhook. (Freshness is the policy on
+snowflake_conversations.)"""
 
 import dagster as dg
 
@@ -48,21 +46,4 @@ def alert_resources() -> dict[str, FailureAlerts]:
     return {"alerts": FailureAlerts(webhook_url=dg.EnvVar(ALERT_VARIABLE), ui_base_url=SETTINGS.dagster_ui_url)}
 
 
-with warnings.catch_warnings():
-    # Dagster 1.13 marks these superseded by FreshnessPolicy, which looks at the newest materialization of
-    # any partition (a backfill of last year would count as fresh); this one asks for yesterday's.
-    warnings.simplefilter("ignore")
-    freshness_checks = dg.build_time_partition_freshness_checks(
-        assets=["snowflake_conversations"],
-        deadline_cron=f"0 {SETTINGS.freshness_deadline_hour} * * *",
-        timezone=SETTINGS.partition_timezone,
-    )
-    freshness_sensor = dg.build_sensor_for_freshness_checks(
-        freshness_checks=freshness_checks,
-        name="genesys_freshness_checks",
-        default_status=(
-            dg.DefaultSensorStatus.RUNNING if SETTINGS.environment == "production" else dg.DefaultSensorStatus.STOPPED
-        ),
-    )
-
-sensors = [genesys_failed_run_alert, freshness_sensor]
+sensors = [genesys_failed_run_alert]

@@ -1,20 +1,34 @@
 """`snowflake_conversations`: the wiring of the Snowflake load (steps/load.py)."""
 
+from datetime import timedelta
+
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 from dagster_snowflake import SnowflakeResource
 
 from genesys_pipeline.defs.partitions import daily_asset, range_window
 from genesys_pipeline.resources.warehouse import S3Publishing, SnowflakeTarget
+from genesys_pipeline.settings import SETTINGS
 from genesys_pipeline.steps.load import TableLoad, WarehouseLoader
 from genesys_pipeline.steps.metadata import load_metadata
 from genesys_pipeline.steps.publish import read_published_manifest
 from genesys_pipeline.steps.views import create_views
 
+# The daily schedule loads a day every morning; if no day reached Snowflake in the 24 hours before the
+# deadline (GENESYS_FRESHNESS_DEADLINE_HOUR), the daemon's freshness evaluation marks this asset late in
+# the UI. A policy, not an asset check: a check on the asset would run inside every run that loads it,
+# backfills of old days included, and judge yesterday from there.
+freshness_policy = dg.FreshnessPolicy.cron(
+    deadline_cron=f"0 {SETTINGS.freshness_deadline_hour} * * *",
+    lower_bound_delta=timedelta(hours=24),
+    timezone=SETTINGS.partition_timezone,
+)
+
 
 @daily_asset(
     deps=["s3_conversations"],
     kinds={"snowflake"},
+    freshness_policy=freshness_policy,
     description=(
         "The six conversation tables in Snowflake (CONVERSATIONS, PARTICIPANTS, SESSIONS, SEGMENTS, "
         "SESSION_METRICS, PARTICIPANT_ATTRIBUTES, list columns as VARIANT arrays), in the snowflake "
