@@ -43,7 +43,11 @@ from genesys_pipeline.steps.privacy import (
     normalise_phone,
     phone_digits,
 )
-from genesys_pipeline_tests.conftest import PAST_DAY, genesys_for
+from genesys_pipeline_tests.conftest import (
+    PAST_DAY,
+    PRODUCTION_PLACEHOLDERS,
+    genesys_for,
+)
 
 KEY = "h5-test-key-" + uuid.uuid4().hex  # 44 characters, distinctive: searched for too
 DAY = PAST_DAY.isoformat()
@@ -186,8 +190,8 @@ def test_bad_setting_values_and_a_missing_key_fail_with_the_variable_named() -> 
 def test_the_key_is_an_env_var_of_the_resource_and_only_when_something_is_hashed(monkeypatch) -> None:
     assert personal_data_protection(load_settings({})) is None  # the default: everything kept, as before
     settings = load_settings({"GENESYS_PII_PHONE_NUMBERS": "hash", "GENESYS_PII_HASH_KEY": KEY})
-    for name in ("GENESYS_REGION", "GENESYS_CLIENT_ID", "GENESYS_CLIENT_SECRET"):
-        monkeypatch.setenv(name, "mypurecloud.de" if name == "GENESYS_REGION" else "x")
+    for name, value in PRODUCTION_PLACEHOLDERS.items():  # production checks its variables when it loads
+        monkeypatch.setenv(name, value)
     genesys = production_resources(settings)["genesys"]
     assert genesys.personal_data.phone_numbers == "hash" and genesys.personal_data.customer_names == "keep"
     assert isinstance(genesys.personal_data.hash_key, dg.EnvVar) and genesys.personal_data.hash_key == "GENESYS_PII_HASH_KEY"

@@ -12,6 +12,7 @@ import pytest
 
 from genesys_pipeline.local.stand_ins import s3_resource, start_moto_s3
 from genesys_pipeline.resources.working_storage import WorkingStorage
+from genesys_pipeline_tests.conftest import PRODUCTION_PLACEHOLDERS
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +95,8 @@ def test_bad_roots_are_rejected_naming_the_field():
 def test_production_resources_give_an_s3_working_location_its_client(monkeypatch):
     from genesys_pipeline.defs.resources import production_resources
 
+    for name, value in PRODUCTION_PLACEHOLDERS.items():  # production checks its variables when it loads
+        monkeypatch.setenv(name, value)
     monkeypatch.setenv("AWS_REGION", "eu-west-1")
     resources = production_resources()
     assert resources["working_storage"].s3 is resources["s3"]
