@@ -146,7 +146,8 @@ def _assert_checks_passed(instance: dg.DagsterInstance, run_id: str) -> None:
     evaluations = [r.dagster_event.event_specific_data
                    for r in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)]  # fmt: skip
     counts = [e for e in evaluations if e.asset_check_key.name in (ROW_COUNT_CHECK, API_COUNT_CHECK)]
-    assert sorted(e.asset_check_key.name for e in counts) == sorted([ROW_COUNT_CHECK, API_COUNT_CHECK])
+    # A ranged run records each check once for the range and once per day (checks.py); every one passed.
+    assert {e.asset_check_key.name for e in counts} == {ROW_COUNT_CHECK, API_COUNT_CHECK}
     assert all(e.passed for e in counts), counts
 
 
