@@ -10,6 +10,7 @@ import dagster as dg
 from genesys_pipeline.defs.alerts import alert_resources, sensors
 from genesys_pipeline.defs.checks import asset_checks
 from genesys_pipeline.defs.dimensions import DIMENSION_ASSETS
+from genesys_pipeline.defs.executor import pipeline_executor
 from genesys_pipeline.defs.flattened_conversations import flattened_conversations
 from genesys_pipeline.defs.jobs import jobs
 from genesys_pipeline.defs.raw_conversations import raw_conversations
@@ -28,7 +29,8 @@ def build_definitions(
     resources: Optional[Mapping[str, Any]] = None, executor: Optional[dg.ExecutorDefinition] = None
 ) -> dg.Definitions:
     """The project's definitions. `resources` replaces the environment's resource set (the demo and the
-    tests point it at their own servers); `executor` replaces Dagster's default multiprocess one."""
+    tests point it at their own servers); `executor` replaces the pipeline's (Dagster's multiprocess
+    executor, after freeing what abandoned runs hold: defs/executor.py)."""
     return dg.Definitions(
         assets=[*PIPELINE_ASSETS, *DIMENSION_ASSETS],
         asset_checks=asset_checks,
@@ -36,7 +38,7 @@ def build_definitions(
         schedules=schedules,
         sensors=sensors,
         resources={**alert_resources(), **(dict(resources) if resources is not None else resources_for())},
-        executor=executor,
+        executor=executor if executor is not None else pipeline_executor,
     )
 
 

@@ -30,6 +30,7 @@ import dagster as dg
 from genesys_pipeline.contracts.tables import TABLES
 from genesys_pipeline.definitions import build_definitions
 from genesys_pipeline.defs.checks import ROW_COUNT_CHECK
+from genesys_pipeline.defs.day_exclusivity import fail_abandoned_runs
 from genesys_pipeline.defs.jobs import CONVERSATIONS_JOB
 from genesys_pipeline.local import stand_ins
 from genesys_pipeline.local.emulator import (
@@ -76,7 +77,10 @@ def resources_from(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def execute(config: dict[str, Any], instance: dg.DagsterInstance, day: str) -> dg.ExecuteInProcessResult:
-    """The conversations job for one day, in this process, in `instance`."""
+    """The conversations job for one day, in this process, in `instance`. First what the pipeline's
+    executor does when a launched run starts (defs/executor.py): runs whose worker is gone are marked
+    failed and their pool slots freed. execute_in_process never creates the job's executor."""
+    fail_abandoned_runs(instance, "a run starting on this machine")
     job = build_definitions(resources_from(config), executor=dg.in_process_executor).resolve_job_def(CONVERSATIONS_JOB)
     return job.execute_in_process(partition_key=day, instance=instance, run_config=QUIET, raise_on_error=False)
 

@@ -298,3 +298,28 @@ def test_a_step_that_waited_for_its_turn_keeps_its_retries_for_transient_errors(
         assert len(retries) - len(waits) == 2  # the policy's own retries, after the waits
         (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
         assert "GenesysRetriesExhausted" in str(failure.step_failure_data.error), failure.step_failure_data.error
+
+
+def _any_job() -> dg.JobDefinition:
+    return dg.JobDefinition(graph_def=dg.GraphDefinition(name="empty", node_defs=[]))
+
+
+def test_the_pipelines_executor_frees_abandoned_runs_before_any_step_claims_a_slot(monkeypatch, tmp_path) -> None:
+    """A killed run can hold the genesys_api slot, which blocks every later Genesys step before the
+    steps' own turn check runs; the executor, created once per run before any step, frees it."""
+    from genesys_pipeline.defs import executor as pipeline_executor_module
+
+    called: list[str] = []
+    monkeypatch.setattr(pipeline_executor_module, "fail_abandoned_runs",
+                        lambda instance, noticed_by: called.append(noticed_by) or {})  # fmt: skip
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        from genesys_pipeline.definitions import build_definitions
+
+        assert build_definitions().executor is pipeline_executor_module.pipeline_executor  # the default
+        context = dg.InitExecutorContext(
+            job=dg.reconstructable(_any_job), executor_def=pipeline_executor_module.pipeline_executor,
+            executor_config={"retries": {"enabled": {}}, "max_concurrent": 2}, instance=instance,
+        )  # fmt: skip
+        executor = pipeline_executor_module.pipeline_executor.executor_creation_fn(context)
+    assert called == ["a run starting on this machine"]
+    assert type(executor).__name__ == "MultiprocessExecutor"
