@@ -40,7 +40,11 @@ def test_no_page_links_outside_the_repository() -> None:
 
 
 def test_every_tunable_resource_field_has_its_variable_documented() -> None:
-    from genesys_pipeline.settings import GENESYS_TUNABLE_FIELDS, SNOWFLAKE_TUNABLE_FIELDS, tuning_variable
+    from genesys_pipeline.settings import (
+        GENESYS_TUNABLE_FIELDS,
+        SNOWFLAKE_TUNABLE_FIELDS,
+        tuning_variable,
+    )
 
     documented = set(re.findall(r"`([A-Z][A-Z0-9_]+)`", (ROOT / "docs" / "configuration.md").read_text()))
     variables = [tuning_variable(f, "GENESYS_") for f in GENESYS_TUNABLE_FIELDS]
