@@ -191,6 +191,7 @@ class Settings:
     alerts_configured: bool  # GENESYS_ALERT_WEBHOOK_URL is set (its value stays an EnvVar)
     dagster_ui_url: Optional[str]  # for links in alerts
     freshness_deadline_hour: int  # yesterday must be loaded by this hour (partition time zone)
+    asset_owners: tuple[str, ...]  # GENESYS_ASSET_OWNERS: e-mail addresses or team:<name>, shown in the UI
     snowflake_tuning: dict[str, Any]  # SnowflakeTarget field -> value, from GENESYS_SNOWFLAKE_<FIELD>
     production: ProductionKnobs
     local: LocalEndpoints
@@ -214,6 +215,14 @@ def _connection_args(environ: Mapping[str, str], name: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise SettingsError(f"{name} must be a JSON object of connection arguments, got {type(value).__name__}")
     return value
+
+
+def _owners(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
+    owners = tuple(owner.strip() for owner in (_optional(environ, name) or "").split(",") if owner.strip())
+    for owner in owners:
+        if not (owner.startswith("team:") and len(owner) > 5) and "@" not in owner:
+            raise SettingsError(f"{name} must list e-mail addresses or team:<name>, comma-separated, got {owner!r}")
+    return owners
 
 
 def _personal_data(environ: Mapping[str, str]) -> PersonalDataPolicy:
@@ -246,6 +255,7 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
         alerts_configured=_optional(environ, "GENESYS_ALERT_WEBHOOK_URL") is not None,
         dagster_ui_url=_optional(environ, "GENESYS_DAGSTER_UI_URL"),
         freshness_deadline_hour=_whole_number(environ, "GENESYS_FRESHNESS_DEADLINE_HOUR", 10, 0, 23),
+        asset_owners=_owners(environ, "GENESYS_ASSET_OWNERS"),
         snowflake_tuning=_tuning(environ, SNOWFLAKE_TUNABLE_FIELDS, "GENESYS_SNOWFLAKE_"),
         production=ProductionKnobs(
             s3_prefix=_text(environ, "GENESYS_S3_PREFIX", "genesys/conversations"),

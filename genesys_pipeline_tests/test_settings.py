@@ -138,3 +138,9 @@ def test_production_takes_a_proxy_or_private_endpoint_instead_of_a_region() -> N
     ):
         with pytest.raises(SettingsError, match=re.escape(message)):
             check_production_environment(environ)
+
+
+def test_asset_owners_are_e_mail_addresses_or_teams() -> None:
+    assert load_settings({"GENESYS_ASSET_OWNERS": "team:cc-data, ana@example.com"}).asset_owners == ("team:cc-data", "ana@example.com")
+    with pytest.raises(SettingsError, match="^GENESYS_ASSET_OWNERS must list e-mail addresses or team:<name>.*'bob'"):
+        load_settings({"GENESYS_ASSET_OWNERS": "team:cc-data,bob"})

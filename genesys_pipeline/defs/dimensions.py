@@ -9,11 +9,12 @@ from dagster_snowflake import SnowflakeResource
 
 from genesys_pipeline.contracts.dimension_tables import DIMENSIONS, Dimension
 from genesys_pipeline.contracts.personal_data import ENTITY_FIELDS
-from genesys_pipeline.defs.partitions import failing_at_once, retry_policy
+from genesys_pipeline.defs.partitions import ASSET_TAGS, failing_at_once, retry_policy
 from genesys_pipeline.resources.genesys import GenesysResource
 from genesys_pipeline.resources.warehouse import SnowflakeTarget
+from genesys_pipeline.settings import SETTINGS
 from genesys_pipeline.steps.dimensions import load_dimension, unique_entities
-from genesys_pipeline.steps.metadata import dimension_metadata
+from genesys_pipeline.steps.metadata import dimension_metadata, table_schema
 from genesys_pipeline.steps.privacy import protector_for
 
 DIMENSIONS_GROUP = "genesys_dimensions"
@@ -29,10 +30,14 @@ def _dimension_asset(dimension: Dimension) -> dg.AssetsDefinition:
         name=asset_name(dimension),
         group_name=DIMENSIONS_GROUP,
         kinds={"genesys", "snowflake"},
+        owners=list(SETTINGS.asset_owners),
+        tags=ASSET_TAGS,
+        metadata={"dagster/column_schema": table_schema(dimension.table, unique=dimension.id_column),
+                  "dagster/table_name": dg.MetadataValue.text(dimension.name.upper())},
         pool="genesys_api",  # a listing is a few pages of the same OAuth client's rate budget
         retry_policy=retry_policy,
         description=f"{dimension.table.description} A snapshot of the Genesys directory as it is now, in "
-        f"the Snowflake table {dimension.name.upper()} (after SnowflakeTarget.table_prefix), replaced as a "
+        f"the Snowflake table {dimension.name.upper()} (with the table prefix, if one is set), replaced as a "
         "whole in one transaction; names exactly as the API sends them. Not partitioned: the "
         "genesys_dimensions job and its daily schedule refresh it.",
     )

@@ -5,17 +5,19 @@ import time
 import dagster as dg
 
 from genesys_pipeline.contracts.paths import FLAT_PREFIX, flat_manifest_path
+from genesys_pipeline.contracts.tables import TABLES
 from genesys_pipeline.defs.partitions import daily_asset, daily_partitions, range_window
 from genesys_pipeline.resources.genesys import GenesysResource
 from genesys_pipeline.resources.working_storage import WorkingStorage
 from genesys_pipeline.steps.flatten import FlattenReport, Lookups
 from genesys_pipeline.steps.flatten.day import flatten_partition
-from genesys_pipeline.steps.metadata import flat_metadata
+from genesys_pipeline.steps.metadata import flat_metadata, tables_definition_metadata
 
 
 @daily_asset(
     deps=["raw_conversations"],
-    kinds={"parquet"},
+    kinds={"python", "parquet"},
+    metadata=tables_definition_metadata(TABLES, in_snowflake=False),
     pool="genesys_api",  # reads the four lookup listings from the API
     description=(
         "The day's raw conversations as six typed tables, one Parquet file each: conversations (one row "

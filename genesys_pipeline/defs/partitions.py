@@ -31,6 +31,8 @@ from genesys_pipeline.steps.load import LoadError
 
 # The asset group of the partitioned chain raw -> flattened -> S3 -> Snowflake.
 CONVERSATIONS_GROUP = "genesys"
+# Shown on every asset in the UI and usable in asset selections (`tag:source=genesys-cloud`).
+ASSET_TAGS = {"source": "genesys-cloud", "domain": "contact-centre"}
 
 daily_partitions = dg.DailyPartitionsDefinition(
     start_date=SETTINGS.partition_start_date,
@@ -168,6 +170,8 @@ def daily_asset(**asset_args: Any) -> Callable[[Callable[..., Any]], dg.AssetsDe
             return dg.asset(
                 partitions_def=daily_partitions,
                 group_name=CONVERSATIONS_GROUP,
+                owners=list(SETTINGS.asset_owners),
+                tags=ASSET_TAGS,
                 backfill_policy=backfill_policy,
                 retry_policy=retry_policy,
                 **asset_args,

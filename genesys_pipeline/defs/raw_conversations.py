@@ -14,7 +14,7 @@ from genesys_pipeline.steps.privacy import protector_for
 
 
 @daily_asset(
-    kinds={"genesys", "json"},
+    kinds={"genesys", "python", "json"},
     pool="genesys_api",  # runs sharing one OAuth client share its rate budget
     description=(
         "Every Genesys Cloud conversation that started on the partition's day, exactly as the analytics "

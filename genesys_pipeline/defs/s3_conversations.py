@@ -12,7 +12,7 @@ from genesys_pipeline.steps.publish import publish_partition
 
 @daily_asset(
     deps=["flattened_conversations"],
-    kinds={"s3"},
+    kinds={"s3", "parquet"},
     description=(
         "The day's six flattened tables published to S3 for Snowflake's external stage: one object per "
         "table and day under s3://BUCKET/PREFIX/TABLE/year=YYYY/month=MM/day=DD/ (Parquet, or gzip "

@@ -6,11 +6,12 @@ import dagster as dg
 from dagster_aws.s3 import S3Resource
 from dagster_snowflake import SnowflakeResource
 
+from genesys_pipeline.contracts.tables import TABLES
 from genesys_pipeline.defs.partitions import daily_asset, range_window
 from genesys_pipeline.resources.warehouse import S3Publishing, SnowflakeTarget
 from genesys_pipeline.settings import SETTINGS
 from genesys_pipeline.steps.load import TableLoad, WarehouseLoader
-from genesys_pipeline.steps.metadata import load_metadata
+from genesys_pipeline.steps.metadata import load_metadata, tables_definition_metadata
 from genesys_pipeline.steps.publish import read_published_manifest
 from genesys_pipeline.steps.views import create_views
 
@@ -27,7 +28,8 @@ freshness_policy = dg.FreshnessPolicy.cron(
 
 @daily_asset(
     deps=["s3_conversations"],
-    kinds={"snowflake"},
+    kinds={"snowflake", "sql"},
+    metadata=tables_definition_metadata(TABLES, in_snowflake=True),
     freshness_policy=freshness_policy,
     description=(
         "The six conversation tables in Snowflake (CONVERSATIONS, PARTICIPANTS, SESSIONS, SEGMENTS, "

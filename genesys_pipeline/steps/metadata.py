@@ -9,6 +9,7 @@ from typing import Any, Iterable, Optional, Sequence
 
 import dagster as dg
 
+from genesys_pipeline.contracts.columns import Table
 from genesys_pipeline.contracts.dimension_tables import Dimension
 from genesys_pipeline.contracts.manifests import FlatManifest, PublishedManifest
 from genesys_pipeline.contracts.tables import CONVERSATIONS, TABLES
@@ -167,18 +168,39 @@ def load_metadata(
     }  # fmt: skip
 
 
-def dimension_metadata(
-    dimension: Dimension, load: DimensionLoad, states: Optional[Counter], seconds: float
-) -> dict[str, Any]:
-    schema = dg.TableSchema(
+def table_schema(table: Table, unique: Optional[str] = None) -> dg.TableSchema:
+    """A contract table as the UI's column schema: Snowflake names and types, the contract's descriptions
+    (the data dictionary's), nullability, and the key; `unique` marks a one-column key."""
+    key = ", ".join(column.upper() for column in table.key)
+    return dg.TableSchema(
         columns=[
             dg.TableColumn(
                 column.name.upper(), column.snowflake_type, description=column.description or None,
-                constraints=dg.TableColumnConstraints(nullable=column.nullable, unique=column.name == dimension.id_column),
+                constraints=dg.TableColumnConstraints(nullable=column.nullable, unique=column.name == unique),
             )
-            for column in dimension.table.columns
-        ]
+            for column in table.columns
+        ],
+        constraints=dg.TableConstraints(other=[f"one row per {key}"]),
     )  # fmt: skip
+
+
+def tables_definition_metadata(tables: Sequence[Table], in_snowflake: bool) -> dict[str, Any]:
+    """What the UI shows of an asset that holds several tables, before it is ever materialized: the first
+    table's column schema as the asset's own (`dagster/column_schema`), and every table's under its name."""
+    def name(table: Table) -> str:
+        return table.name.upper() if in_snowflake else table.name
+
+    metadata: dict[str, Any] = {"dagster/column_schema": table_schema(tables[0])}
+    if in_snowflake:
+        metadata["dagster/table_name"] = dg.MetadataValue.text(name(tables[0]))
+    metadata.update({f"columns of {name(table)}": dg.MetadataValue.table_schema(table_schema(table)) for table in tables})
+    return metadata
+
+
+def dimension_metadata(
+    dimension: Dimension, load: DimensionLoad, states: Optional[Counter], seconds: float
+) -> dict[str, Any]:
+    schema = table_schema(dimension.table, unique=dimension.id_column)
     metadata: dict[str, Any] = {
         "dagster/table_name": dg.MetadataValue.text(load.table),
         "dagster/row_count": dg.MetadataValue.int(load.rows),
