@@ -135,3 +135,19 @@ def run_query(snowflake: Any, sql: str, params: Any = None) -> list[dict[str, An
         cursor = conn.cursor(DictCursor)
         cursor.execute(sql, params)
         return [{k.lower(): v for k, v in row.items()} for row in cursor.fetchall()] if cursor.description else []
+
+
+# ##### DAGSTER'S CONTEXT BETWEEN TESTS
+
+
+@pytest.fixture(autouse=True)
+def no_instance_context_left_over() -> Iterator[None]:
+    """Dagster keeps the storage of the instance last entered with `with` in a context variable, which
+    any later load of definitions reads. An instance exited out of order (a test's inside another's
+    schedule context, fixtures of different scopes) can leave it pointing at a deleted temporary
+    instance: "unable to open database file" in a test that has nothing to do with it. Each test starts
+    without one."""
+    from dagster._core.storage.defs_state.base import set_defs_state_storage
+
+    with set_defs_state_storage(None):
+        yield
