@@ -31,6 +31,8 @@ HELP = {
     "digital_open_for_days": "one email or message conversation in 25 stays open 2-20 days; "
     "--no-digital-open-for-days leaves them out",
     "newer_media_type": "a media type newer than the SDK's (e.g. hologram) on one conversation in 20 (default: none)",
+    "unknown_fields": "add a made-up field at record, participant, session and segment level and a made-up "
+    "metric (tEmulatorProbe) to every conversation, to test schema-drift detection",
     "now": "the emulator's clock at start-up, ISO-8601 with zone (default: the real time)",
     "clock_rate": "emulated seconds per real second (0 freezes the clock)",
     "rate_limit_per_minute": "requests per token in a sliding 60 s window before a 429",

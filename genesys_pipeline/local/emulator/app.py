@@ -117,7 +117,7 @@ class EmulatorApp:
                         config.digital_open_for_days)  # fmt: skip
         self.centre = ContactCentre(
             config.seed, config.daily_volume, config.site_timezone, shapes=shapes,
-            newer_media_type=config.newer_media_type,
+            newer_media_type=config.newer_media_type, unknown_fields=config.unknown_fields,
         )  # fmt: skip
         self.tokens = TokenIssuer(config.client_id, config.client_secret, config.token_lifetime_seconds)
         self.limiter = SlidingWindowLimiter(config.rate_limit_per_minute)

@@ -35,6 +35,9 @@ class EmulatorConfig:
     # A media type newer than SDK v269 on every session of one conversation in 20 (by id). Not a real
     # type, so off (""): an option for testing how a client copes with a type it does not know.
     newer_media_type: str = ""
+    # One made-up field at record, participant, session and segment level and a made-up metric on
+    # every conversation (probes.py). Not real behaviour, so off: for testing schema-drift detection.
+    unknown_fields: bool = False
 
     # --- the clock ---
     # The emulator's "now". None = the real time at start-up. The clock then moves at `clock_rate`

@@ -34,6 +34,7 @@ from zoneinfo import ZoneInfo
 from .builder import WRAP_UP_TIMEOUT, build_conversation
 from .directory import Directory
 from .ids import MAX_DAILY_VOLUME, ConversationIdCodec, day_number, derive_key, mix64
+from .probes import add_unknown_fields
 from .records import materialize
 from .scenarios import MAX_LIFETIME_MS, MAX_ORDINARY_LIFETIME_MS, draws_digital
 from .shapes import LINGER_STRIDE, Shapes, draw_timeline
@@ -75,6 +76,7 @@ class ContactCentre:
         *,
         shapes: Shapes = Shapes(),
         newer_media_type: str = "",
+        unknown_fields: bool = False,
     ) -> None:
         if not 0 <= daily_volume <= MAX_DAILY_VOLUME:
             raise ValueError(f"daily_volume must be within [0, {MAX_DAILY_VOLUME}], got {daily_volume}")
@@ -84,6 +86,7 @@ class ContactCentre:
         # A media type Genesys added after SDK v269 (not a real one: an option for tests), on every
         # session of one conversation in 20 (by id), in every response, as a new channel would be.
         self.newer_media_type = newer_media_type
+        self.unknown_fields = unknown_fields  # made-up fields at every level (probes.py), for drift tests
         ZoneInfo(site_timezone)  # fail now on an unknown zone, not on the first request
         self._directory = Directory(seed)
         # Full API entities, sorted by name. Shared: callers must not mutate them.
@@ -165,6 +168,8 @@ class ContactCentre:
             for participant in record["participants"]:
                 for session in participant["sessions"]:
                     session["mediaType"] = self.newer_media_type
+        if self.unknown_fields:
+            add_unknown_fields(record)
         return record
 
     def _seed(self, number: int, index: int) -> int:
