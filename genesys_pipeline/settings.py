@@ -18,6 +18,9 @@ to the resources as `dg.EnvVar`s, which Dagster resolves when a run starts and n
                                      API's own count of a day may lie from them before the
                                      api_count_close_to_extracted check warns: the details query's
                                      totalHits is documented as approximate
+    GENESYS_TABLES                   the flattened tables written, published and loaded, comma-separated
+                                     (default all; conversations always): a table left out is never
+                                     written, published or touched in Snowflake
     GENESYS_STEP_RETRIES             retries of a failed step (default 2 in production, 0 in the local
                                      environment: the emulator and stand-ins have no outages to ride out,
                                      and a failure there should show at once)
@@ -51,6 +54,7 @@ from genesys_pipeline.contracts.personal_data import (
     MODES,
     PersonalDataPolicy,
 )
+from genesys_pipeline.contracts.tables import CONVERSATIONS, TABLES
 
 ENVIRONMENTS = ("local", "production")
 
@@ -191,6 +195,7 @@ class Settings:
     alerts_configured: bool  # GENESYS_ALERT_WEBHOOK_URL is set (its value stays an EnvVar)
     dagster_ui_url: Optional[str]  # for links in alerts
     freshness_deadline_hour: int  # yesterday must be loaded by this hour (partition time zone)
+    tables: tuple[str, ...]  # GENESYS_TABLES: the flattened tables of contracts/tables.py used, in its order
     asset_owners: tuple[str, ...]  # GENESYS_ASSET_OWNERS: e-mail addresses or team:<name>, shown in the UI
     snowflake_tuning: dict[str, Any]  # SnowflakeTarget field -> value, from GENESYS_SNOWFLAKE_<FIELD>
     production: ProductionKnobs
@@ -225,6 +230,25 @@ def _owners(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
     return owners
 
 
+TABLES_VARIABLE = "GENESYS_TABLES"
+
+
+def _tables(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """The tables named (case and spaces ignored), in contracts/tables.py's order, conversations always."""
+    text = _optional(environ, name)
+    if text is None:
+        return tuple(table.name for table in TABLES)
+    named = {part.strip().lower() for part in text.split(",") if part.strip()}
+    allowed = [table.name for table in TABLES]
+    unknown = sorted(named - set(allowed))
+    if unknown:
+        raise SettingsError(
+            f"{name} must list tables, comma-separated, from {', '.join(allowed)} (conversations is always "
+            f"included); got {text!r}, and {', '.join(repr(u) for u in unknown)} is not among them"
+        )
+    return tuple(table for table in allowed if table in named or table == CONVERSATIONS.name)
+
+
 def _personal_data(environ: Mapping[str, str]) -> PersonalDataPolicy:
     policy = PersonalDataPolicy(**{c.name: _one_of(environ, c.variable, "keep", MODES) for c in CLASSES})
     if policy.hashes and _optional(environ, HASH_KEY_VARIABLE) is None:
@@ -255,6 +279,7 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
         alerts_configured=_optional(environ, "GENESYS_ALERT_WEBHOOK_URL") is not None,
         dagster_ui_url=_optional(environ, "GENESYS_DAGSTER_UI_URL"),
         freshness_deadline_hour=_whole_number(environ, "GENESYS_FRESHNESS_DEADLINE_HOUR", 10, 0, 23),
+        tables=_tables(environ, TABLES_VARIABLE),
         asset_owners=_owners(environ, "GENESYS_ASSET_OWNERS"),
         snowflake_tuning=_tuning(environ, SNOWFLAKE_TUNABLE_FIELDS, "GENESYS_SNOWFLAKE_"),
         production=ProductionKnobs(

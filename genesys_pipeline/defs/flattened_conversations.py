@@ -5,8 +5,8 @@ import time
 import dagster as dg
 
 from genesys_pipeline.contracts.paths import FLAT_PREFIX, flat_manifest_path
-from genesys_pipeline.contracts.tables import TABLES
 from genesys_pipeline.defs.partitions import daily_asset, daily_partitions, range_window
+from genesys_pipeline.defs.resources import selected_tables
 from genesys_pipeline.resources.genesys import GenesysResource
 from genesys_pipeline.resources.working_storage import WorkingStorage
 from genesys_pipeline.steps.flatten import FlattenReport, Lookups
@@ -17,7 +17,7 @@ from genesys_pipeline.steps.metadata import flat_metadata, tables_definition_met
 @daily_asset(
     deps=["raw_conversations"],
     kinds={"python", "parquet"},
-    metadata=tables_definition_metadata(TABLES, in_snowflake=False),
+    metadata=tables_definition_metadata(selected_tables(), in_snowflake=False),
     pool="genesys_api",  # reads the four lookup listings from the API
     description=(
         "The day's raw conversations as six typed tables, one Parquet file each: conversations (one row "
@@ -40,7 +40,7 @@ def flattened_conversations(
         day_started = time.monotonic()
         window = daily_partitions.time_window_for_partition_key(partition_key)
         report, manifest = flatten_partition(
-            working_storage, partition_key, window.start.date(), lookups, context.run.run_id
+            working_storage, partition_key, window.start.date(), lookups, context.run.run_id, selected_tables()
         )
         total.merge(report)
         manifests.append(manifest)

@@ -16,7 +16,10 @@ import dagster as dg
 from dagster_aws.s3 import S3Resource
 from dagster_snowflake import SnowflakeResource
 
+import genesys_pipeline.settings as settings_module
+from genesys_pipeline.contracts.columns import Table
 from genesys_pipeline.contracts.personal_data import HASH_KEY_VARIABLE
+from genesys_pipeline.contracts.tables import TABLES_BY_NAME
 from genesys_pipeline.genesys.regions import GENESYS_REGIONS, region_domain
 from genesys_pipeline.resources.genesys import GenesysResource
 from genesys_pipeline.resources.personal_data import PersonalDataProtection
@@ -32,6 +35,12 @@ REQUIRED_IN_PRODUCTION = (
     "SNOWFLAKE_ACCOUNT", "SNOWFLAKE_USER", "SNOWFLAKE_DATABASE", "SNOWFLAKE_SCHEMA",
     "GENESYS_SNOWFLAKE_STORAGE_INTEGRATION",
 )  # fmt: skip
+
+
+def selected_tables() -> tuple[Table, ...]:
+    """The tables of GENESYS_TABLES, in contracts/tables.py's order: the ones the steps write, publish,
+    load and count. Read when called (a step's run, a definition's metadata), from the parsed settings."""
+    return tuple(TABLES_BY_NAME[name] for name in settings_module.SETTINGS.tables)
 
 
 def _snowflake_credentials() -> dict[str, Any]:

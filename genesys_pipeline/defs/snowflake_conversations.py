@@ -6,8 +6,8 @@ import dagster as dg
 from dagster_aws.s3 import S3Resource
 from dagster_snowflake import SnowflakeResource
 
-from genesys_pipeline.contracts.tables import TABLES
 from genesys_pipeline.defs.partitions import daily_asset, range_window
+from genesys_pipeline.defs.resources import selected_tables
 from genesys_pipeline.resources.warehouse import S3Publishing, SnowflakeTarget
 from genesys_pipeline.settings import SETTINGS
 from genesys_pipeline.steps.load import TableLoad, WarehouseLoader
@@ -29,16 +29,17 @@ freshness_policy = dg.FreshnessPolicy.cron(
 @daily_asset(
     deps=["s3_conversations"],
     kinds={"snowflake", "sql"},
-    metadata=tables_definition_metadata(TABLES, in_snowflake=True),
+    metadata=tables_definition_metadata(selected_tables(), in_snowflake=True),
     freshness_policy=freshness_policy,
     description=(
-        "The six conversation tables in Snowflake (CONVERSATIONS, PARTICIPANTS, SESSIONS, SEGMENTS, "
-        "SESSION_METRICS, PARTICIPANT_ATTRIBUTES, list columns as VARIANT arrays), in the snowflake "
+        f"The conversation tables in Snowflake ({', '.join(t.name.upper() for t in selected_tables())}: those "
+        "of GENESYS_TABLES, all by default; list columns as VARIANT arrays), in the snowflake "
         "resource's database and schema, with GENESYS_LOAD_HISTORY recording every load, and the views "
         "QUEUE_VISITS (one row per queue a conversation waited in) and AGENT_HANDLING (one row per agent "
-        "who handled it: per-agent and per-queue handle time). Each day is "
-        "replaced in one transaction over all six tables: a reader sees the old day or the new one, a "
-        "failure leaves the tables as they were, and a rerun never duplicates rows. The row-count check "
+        "who handled it: per-agent and per-queue handle time), each when the tables it reads are selected. "
+        "Each day is replaced in one transaction over all these tables: a reader sees the old day or the "
+        "new one, a failure leaves the tables as they were, and a rerun never duplicates rows. A table left "
+        "out of GENESYS_TABLES is not created or touched: its rows stay as they were. The row-count check "
         "then proves every table matches the API, raw, flattened and S3 counts."
     ),
 )
@@ -51,12 +52,13 @@ def snowflake_conversations(
 ) -> dg.MaterializeResult:
     client = s3.get_client()
     loads: list[TableLoad] = []
+    tables = selected_tables()
     with snowflake.get_connection() as connection:
         loader = WarehouseLoader(connection, snowflake_target, s3_publishing, log=context.log.debug,
-                                 warn=context.log.warning)
+                                 warn=context.log.warning, tables=tables)
         loader.prepare(context.partition_keys)
         # Before any day is replaced: a schema without CREATE VIEW fails the run with every table as it was.
-        views = create_views(loader.session, snowflake_target)
+        views = create_views(loader.session, snowflake_target, tables)
         for partition_key in context.partition_keys:
             manifest = read_published_manifest(client, s3_publishing, partition_key)
             day = loader.load_partition(partition_key, manifest.tables, manifest.format, context.run.run_id)

@@ -1,4 +1,7 @@
-"""The Snowflake load: replace one day of the six conversation tables, all or nothing.
+"""The Snowflake load: replace one day of the conversation tables, all or nothing.
+
+The tables are the selected ones (GENESYS_TABLES, `WarehouseLoader(tables=...)`): a table left out is
+not created, and no statement below touches it; its rows stay as they were.
 
 Per run (outside any transaction: in Snowflake every DDL statement commits an open transaction):
     SELECT CURRENT_DATABASE(), CURRENT_SCHEMA()                          the target, for names and checks
@@ -40,7 +43,7 @@ import dataclasses
 import json
 import uuid
 from datetime import date, datetime, timezone
-from typing import Any, Callable, Collection, Mapping, Optional
+from typing import Any, Callable, Collection, Mapping, Optional, Sequence
 
 from genesys_pipeline.contracts.columns import Table
 from genesys_pipeline.contracts.manifests import PublishedObject
@@ -91,6 +94,7 @@ class WarehouseLoader:
     """Runs the statements of the module docstring on one connection (a `snowflake.connector` one).
 
     `log` gets every statement; `warn` (default: `log`) what the load did about earlier loads that died.
+    `tables`: the tables loaded (GENESYS_TABLES); no statement touches the others.
     """
 
     def __init__(
@@ -100,8 +104,10 @@ class WarehouseLoader:
         publishing: S3Publishing,
         log: Callable[[str], None] = lambda message: None,
         warn: Optional[Callable[[str], None]] = None,
+        tables: Sequence[Table] = TABLES,
     ) -> None:
         self.session = SnowflakeSession(connection, log)
+        self.tables = tuple(tables)
         self.target = target
         self.publishing = publishing
         self.warn = warn or log
@@ -121,7 +127,7 @@ class WarehouseLoader:
         self.session.resolve_target(LoadError)
         configure_session(self.session, self.target, self.load_token)
         self._recover(partition_keys)
-        for table in TABLES:  # an existing table gets the columns a newer contract added
+        for table in self.tables:  # an existing table gets the columns a newer contract added
             self.session.ensure_table(table, self.target.table_name(table.name))
         self.session.execute(create_load_history_sql(self.target.load_history_table))
         if self.target.create_stage:
@@ -151,16 +157,20 @@ class WarehouseLoader:
         self, partition_key: str, files: Mapping[str, PublishedObject], file_format: str, run_id: str
     ) -> list[TableLoad]:
         """Replace the partition in every table, in one transaction; all tables or none."""
-        missing = [table.name for table in TABLES if table.name not in files]
+        missing = [table.name for table in self.tables if table.name not in files]
         if missing:
-            raise LoadError(f"Partition {partition_key}: the S3 manifest lists no file for {', '.join(missing)}")
+            raise LoadError(
+                f"Partition {partition_key}: the S3 manifest lists no file for {', '.join(missing)} (published "
+                "before the table was selected in GENESYS_TABLES?): materialize flattened_conversations and "
+                "s3_conversations for the day again"
+            )
         unknown = sorted(set(files) - {table.name for table in TABLES})
         if unknown:
             raise LoadError(f"Partition {partition_key}: the S3 manifest lists unknown tables {unknown}")
         tag_day(self.session, run_id, partition_key, self.load_token)
         self._recover([partition_key])
         try:
-            for table in TABLES:  # DDL: before BEGIN, as it would commit the transaction in Snowflake
+            for table in self.tables:  # DDL: before BEGIN, as it would commit the transaction in Snowflake
                 self.session.execute(
                     create_staging_sql(table, self.staging_name(table.name), self.target.staging_tables)
                 )
@@ -180,7 +190,7 @@ class WarehouseLoader:
 
         loads: list[TableLoad] = []
         with replace_in_transaction(self.session, failure, name) as progress:
-            for table in TABLES:
+            for table in self.tables:
                 file = files[table.name]
                 progress.subject = f"table {table.name} from {file.uri}"
                 loads.append(self._replace_table(progress, table, day, file, file_format, run_id))
@@ -250,7 +260,7 @@ class WarehouseLoader:
             self.warn(f"could not look for earlier loads of {', '.join(partition_keys)} that never finished: {error}")
 
     def _drop_staging(self) -> None:  # the next load drops what this could not (snowflake_recovery.py)
-        for table in TABLES:
+        for table in self.tables:
             try:
                 self.session.execute(f"DROP TABLE IF EXISTS {self.staging_name(table.name)}")
             except Exception as error:  # temporary tables end with the session anyway

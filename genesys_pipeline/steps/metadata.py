@@ -83,7 +83,7 @@ def flat_metadata(
     manifests: list[FlatManifest], total: FlattenReport, lookups: Lookups, window: tuple[datetime, datetime],
     location: str, manifest_uris: list[str], seconds: float,
 ) -> dict[str, dg.MetadataValue]:  # fmt: skip
-    names = [table.name for table in TABLES]
+    names = [table.name for table in TABLES if all(table.name in m.tables for m in manifests)]  # GENESYS_TABLES
     per_day = markdown_table(
         ("day", *names, "raw records", "API reported", "ongoing"),
         ((m.partition_key, *(f"{m.tables[n].rows:,}" for n in names), f"{m.raw_records:,}", _or_na(m.api_reported),

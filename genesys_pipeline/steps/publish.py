@@ -1,5 +1,7 @@
 """Publish a day's flattened tables to S3, where the Snowflake stage reads them.
 
+The tables published are the selected ones (GENESYS_TABLES, passed in as `tables`); a table left out is
+not published, and its objects of earlier days, if any, are left as they are.
 Per partition and table, one object at a deterministic key (contracts/paths.py), the flatten step's
 Parquet as it is or gzip RFC 4180 CSV (S3Publishing.file_format), and one PublishedManifest that the
 load reads. Objects are encrypted at rest (SSE-S3 by default, or SSE-KMS) and large ones go up in parts.
@@ -20,7 +22,7 @@ import json
 import os
 import tempfile
 from datetime import datetime, timezone
-from typing import IO, Any
+from typing import IO, Any, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -43,7 +45,8 @@ class PublishError(Exception):
 
 
 def publish_partition(
-    client: Any, storage: WorkingStorage, publishing: S3Publishing, partition_key: str, run_id: str
+    client: Any, storage: WorkingStorage, publishing: S3Publishing, partition_key: str, run_id: str,
+    tables: Sequence[Table] = TABLES,
 ) -> PublishedManifest:
     """Publish one day's tables and its manifest; returns the manifest.
 
@@ -54,15 +57,18 @@ def publish_partition(
     flat = FlatManifest.read(storage, partition_key)
     with contextlib.ExitStack() as open_files:  # each opened once: an s3:// working location downloads it
         sources: dict[str, tuple[IO[bytes], int]] = {}
-        for table in TABLES:
+        for table in tables:
             entry = flat.tables.get(table.name)
             if entry is None:
-                raise PublishError(f"{partition_key}: the flat manifest lists no {table.name} table")
+                raise PublishError(
+                    f"{partition_key}: the flat manifest lists no {table.name} table (flattened before the table "
+                    "was selected in GENESYS_TABLES?): materialize flattened_conversations for the day again"
+                )
             handle = open_files.enter_context(storage.reader(entry.path))
             sources[table.name] = (handle, _validated_rows(handle, table, entry.rows, partition_key))
 
         client.delete_object(Bucket=publishing.bucket, Key=publishing.manifest_key(partition_key))
-        objects, stale = _upload_tables(client, publishing, partition_key, sources)
+        objects, stale = _upload_tables(client, publishing, partition_key, tables, sources)
     manifest = PublishedManifest(
         partition_key=partition_key,
         run_id=run_id,
@@ -97,12 +103,13 @@ def read_published_manifest(client: Any, publishing: S3Publishing, partition_key
 
 
 def _upload_tables(
-    client: Any, publishing: S3Publishing, partition_key: str, sources: dict[str, tuple[IO[bytes], int]]
+    client: Any, publishing: S3Publishing, partition_key: str, tables: Sequence[Table],
+    sources: dict[str, tuple[IO[bytes], int]],
 ) -> tuple[dict[str, PublishedObject], list[str]]:
     """Upload each table (then delete the day folder's other objects); returns the objects and deleted keys."""
     objects: dict[str, PublishedObject] = {}
     stale: list[str] = []
-    for table in TABLES:
+    for table in tables:
         handle, rows = sources[table.name]
         handle.seek(0)
         key = publishing.table_key(table.name, partition_key)

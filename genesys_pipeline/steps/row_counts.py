@@ -1,6 +1,6 @@
 """The row-count checks' work.
 
-Every stage of every table of every day agrees on how many rows there are, exactly (`gather_counts`).
+Every stage of every selected table (GENESYS_TABLES, passed in as `tables`) of every day agrees on how many rows there are, exactly (`gather_counts`).
 Stages, in pipeline order (each compared with the previous one that has a number):
     raw        records the raw step wrote (RawManifest.records; conversations only)
     flatten    rows the flatten step wrote (FlatManifest)
@@ -23,7 +23,7 @@ import dataclasses
 import gzip
 import io
 from datetime import date, datetime
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, Callable, Optional, Sequence, TypeVar
 from urllib.parse import urlsplit
 
 import pyarrow.fs as pafs
@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 from dagster_aws.s3 import S3Resource
 from dagster_snowflake import SnowflakeResource
 
+from genesys_pipeline.contracts.columns import Table
 from genesys_pipeline.contracts.manifests import (
     FlatManifest,
     PublishedManifest,
@@ -102,8 +103,9 @@ def gather_counts(
     s3_publishing: S3Publishing,
     snowflake: SnowflakeResource,
     snowflake_target: SnowflakeTarget,
+    tables: Sequence[Table] = TABLES,
 ) -> list[TableCounts]:
-    """Every stage's count of every table of every day, compared (`TableCounts.problems`)."""
+    """Every stage's count of every table of `tables` of every day, compared (`TableCounts.problems`)."""
     keys = sorted(partition_keys)
     first, last = date.fromisoformat(keys[0]), date.fromisoformat(keys[-1])
     with snowflake.get_connection() as connection:
@@ -117,7 +119,7 @@ def gather_counts(
                 _day(r["partition_date"]): int(r["n"])
                 for r in session.execute(count_by_day_sql(snowflake_target.table_name(table.name)), (first, last))
             }
-            for table in TABLES
+            for table in tables
         }
 
     client = s3.get_client()
@@ -127,7 +129,7 @@ def gather_counts(
         raw = _read(lambda: RawManifest.read(working_storage, partition_key))
         flat = _read(lambda: FlatManifest.read(working_storage, partition_key))
         published = _read(lambda: read_published_manifest(client, s3_publishing, partition_key))
-        for table in TABLES:
+        for table in tables:
             counts: dict[str, Count] = {}
             if table is CONVERSATIONS:
                 counts["raw"] = Count(missing=raw) if isinstance(raw, str) else Count(raw.records)

@@ -9,6 +9,10 @@ view's names when it is queried, and a reader's session may be in another schema
 
 from __future__ import annotations
 
+import string
+from typing import Sequence
+
+from genesys_pipeline.contracts.columns import Table
 from genesys_pipeline.contracts.tables import TABLES
 from genesys_pipeline.contracts.views import VIEWS, View
 from genesys_pipeline.resources.warehouse import SnowflakeTarget
@@ -26,12 +30,21 @@ class ViewError(Exception):
     """A view could not be created; the message names it and what the role needs."""
 
 
-def create_views(session: SnowflakeSession, target: SnowflakeTarget) -> list[str]:
-    """Create or replace every view in the session's target schema (resolved, with the tables in
-    place: after `WarehouseLoader.prepare`); returns their qualified names. DDL: outside transactions."""
-    table_names = {table.name: session.qualified(target.table_name(table.name)) for table in TABLES}
+def tables_read(view: View) -> set[str]:
+    """The conversation tables the view's SELECT reads (its `{table}` placeholders)."""
+    return {field for _, field, _, _ in string.Formatter().parse(view.select) if field}
+
+
+def create_views(session: SnowflakeSession, target: SnowflakeTarget, tables: Sequence[Table] = TABLES) -> list[str]:
+    """Create or replace every view whose tables are all among `tables` (GENESYS_TABLES: a view over a
+    table left out is neither created nor replaced) in the session's target schema (resolved, with the
+    tables in place: after `WarehouseLoader.prepare`); returns their qualified names. DDL: outside
+    transactions."""
+    table_names = {table.name: session.qualified(target.table_name(table.name)) for table in tables}
     created = []
     for view in VIEWS:
+        if not tables_read(view) <= set(table_names):
+            continue
         name = session.qualified(target.table_name(view.name))
         try:
             session.execute(create_view_sql(view, name, table_names))

@@ -1,9 +1,11 @@
-"""One partition's raw records into its six Parquet files and its FlatManifest."""
+"""One partition's raw records into its Parquet files (one per table of GENESYS_TABLES) and its FlatManifest."""
 
 from __future__ import annotations
 
 from datetime import date, datetime, timezone
+from typing import Sequence
 
+from genesys_pipeline.contracts.columns import Table
 from genesys_pipeline.contracts.manifests import FlatManifest, FlatTable, RawManifest
 from genesys_pipeline.contracts.paths import flat_table_path, raw_manifest_path
 from genesys_pipeline.contracts.tables import CONVERSATIONS, TABLES
@@ -20,9 +22,11 @@ class RowCountMismatch(Exception):
 
 
 def flatten_partition(
-    storage: WorkingStorage, partition_key: str, partition_date: date, lookups: Lookups, run_id: str
+    storage: WorkingStorage, partition_key: str, partition_date: date, lookups: Lookups, run_id: str,
+    tables: Sequence[Table] = TABLES,
 ) -> tuple[FlattenReport, FlatManifest]:
-    """Flatten the partition's raw files; returns the report and the manifest it wrote.
+    """Flatten the partition's raw files into `tables` (the selected ones: a table left out gets no
+    file and no manifest entry); returns the report and the manifest it wrote.
 
     Rows carry the extraction's run id and time (the raw manifest's), so a rerun of this step alone
     rewrites identical rows. Fails, and leaves the previous files in place, if the conversations table
@@ -35,7 +39,7 @@ def flatten_partition(
         )
     raw = RawManifest.read(storage, partition_key)
     report = FlattenReport()
-    with ParquetSink(lambda table: storage.writer(flat_table_path(partition_key, table))) as sink:
+    with ParquetSink(lambda table: storage.writer(flat_table_path(partition_key, table)), tables=tables) as sink:
         for path in raw.files:
             with storage.reader(path) as handle:
                 report.merge(flatten(
@@ -51,10 +55,10 @@ def flatten_partition(
                 "nothing was written. Rematerialize raw_conversations for this partition."
             )
 
-    tables = {}
-    for table in TABLES:
+    written = {}
+    for table in tables:
         path = flat_table_path(partition_key, table.name)
-        tables[table.name] = FlatTable(path, report.rows[table.name], storage.size(path))
+        written[table.name] = FlatTable(path, report.rows[table.name], storage.size(path))
     manifest = FlatManifest(
         partition_key=partition_key,
         run_id=run_id,
@@ -65,7 +69,7 @@ def flatten_partition(
         unresolved_ids=report.unresolved_counts(),
         lookup_sizes=lookups.sizes(),
         flattened_at=datetime.now(timezone.utc),
-        tables=tables,
+        tables=written,
     )
     manifest.write(storage)
     return report, manifest

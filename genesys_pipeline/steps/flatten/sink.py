@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-from typing import IO, Any, Callable, ContextManager, Mapping
+from typing import IO, Any, Callable, ContextManager, Mapping, Sequence
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from genesys_pipeline.contracts.columns import TIMESTAMP
+from genesys_pipeline.contracts.columns import TIMESTAMP, Table
 from genesys_pipeline.contracts.tables import TABLES
 from genesys_pipeline.steps.flatten.pool import POOL
 
@@ -49,16 +49,18 @@ class ParquetSink:
         open_output: Callable[[str], ContextManager[IO[bytes]]],
         *,
         compression: str = PARQUET_COMPRESSION,
+        tables: Sequence[Table] = TABLES,
     ) -> None:
         self._open_output = open_output
+        self._tables = tuple(tables)  # the tables written (GENESYS_TABLES); the others' rows are dropped
         self._compression = compression
         self._stack: contextlib.ExitStack | None = None
         self._writers: dict[str, pq.ParquetWriter] = {}
-        self.rows: dict[str, int] = {table.name: 0 for table in TABLES}
+        self.rows: dict[str, int] = {table.name: 0 for table in self._tables}
 
     def __enter__(self) -> ParquetSink:
         with contextlib.ExitStack() as stack:
-            for table in TABLES:
+            for table in self._tables:
                 handle = stack.enter_context(self._open_output(table.name))
                 writer = pq.ParquetWriter(
                     handle, table.arrow_schema, compression=self._compression, memory_pool=POOL,
@@ -77,7 +79,7 @@ class ParquetSink:
 
     def write(self, tables: Mapping[str, pa.Table | pa.RecordBatch]) -> None:
         for name, table in tables.items():
-            if table.num_rows:
+            if table.num_rows and name in self._writers:
                 if isinstance(table, pa.RecordBatch):
                     table = pa.Table.from_batches([table])
                 self._writers[name].write_table(table, row_group_size=table.num_rows)
