@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -25,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from genesys_pipeline.local.dev import local_mode
+from genesys_pipeline.local.dev import LocalMode, cli_recipes
 from genesys_pipeline.local.processes import graphql
 
 CHROMIUM = os.environ.get("GENESYS_CHROMIUM", "/usr/bin/chromium")
@@ -41,8 +42,9 @@ VIEWPORT, GRAPH_VIEWPORT = {"width": 1600, "height": 900}, {"width": 1600, "heig
 CHECK_ASSET, CHECK_NAME = "snowflake_conversations", "row_counts_match_across_stages"
 STARTUP_SECONDS, RUN_SECONDS, BACKFILL_SECONDS = 150, 180, 240
 UI_SECONDS = 30  # one page or dialog to show what it should
+RECIPE_SECONDS = 420  # the three command-line launches (four days) to end
 
-pytestmark = pytest.mark.timeout(STARTUP_SECONDS + RUN_SECONDS + BACKFILL_SECONDS + 150)
+pytestmark = pytest.mark.timeout(STARTUP_SECONDS + RUN_SECONDS + BACKFILL_SECONDS + RECIPE_SECONDS + 200)
 
 
 def _require_browser() -> Any:
@@ -61,14 +63,14 @@ def _require_browser() -> Any:
 
 
 @contextlib.contextmanager
-def _local_mode(tmp_path: Path) -> Iterator[str]:
-    """The local mode on free ports with its data under tmp_path; its output goes to a log file, whose
-    end is printed (and shown by pytest) when something failed."""
+def _local_mode(tmp_path: Path) -> Iterator[LocalMode]:
+    """The local mode (what `make dev` runs) on free ports with its data under tmp_path; its output goes
+    to a log file, whose end is printed (and shown by pytest) when something failed."""
     log_path = tmp_path / "local_mode.log"
     try:
-        with local_mode(port=0, emulator_port=0, s3_port=0, snowflake_port=0, daily_volume=200,
-                        data_dir=tmp_path / "data", log_path=log_path, startup_timeout=STARTUP_SECONDS) as url:  # fmt: skip
-            yield url
+        with LocalMode(0, 200, tmp_path / "data", 0, s3_port=0, snowflake_port=0, log_path=log_path,
+                       startup_timeout=STARTUP_SECONDS) as mode:  # fmt: skip
+            yield mode
     except BaseException:
         if log_path.exists():
             tail = log_path.read_text(errors="replace").splitlines()[-60:]
@@ -80,8 +82,9 @@ def _local_mode(tmp_path: Path) -> Iterator[str]:
 @pytest.mark.slow
 def test_ui_materializes_a_day_and_backfills_three_days_with_passing_checks(tmp_path: Path) -> None:
     sync_api = _require_browser()  # before anything is started: fail at once without a browser
-    with _local_mode(tmp_path) as ui_url:
-        _drive_the_ui(sync_api, ui_url, tmp_path)
+    with _local_mode(tmp_path) as mode:
+        _drive_the_ui(sync_api, mode.url, tmp_path)
+        _run_the_printed_command_line_recipes(mode)
     # What `make dev` printed while the runs ran: the runs' INFO lines, none of the DEBUG event lines or
     # the stand-ins' chatter (`--verbose` shows those).
     printed = (tmp_path / "local_mode.log").read_text(errors="replace")
@@ -181,6 +184,45 @@ def _drive_the_ui(sync_api: Any, ui_url: str, tmp_path: Path) -> None:
 
 
 # ##### UI STEPS
+
+
+def _run_the_printed_command_line_recipes(mode: LocalMode) -> None:
+    """The commands `make dev` prints, run as a user pastes them in another terminal: a day, a range of
+    two days (one run) and a one-day backfill, days the UI part did not touch; each run must succeed
+    under the daemon with its check passed (a run the daemon cannot place fails at once)."""
+    first = datetime.now(timezone.utc).date() - timedelta(days=12)
+    recipes = cli_recipes(mode, first, backfill_days=1)
+    for label, command in recipes.items():
+        done = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, f"{label}: {command}\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
+    expected = {_key(first), _key(first + timedelta(days=1)), _key(first + timedelta(days=3))}  # runs' first days
+    deadline = time.monotonic() + RECIPE_SECONDS
+    while True:
+        runs = _runs_by_first_day(mode.url)
+        if set(expected) <= set(runs) and all(runs[day] in ("SUCCESS", "FAILURE", "CANCELED") for day in expected):
+            break
+        if time.monotonic() > deadline:
+            pytest.fail(f"the command-line runs did not end within {RECIPE_SECONDS} s: {runs}")
+        time.sleep(2)
+    assert {day: runs[day] for day in expected} == dict.fromkeys(expected, "SUCCESS"), runs
+    checks = graphql(mode.url, """query($key: AssetKeyInput!, $name: String!) { assetCheckExecutions(
+        assetKey: $key, checkName: $name, limit: 50) { status partition } }""",
+        {"key": {"path": [CHECK_ASSET]}, "name": CHECK_NAME})["assetCheckExecutions"]  # fmt: skip
+    passed = {run["partition"] for run in checks if run["status"] == "SUCCEEDED"}
+    wanted = {_key(first + timedelta(days=back)) for back in range(4)}
+    assert wanted <= passed, f"check not passed for {sorted(wanted - passed)}: {checks}"
+
+
+def _runs_by_first_day(url: str) -> dict[str, str]:
+    """Each run's status by the first day it covers (a single day's, or a range's start)."""
+    data = graphql(url, "{ runsOrError(limit: 30) { ... on Runs { results { status tags { key value } } } } }")
+    runs = {}
+    for run in data["runsOrError"]["results"]:
+        tags = {tag["key"]: tag["value"] for tag in run["tags"]}
+        day = tags.get("dagster/partition") or tags.get("dagster/asset_partition_range_start")
+        if day:
+            runs.setdefault(day, run["status"])
+    return runs
 
 
 def _open_launch_dialog(page: Any, expect: Any) -> Any:

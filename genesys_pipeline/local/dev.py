@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import os
 import shlex
@@ -30,9 +31,11 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from datetime import date, timedelta
 from pathlib import Path
 from typing import IO, Any
 
+from genesys_pipeline.defs.jobs import CONVERSATIONS_JOB
 from genesys_pipeline.local import processes
 from genesys_pipeline.local.emulator import EmulatorServer
 from genesys_pipeline.local.stack import (
@@ -141,9 +144,7 @@ class LocalMode:
 
         self.environment = to_environment(endpoints)
         env = dict(os.environ, DAGSTER_HOME=str(self.dagster_home), **self.environment)
-        workspace = REPOSITORY_ROOT / "workspace.yaml"
-        target = ["-w", str(workspace)] if workspace.is_file() else ["-m", "genesys_pipeline.definitions"]
-        command = [sys.executable, "-m", "dagster", "dev", *target, "-h", self.host, "-p", str(self.port)]
+        command = [sys.executable, "-m", "dagster", "dev", *code_location_target(), "-h", self.host, "-p", str(self.port)]
         # In a session of its own (see processes.py): a terminal's Ctrl-C reaches only this process,
         # which then stops `dagster dev` and everything it started (code server, run workers) as one
         # group. The cwd is DAGSTER_HOME, where the dagster.yaml in use is (else `dagster dev` warns
@@ -253,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
             f"Dagster UI on {mode.url}  (Genesys emulator {emulator.base_url if emulator else '?'}, S3 "
             f"{stack.s3_endpoint_url if stack else '?'}, DAGSTER_HOME {mode.dagster_home}); Ctrl-C stops everything"
         )
-        _say(cli_recipes(mode))
+        _say(_recipes_text(mode))
         while not stop.wait(1.0):
             if not mode.alive():
                 _say("a service exited unexpectedly; stopping the rest")
@@ -265,21 +266,39 @@ def main(argv: list[str] | None = None) -> int:
         _say("stopped")
 
 
-def cli_recipes(mode: LocalMode) -> str:
-    """The `dagster` commands that run against this UI's instance and stand-ins from another terminal."""
-    cli_env = f"DAGSTER_HOME={mode.dagster_home} GENESYS_WORKING_DIR={mode.data_dir / 'working'}"
+def code_location_target() -> list[str]:
+    """How `dagster` finds the code location: the checkout's workspace.yaml (location `genesys_pipeline`),
+    else the module (an installed package without the checkout; location `genesys_pipeline.definitions`).
+    `make dev` and the commands it prints use the same, or the daemon would not find the location of a
+    run launched from the command line ("Location ... does not exist in workspace")."""
+    workspace = REPOSITORY_ROOT / "workspace.yaml"
+    return ["-w", str(workspace)] if workspace.is_file() else ["-m", "genesys_pipeline.definitions"]
+
+
+def cli_recipes(mode: LocalMode, day: date = date(2024, 5, 1), backfill_days: int = 27) -> dict[str, str]:
+    """The `dagster` commands that run a day, a range of the next two days (one run) and a backfill of
+    the `backfill_days` after those on this UI's instance from another terminal: each is queued, the daemon
+    runs it, and it shows in the UI like a launch from there."""
+    cli_env = f"DAGSTER_HOME={shlex.quote(str(mode.dagster_home))}"
     if (mode.host, mode.emulator_port, mode.s3_port, mode.snowflake_port) != ("127.0.0.1", 8765, 5000, 8085):
-        cli_env += " " + " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(mode.environment.items())
-                                  if k != "GENESYS_WORKING_DIR")  # fmt: skip
-    command = f"{cli_env} {Path(sys.executable).parent / 'dagster'}"
-    return "\n".join((
-        "from another terminal (the runs show in this UI):",
-        f"  one day:  {command} asset materialize -m genesys_pipeline.definitions --select 'group:genesys' --partition 2024-05-01",
-        f"  a range:  {command} asset materialize -m genesys_pipeline.definitions --select 'group:genesys' "
-        "--partition-range 2024-05-01...2024-05-07",
-        f"  backfill: {command} job backfill -m genesys_pipeline.definitions -j genesys_conversations "
-        "--from 2024-05-01 --to 2024-05-31 --noprompt",
-    ))  # fmt: skip
+        # The command loads the definitions too, so it needs the same settings as `dagster dev`.
+        cli_env += " " + " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(mode.environment.items()))
+    launch = f"{cli_env} {shlex.quote(str(Path(sys.executable).parent / 'dagster'))} job"
+    target = " ".join(shlex.quote(part) for part in code_location_target())
+    range_tags = {"dagster/asset_partition_range_start": str(day + timedelta(days=1)),
+                  "dagster/asset_partition_range_end": str(day + timedelta(days=2))}  # fmt: skip
+    return {
+        "one day": f"{launch} launch {target} -j {CONVERSATIONS_JOB} --tags "
+        + shlex.quote(json.dumps({"dagster/partition": str(day)})),
+        "a range, one run": f"{launch} launch {target} -j {CONVERSATIONS_JOB} --tags " + shlex.quote(json.dumps(range_tags)),
+        "a backfill": f"{launch} backfill {target} -j {CONVERSATIONS_JOB} --from {day + timedelta(days=3)} "
+        f"--to {day + timedelta(days=2 + backfill_days)} --noprompt",
+    }
+
+
+def _recipes_text(mode: LocalMode) -> str:
+    lines = ["from another terminal (queued like a launch from the UI; the daemon runs them):"]
+    return "\n".join(lines + [f"  {label + ':':18}{command}" for label, command in cli_recipes(mode).items()])
 
 
 def _say(message: str) -> None:
