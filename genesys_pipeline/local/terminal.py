@@ -22,7 +22,11 @@ _NOISY_WARNINGS = (
     re.compile(r"SupersessionWarning: Function `dev_command` is superseded"),
     re.compile(r"fakesnow/.*UserWarning: Arrow output on a DB-API result"),
 )
-_NOISY_LINES = (re.compile(r"^Unsupported property \w+$"),)
+_NOISY_LINES = (
+    re.compile(r"^Unsupported property \w+$"),
+    # The daemon's first start on a new DAGSTER_HOME: the failed-run alert sensor has no cursor yet.
+    re.compile(r"EventLogConsumerDaemon - (\x1b\[\d+m)?WARNING(\x1b\[0m)? - No cursor for event type"),
+)
 
 
 class NoiseFilter:
@@ -43,7 +47,7 @@ class NoiseFilter:
                 return False
         if any(pattern.search(line) for pattern in _NOISY_WARNINGS):
             self._skip_next = True
-        elif not (_DAGSTER_DEBUG.search(line) or any(pattern.match(line) for pattern in _NOISY_LINES)):
+        elif not (_DAGSTER_DEBUG.search(line) or any(pattern.search(line) for pattern in _NOISY_LINES)):
             return True
         self.dropped += 1
         return False
