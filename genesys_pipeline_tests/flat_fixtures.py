@@ -63,6 +63,8 @@ def _value(table: Table, column: Any, i: int, day: date, run_id: str) -> Any:
         return day
     if column.name == "extraction_run_id":
         return run_id
+    if kind == "VARIANT" and not column.nullable:  # the raw record: a JSON object
+        return json.dumps({"conversationId": f"conv-{i:05d}", "note": HOSTILE[i % len(HOSTILE)]}, ensure_ascii=False)
     if kind == "VARIANT":
         return _json_list(i)
     if column.nullable and i % 5 == 4 and kind != "VARCHAR":
@@ -73,6 +75,8 @@ def _value(table: Table, column: Any, i: int, day: date, run_id: str) -> Any:
         return (2**62 + i) if i % 3 == 0 else i * 1000
     if kind == "BOOLEAN":
         return i % 2 == 0
+    if kind == "FLOAT":
+        return 4.5 - (i % 7) * 0.125
     if kind == "TIMESTAMP_TZ":
         start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
         return start + timedelta(minutes=i, milliseconds=(i * 37) % 1000)
@@ -81,12 +85,17 @@ def _value(table: Table, column: Any, i: int, day: date, run_id: str) -> Any:
 
 def _key_rows(table: Table, conversations: int) -> list[dict[str, Any]]:
     """Key columns of every row: 2 participants, 1 session each, 2 segments and 3 metrics per session,
-    1 attribute per participant."""
+    1 attribute per participant; 1 evaluation, survey and resolution per conversation; a flow with 1
+    outcome and 2 media endpoint stats per session."""
     keys = []
     for c in range(conversations):
         conversation = {"conversation_id": f"conv-{c:05d}"}
-        if table.name == "conversations":
+        if table.name in ("conversations", "conversations_raw"):
             keys.append(conversation)
+            continue
+        if table.name in ("evaluations", "surveys", "resolutions"):
+            key = {"evaluations": "evaluation_id", "surveys": "survey_id", "resolutions": "resolution_index"}[table.name]
+            keys.append({**conversation, key: 0 if key.endswith("_index") else f"{table.name}-{c:05d}"})
             continue
         for p in range(2):
             participant = {**conversation, "participant_id": f"part-{c:05d}-{p}"}
@@ -96,8 +105,12 @@ def _key_rows(table: Table, conversations: int) -> list[dict[str, Any]]:
                 keys.append({**participant, "attribute_key": f"attr,{p}\n\"k\""})
             else:
                 session = {**participant, "session_id": f"sess-{c:05d}-{p}"}
-                if table.name == "sessions":
+                if table.name in ("sessions", "flows"):
                     keys.append(session)
+                elif table.name == "flow_outcomes":
+                    keys.append({**session, "outcome_index": 0})
+                elif table.name == "media_endpoint_stats":
+                    keys += [{**session, "stat_index": s} for s in range(2)]
                 elif table.name == "segments":
                     keys += [{**session, "segment_index": s} for s in range(2)]
                 elif table.name == "session_metrics":

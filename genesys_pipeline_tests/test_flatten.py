@@ -23,7 +23,7 @@ from genesys_pipeline.contracts.paths import (
     raw_manifest_path,
     raw_records_path,
 )
-from genesys_pipeline.contracts.tables import TABLES
+from genesys_pipeline.contracts.tables import TABLES, TABLES_BY_NAME
 from genesys_pipeline.defs.flattened_conversations import flattened_conversations
 from genesys_pipeline.defs.raw_conversations import raw_conversations
 from genesys_pipeline.local.emulator import EmulatorServer, texts
@@ -358,7 +358,7 @@ def test_attributes_become_one_row_per_key_only_where_present():
         for key, value in (("Intent", "billing"), ("Notes", "multi\nline"))
     ]  # fmt: skip
     empty = tables_of([record()])["participant_attributes"]
-    assert empty.num_rows == 0 and empty.schema == TABLES[-1].arrow_schema
+    assert empty.num_rows == 0 and empty.schema == TABLES_BY_NAME["participant_attributes"].arrow_schema
 
 
 def test_unknown_fields_are_ignored_and_missing_fields_become_nulls():
@@ -440,9 +440,9 @@ def test_no_records_still_writes_six_valid_empty_files(tmp_path):
         assert read.num_rows == 0 and read.schema.remove_metadata() == table.arrow_schema
 
 
-def _broken(path: str, value: Any, conversation_id: str = "c-2") -> list[dict[str, Any]]:
-    """Three good records with one field of the second replaced (or removed, for value=...)."""
-    bad = record(conversation_id)
+def _broken(path: str, value: Any, conversation_id: str = "c-2", bad: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Three good records with one field of the second (`bad`, else a `record`) replaced (or removed, for value=...)."""
+    bad = bad if bad is not None else record(conversation_id)
     *parents, last = path.split(".")
     target: Any = bad
     for step in parents:
@@ -561,6 +561,9 @@ def test_row_counts_match_a_simple_count_of_the_raw_records(materialized):
     expected = dict.fromkeys((t.name for t in TABLES), 0)
     for conversation in raw_records(root):
         expected["conversations"] += 1
+        expected["conversations_raw"] += 1
+        for name in ("evaluations", "surveys", "resolutions"):
+            expected[name] += len(conversation.get(name, []))
         for participant in conversation.get("participants", []):
             expected["participants"] += 1
             expected["participant_attributes"] += len(participant.get("attributes", {}))
@@ -568,6 +571,9 @@ def test_row_counts_match_a_simple_count_of_the_raw_records(materialized):
                 expected["sessions"] += 1
                 expected["segments"] += len(session.get("segments", []))
                 expected["session_metrics"] += len(session.get("metrics", []))
+                expected["media_endpoint_stats"] += len(session.get("mediaEndpointStats", []))
+                expected["flows"] += "flow" in session
+                expected["flow_outcomes"] += len(session.get("flow", {}).get("outcomes", []))
     flat = read_flat(root)
     assert {name: table.num_rows for name, table in flat.items()} == expected
     assert expected["participant_attributes"] > 0  # detail jobs carry attributes

@@ -2,7 +2,8 @@
 
 The flatten step builds Arrow tables from these schemas (no type inference), the S3 step publishes
 them, and the Snowflake step creates its tables from the same list, so the three cannot drift apart.
-List-valued columns (`VARIANT` in Snowflake) travel as JSON array text in Parquet and CSV.
+List-valued columns and the raw record (`VARIANT` in Snowflake) travel as JSON text in Parquet and CSV.
+The quality, survey and flow tables are in quality_and_flow_tables.py; TABLES lists them all.
 Every table has `partition_date` (the partition's day) and `extraction_run_id`, which the load uses to
 replace exactly one partition and the check uses to count it.
 """
@@ -21,23 +22,22 @@ from genesys_pipeline.contracts.columns import (  # noqa: F401 (TIMESTAMP, Table
     text,
     timestamp,
 )
-
-_PARTITION_DATE = Column(
-    "partition_date", pa.date32(), "DATE", False,
-    "the partition's day: the day conversationStart falls on in GENESYS_PARTITION_TIMEZONE (default UTC)",
+from genesys_pipeline.contracts.conversation_keys import (
+    CONVERSATION_ID,
+    EXTRACTION_RUN,
+    PARTICIPANT_ID,
+    PARTITION_DATE,
+    SESSION_ID,
 )
-_RUN = text("extraction_run_id", "the Dagster run that extracted the record", nullable=False)
-_CONVERSATION_ID = text("conversation_id", "conversationId", nullable=False)
-_PARTICIPANT_ID = text("participant_id", "participants[].participantId", nullable=False)
-_SESSION_ID = text("session_id", "participants[].sessions[].sessionId", nullable=False)
+from genesys_pipeline.contracts.quality_and_flow_tables import QUALITY_AND_FLOW_TABLES
 
 CONVERSATIONS = Table(
     "conversations",
     key=("conversation_id",),
     description="One row per conversation: the table an analyst queries first.",
     columns=(
-        _CONVERSATION_ID,
-        _PARTITION_DATE,
+        CONVERSATION_ID,
+        PARTITION_DATE,
         timestamp("conversation_start", "conversationStart", nullable=False),
         timestamp("conversation_end", "conversationEnd; null while the conversation is ongoing"),
         number("duration_ms", "conversation_end - conversation_start, in ms; null while ongoing"),
@@ -64,7 +64,7 @@ CONVERSATIONS = Table(
         flag("transferred", "an agent or user transferred it: any nTransferred/nBlindTransferred/nConsultTransferred, or a transfer/consultTransfer/conferenceTransfer/forwardTransfer disconnectType on an agent or user segment; RONA and other routing redirects are not transfers"),
         flag("abandoned", "a tAbandon on any session: abandoned in a queue, also in a second queue after an agent of the first answered and transferred it (per queue: QUEUE_VISITS.abandoned)"),
         flag("ongoing", "no conversationEnd when extracted: a later run of the partition replaces the row", nullable=False),
-        _RUN,
+        EXTRACTION_RUN,
         timestamp("extracted_at", "when the pipeline read the record from the API", nullable=False),
     ),
 )
@@ -74,16 +74,16 @@ PARTICIPANTS = Table(
     key=("conversation_id", "participant_id"),
     description="One row per participant of a conversation.",
     columns=(
-        _CONVERSATION_ID,
-        _PARTICIPANT_ID,
-        _PARTITION_DATE,
+        CONVERSATION_ID,
+        PARTICIPANT_ID,
+        PARTITION_DATE,
         text("purpose", "purpose: customer, external, ivr, acd (a queue), agent, user (without a queue), outbound (a dialer leg), ..."),
         text("participant_name", "participantName: the queue's, flow's or person's name as Genesys displays it"),
         text("user_id", "userId of an agent or user (DIM_USERS.user_id)"),
         text("user_name", "their name from the users listing (DIM_USERS.name, deleted users included); null if unresolved"),
         text("team_id", "teamId"),
         text("external_contact_id", "externalContactId"),
-        _RUN,
+        EXTRACTION_RUN,
     ),
 )
 
@@ -92,10 +92,10 @@ SESSIONS = Table(
     key=("conversation_id", "participant_id", "session_id"),
     description="One row per session of a participant.",
     columns=(
-        _CONVERSATION_ID,
-        _PARTICIPANT_ID,
-        _SESSION_ID,
-        _PARTITION_DATE,
+        CONVERSATION_ID,
+        PARTICIPANT_ID,
+        SESSION_ID,
+        PARTITION_DATE,
         text("media_type", "mediaType: voice, callback, chat, email, message, ..."),
         text("direction", "direction of the session: inbound or outbound"),
         text("ani", "ani: the calling address"),
@@ -110,7 +110,7 @@ SESSIONS = Table(
         text("flow_exit_reason", "flow.exitReason (TRANSFER, CUSTOMER_DISCONNECT, ...)"),
         text("used_routing", "usedRouting: the routing method (Standard, Bullseye, ...)"),
         flag("recording", "recording: the session was recorded"),
-        _RUN,
+        EXTRACTION_RUN,
     ),
 )
 
@@ -119,11 +119,11 @@ SEGMENTS = Table(
     key=("conversation_id", "participant_id", "session_id", "segment_index"),
     description="One row per segment of a session, in the record's order.",
     columns=(
-        _CONVERSATION_ID,
-        _PARTICIPANT_ID,
-        _SESSION_ID,
+        CONVERSATION_ID,
+        PARTICIPANT_ID,
+        SESSION_ID,
         number("segment_index", "position in the session's segments, from 0", nullable=False),
-        _PARTITION_DATE,
+        PARTITION_DATE,
         text("segment_type", "segmentType: alert, interact, hold, wrapup, delay, ivr, dialing, contacting, system, ..."),
         timestamp("segment_start", "segmentStart"),
         timestamp("segment_end", "segmentEnd; null while the segment is open"),
@@ -137,7 +137,7 @@ SEGMENTS = Table(
         text("error_code", "errorCode"),
         flag("conference", "conference: the segment is part of a conference"),
         text("subject", "subject (email and other digital media)"),
-        _RUN,
+        EXTRACTION_RUN,
     ),
 )
 
@@ -146,15 +146,15 @@ SESSION_METRICS = Table(
     key=("conversation_id", "participant_id", "session_id", "metric_index"),
     description="One row per metric emission; a metric emitted twice (two holds) is two rows.",
     columns=(
-        _CONVERSATION_ID,
-        _PARTICIPANT_ID,
-        _SESSION_ID,
+        CONVERSATION_ID,
+        PARTICIPANT_ID,
+        SESSION_ID,
         number("metric_index", "position in the session's metrics, from 0", nullable=False),
-        _PARTITION_DATE,
+        PARTITION_DATE,
         text("name", "metrics[].name: tTalk, tHeld, tAcw, tHandle, tAcd, tAbandon, nOffered, tAnswered, nTransferred, ...", nullable=False),
         number("value", "metrics[].value: ms for t-metrics, a count for n-metrics"),
         timestamp("emit_date", "metrics[].emitDate: when what it measures completed"),
-        _RUN,
+        EXTRACTION_RUN,
     ),
 )
 
@@ -163,12 +163,29 @@ PARTICIPANT_ATTRIBUTES = Table(
     key=("conversation_id", "participant_id", "attribute_key"),
     description="Participant data as key/value rows (detail jobs only; the query omits attributes).",
     columns=(
-        _CONVERSATION_ID,
-        _PARTICIPANT_ID,
-        _PARTITION_DATE,
+        CONVERSATION_ID,
+        PARTICIPANT_ID,
+        PARTITION_DATE,
         text("attribute_key", "a key of participants[].attributes", nullable=False),
         text("attribute_value", "its value, as text"),
-        _RUN,
+        EXTRACTION_RUN,
+    ),
+)
+
+CONVERSATIONS_RAW = Table(
+    "conversations_raw",
+    key=("conversation_id",),
+    description="One row per conversation: the whole conversation-detail record as the API sent it, for the "
+    "fields no other table holds (query it with record:path, e.g. record:participants[0]:purpose). The "
+    "GENESYS_PII_* settings were applied to it before it was written, as to every other table.",
+    columns=(
+        CONVERSATION_ID,
+        PARTITION_DATE,
+        timestamp("conversation_start", "conversationStart", nullable=False),
+        # A JSON object, not a list: VARIANT in Snowflake, the record's JSON text in Parquet and CSV.
+        Column("record", pa.string(), "VARIANT", False, "the record: every field Genesys sent, nested as the API nests it (JSON object)"),
+        EXTRACTION_RUN,
+        timestamp("extracted_at", "when the pipeline read the record from the API", nullable=False),
     ),
 )
 
@@ -179,5 +196,7 @@ TABLES: tuple[Table, ...] = (
     SEGMENTS,
     SESSION_METRICS,
     PARTICIPANT_ATTRIBUTES,
+    CONVERSATIONS_RAW,
+    *QUALITY_AND_FLOW_TABLES,
 )
 TABLES_BY_NAME = {table.name: table for table in TABLES}

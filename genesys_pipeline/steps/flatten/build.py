@@ -13,7 +13,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from genesys_pipeline.contracts.columns import TIMESTAMP, Table
+from genesys_pipeline.contracts.columns import Table
+from genesys_pipeline.contracts.quality_and_flow_tables import (
+    EVALUATIONS,
+    RESOLUTIONS,
+    SURVEYS,
+)
 from genesys_pipeline.contracts.tables import (
     CONVERSATIONS,
     PARTICIPANT_ATTRIBUTES,
@@ -23,14 +28,14 @@ from genesys_pipeline.contracts.tables import (
     SESSIONS,
     TABLES,
 )
+from genesys_pipeline.steps.flatten.arrays import int32, strided_columns, take
 from genesys_pipeline.steps.flatten.collect import Collected
+from genesys_pipeline.steps.flatten.details_build import build_details
 from genesys_pipeline.steps.flatten.diagnosis import (
     Context,
     FlattenError,
     record_path,
     to_array,
-    to_integers,
-    to_timestamps,
 )
 from genesys_pipeline.steps.flatten.fields import (
     CONVERSATION_COLUMNS,
@@ -50,7 +55,8 @@ from genesys_pipeline.steps.flatten.fields import (
 from genesys_pipeline.steps.flatten.pool import POOL
 from genesys_pipeline.steps.flatten.state import State
 
-_TYPES = {table.name: {c.name: c.arrow_type for c in table.columns} for table in TABLES}
+CORE_TABLES = (CONVERSATIONS, PARTICIPANTS, SESSIONS, SEGMENTS, SESSION_METRICS, PARTICIPANT_ATTRIBUTES)
+_TYPES = {table.name: {c.name: c.arrow_type for c in table.columns} for table in CORE_TABLES}
 
 # Column -> where it comes from in the record, for error messages.
 _FIELDS: dict[str, dict[str, str]] = {
@@ -104,37 +110,18 @@ def _duration(start: pa.Array, end: pa.Array) -> pa.Array:
     )
 
 
-def _take(values: pa.Array, rows: pa.Array) -> pa.Array:
-    return pc.take(values, rows, memory_pool=POOL)
-
-
-def _int32(values: list[int]) -> pa.Array:
-    return pa.array(values, pa.int32(), memory_pool=POOL)
-
-
 def _columns(
     rows: list[Any], names: tuple[str, ...], table: Table, collected: Collected, context: Context
 ) -> dict[str, pa.Array]:
     """A flat row list (`len(names)` values per row) as one Arrow array per column (strided slices)."""
-    located, types, width = RowLocator(table, collected, context), _TYPES[table.name], len(names)
-    arrays = {}
-    for offset, name in enumerate(names):
-        values = rows[offset::width]
-        arrow_type = types[name]
-        if arrow_type == TIMESTAMP:
-            arrays[name] = to_timestamps(values, located, name)
-        elif arrow_type == pa.int64():
-            arrays[name] = to_integers(values, located, name)
-        else:
-            arrays[name] = to_array(values, arrow_type, located, name)
-    return arrays
+    return strided_columns(rows, names, _TYPES[table.name], RowLocator(table, collected, context))
 
 
 def build(collected: Collected, state: State, context: Context) -> dict[str, pa.RecordBatch]:
     """A chunk's flat lists as one Arrow record batch per table."""
     c = collected
     report = state.report
-    located = {table.name: RowLocator(table, c, context) for table in TABLES}
+    located: dict[str, Any] = {table.name: RowLocator(table, c, context) for table in CORE_TABLES}
 
     # Metric values first: the conversations' sums add them up, so a value that is not an integer
     # is reported here, where it is.
@@ -145,30 +132,30 @@ def build(collected: Collected, state: State, context: Context) -> dict[str, pa.
     report.ongoing += conv["ongoing"].true_count
 
     part = _columns(c.participant_rows, PARTICIPANT_COLUMNS, PARTICIPANTS, c, context)
-    part_parent = _int32(c.participant_parent)
-    part["conversation_id"] = _take(conv["conversation_id"], part_parent)
+    part_parent = int32(c.participant_parent)
+    part["conversation_id"] = take(conv["conversation_id"], part_parent)
     part["user_name"] = state.user_names(part["user_id"])
 
     sess = _columns(c.session_rows, SESSION_COLUMNS, SESSIONS, c, context)
     sess.update(_columns(c.flow_rows, FLOW_COLUMNS, SESSIONS, c, context))
-    sess_parent = _int32(c.session_parent)
-    sess["conversation_id"] = _take(part["conversation_id"], sess_parent)
-    sess["participant_id"] = _take(part["participant_id"], sess_parent)
+    sess_parent = int32(c.session_parent)
+    sess["conversation_id"] = take(part["conversation_id"], sess_parent)
+    sess["participant_id"] = take(part["participant_id"], sess_parent)
 
     seg = _columns(c.segment_rows, SEGMENT_COLUMNS, SEGMENTS, c, context)
-    seg_parent = _int32(c.segment_parent)
+    seg_parent = int32(c.segment_parent)
     for name in ("conversation_id", "participant_id", "session_id"):
-        seg[name] = _take(sess[name], seg_parent)
+        seg[name] = take(sess[name], seg_parent)
     seg["segment_index"] = pa.array(c.segment_index, pa.int64(), memory_pool=POOL)
     seg["duration_ms"] = _duration(seg["segment_start"], seg["segment_end"])
-    seg_participant = _take(sess_parent, seg_parent)
+    seg_participant = take(sess_parent, seg_parent)
     queue_names = state.queue_names(seg["queue_id"])
     # A queue the listing does not know (deleted): the acd participant's name for it, if any.
     missing = pc.and_(pc.is_null(queue_names), pc.is_valid(seg["queue_id"]), memory_pool=POOL)
     if missing.true_count:
-        from_acd = pc.and_(missing, pc.equal(_take(part["purpose"], seg_participant), "acd"))
+        from_acd = pc.and_(missing, pc.equal(take(part["purpose"], seg_participant), "acd"))
         queue_names = pc.if_else(
-            from_acd, _take(part["participant_name"], seg_participant), queue_names, memory_pool=POOL
+            from_acd, take(part["participant_name"], seg_participant), queue_names, memory_pool=POOL
         )
     seg["queue_name"] = queue_names
     codes = seg["wrapup_code_id"]
@@ -177,18 +164,18 @@ def build(collected: Collected, state: State, context: Context) -> dict[str, pa.
         pc.coalesce(state.code_names(codes), codes, memory_pool=POOL), memory_pool=POOL,
     )  # fmt: skip
 
-    met_parent = _int32(c.metric_parent)
+    met_parent = int32(c.metric_parent)
     for name in ("conversation_id", "participant_id", "session_id"):
-        met[name] = _take(sess[name], met_parent)
+        met[name] = take(sess[name], met_parent)
     met["metric_index"] = pa.array(c.metric_index, pa.int64(), memory_pool=POOL)
 
     att = {
         "attribute_key": to_array(c.attribute_keys, pa.string(), located[PARTICIPANT_ATTRIBUTES.name], "attribute_key"),
         "attribute_value": to_array(c.attribute_values, pa.string(), located[PARTICIPANT_ATTRIBUTES.name], "attribute_value"),
     }  # fmt: skip
-    att_parent = _int32(c.attribute_parent)
-    att["conversation_id"] = _take(part["conversation_id"], att_parent)
-    att["participant_id"] = _take(part["participant_id"], att_parent)
+    att_parent = int32(c.attribute_parent)
+    att["conversation_id"] = take(part["conversation_id"], att_parent)
+    att["participant_id"] = take(part["participant_id"], att_parent)
 
     # Last: the columns derived from the rows above, whose values have been checked there.
     for name, values in c.derived.items():
@@ -197,6 +184,9 @@ def build(collected: Collected, state: State, context: Context) -> dict[str, pa.
 
     tables = {CONVERSATIONS.name: conv, PARTICIPANTS.name: part, SESSIONS.name: sess, SEGMENTS.name: seg,
               SESSION_METRICS.name: met, PARTICIPANT_ATTRIBUTES.name: att}  # fmt: skip
+    details, detail_locators = build_details(c, conv, sess, state, context)
+    tables.update(details)
+    located.update(detail_locators)
     batches = {}
     for table in TABLES:
         arrays = tables[table.name]
@@ -212,6 +202,12 @@ def build(collected: Collected, state: State, context: Context) -> dict[str, pa.
     return batches
 
 
+# The columns whose ids are resolved to names, so whose unresolved ids the report counts.
+_QUEUE_COLUMNS = ((SEGMENTS.name, "queue_id"), *((t.name, "queue_id") for t in (EVALUATIONS, SURVEYS, RESOLUTIONS)))
+_USER_COLUMNS = ((PARTICIPANTS.name, "user_id"), (EVALUATIONS.name, "evaluator_id"),
+                 *((t.name, "user_id") for t in (EVALUATIONS, SURVEYS, RESOLUTIONS)))  # fmt: skip
+
+
 def _note(batches: dict[str, pa.RecordBatch], state: State) -> None:
     """Remember ids the lookups did not resolve, and the span of conversation starts."""
     report, lookups = state.report, state.lookups
@@ -219,8 +215,10 @@ def _note(batches: dict[str, pa.RecordBatch], state: State) -> None:
     def distinct(table: str, column: str) -> list[str]:
         return [v for v in pc.unique(batches[table].column(column)).to_pylist() if v is not None]
 
-    report.unresolved["queues"].update(q for q in distinct(SEGMENTS.name, "queue_id") if q not in lookups.queues)
-    report.unresolved["users"].update(u for u in distinct(PARTICIPANTS.name, "user_id") if u not in lookups.users)
+    for table, column in _QUEUE_COLUMNS:
+        report.unresolved["queues"].update(q for q in distinct(table, column) if q not in lookups.queues)
+    for table, column in _USER_COLUMNS:
+        report.unresolved["users"].update(u for u in distinct(table, column) if u not in lookups.users)
     for code in distinct(SEGMENTS.name, "wrapup_code_id"):
         if code.startswith(SYSTEM_WRAPUP_PREFIX):
             report.system_wrapup_codes.add(code)

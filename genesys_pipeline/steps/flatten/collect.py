@@ -15,6 +15,7 @@ from typing import Any, Iterable, Mapping
 
 import orjson
 
+from genesys_pipeline.steps.flatten.details_collect import DetailRows, add_details
 from genesys_pipeline.steps.flatten.diagnosis import (
     Context,
     FlattenError,
@@ -77,6 +78,7 @@ class Collected:
     attribute_keys: list[Any] = dataclasses.field(default_factory=list)
     attribute_values: list[Any] = dataclasses.field(default_factory=list)
     attribute_parent: list[int] = dataclasses.field(default_factory=list)  # participant row
+    details: DetailRows = dataclasses.field(default_factory=DetailRows)  # the raw JSON, quality and flow tables
 
 
 def collect(records: Iterable[Mapping[str, Any]], state: State, context: Context) -> Collected:
@@ -115,6 +117,7 @@ def collect(records: Iterable[Mapping[str, Any]], state: State, context: Context
     tracked = TRACKED_METRICS
     summed = [(metric, derived[column].append) for metric, column in SUMMED_METRICS.items()]
     conversation_ids = context.conversation_ids
+    details = out.details
 
     ordinal = -1
     record: Any = None
@@ -123,6 +126,7 @@ def collect(records: Iterable[Mapping[str, Any]], state: State, context: Context
     try:
         for ordinal, record in enumerate(records):  # noqa: B007 (used in the except clause)
             pi = si = -1
+            first_session_row = srow
             conversation_ids.append(record.get("conversationId"))
             c_rows(map(record.get, CK))
             divisions = record.get("divisionIds")
@@ -235,6 +239,7 @@ def collect(records: Iterable[Mapping[str, Any]], state: State, context: Context
                         elif uid not in alerted:
                             alerted.append(uid)
                 prow += 1
+            add_details(record, ordinal, first_session_row, details, dumps, context)
 
             if fq_acd is None:  # no acd participant with a queue: the earliest segment of anyone's
                 fq_any_key = _NO_START

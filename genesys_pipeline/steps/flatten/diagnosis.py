@@ -28,7 +28,8 @@ class FlattenError(ValueError):
     """A raw record cannot be flattened; the message names the field and where it is."""
 
 
-_KIND = {pa.string(): "a string", pa.bool_(): "a boolean (true/false)", pa.int64(): "a 64-bit integer"}
+_KIND = {pa.string(): "a string", pa.bool_(): "a boolean (true/false)", pa.int64(): "a 64-bit integer",
+         pa.float64(): "a number"}
 
 
 @dataclasses.dataclass

@@ -20,7 +20,7 @@ _DICTIONARY_COLUMNS = {
         c.name for c in table.columns
         if c.arrow_type != TIMESTAMP and not c.name.endswith(("_id", "_ids", "_key", "_value", "_ms", "_note"))
         and c.name not in ("ani", "dnis", "address_from", "address_to", "subject", "participant_name", "value",
-                           "agent_names")
+                           "agent_names", "record")
     ] + ["extraction_run_id"]
     for table in TABLES
 }  # fmt: skip
