@@ -1,10 +1,12 @@
 """Replace a dimension table (queues, wrap-up codes, users, divisions) with a Genesys listing.
 
     SELECT CURRENT_DATABASE(), CURRENT_SCHEMA()                   the target (both must be set)
+    ALTER SESSION SET LOCK_TIMEOUT = ..., STATEMENT_TIMEOUT_...  SnowflakeTarget's timeouts, and a QUERY_TAG
+    ALTER SESSION SET QUERY_TAG = %s                              naming the run and the dimension
     CREATE TABLE IF NOT EXISTS <table> (...)                      before BEGIN: DDL commits in Snowflake
     SELECT COLUMN_NAME FROM INFORMATION_SCHEMA.COLUMNS ...        a table made before a column was added to
     ALTER TABLE <table> ADD COLUMN IF NOT EXISTS <column> <type>  the contract gets it (nullable: rows exist)
-    BEGIN
+    BEGIN TRANSACTION NAME GENESYS_DIMENSION_<TABLE>            named, so SHOW TRANSACTIONS says what it is
       DELETE FROM <table>
       INSERT INTO <table> (...) VALUES (%s, ...)                  executemany, INSERT_BATCH_ROWS rows a statement
       SELECT COUNT(*), COUNT(DISTINCT <id>) FROM <table>          must both be the listing's entities
@@ -13,7 +15,10 @@
 Values travel only as bind parameters, so names arrive exactly as the API sent them. An entity listed
 twice (a listing that shifted between pages) is loaded once; an entity without an id, or with a value
 of the wrong type, fails the load before any SQL runs. An empty listing empties the table (it is a
-snapshot: an organisation may have no wrap-up codes). Codes that conversations carry but the wrap-up
+snapshot: an organisation may have no wrap-up codes). A load that meets the lock of another one that
+never ended (a killed process: Snowflake aborts such a transaction after about 5 minutes) fails after
+SnowflakeTarget.lock_timeout_seconds with Snowflake's LOCK_TIMEOUT error instead of waiting 12 hours;
+the step's retry then finds the table free. Codes that conversations carry but the wrap-up
 code listing lacks (`UNLISTED_WRAPUP_CODES`, the names the flatten resolves too) are added with
 listed = FALSE, unless the listing has them. Users' e-mail addresses and user names are kept, hashed
 or dropped as GENESYS_PII_EMPLOYEE_EMAILS says (steps/privacy.py) before any row is built.
@@ -22,6 +27,7 @@ or dropped as GENESYS_PII_EMPLOYEE_EMAILS says (steps/privacy.py) before any row
 from __future__ import annotations
 
 import dataclasses
+import json
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Mapping
 
@@ -35,8 +41,10 @@ from genesys_pipeline.steps.snowflake_session import (
     replace_in_transaction,
 )
 from genesys_pipeline.steps.snowflake_sql import (
+    QUERY_TAG_SQL,
     count_rows_and_ids_sql,
     insert_values_sql,
+    session_timeouts_sql,
 )
 
 INSERT_BATCH_ROWS = 1000  # rows per INSERT statement: well inside Snowflake's statement size limit
@@ -98,6 +106,8 @@ def load_dimension(
     name = target.table_name(dimension.name)
     session = SnowflakeSession(connection, log)
     session.resolve_target(DimensionLoadError)
+    session.execute(session_timeouts_sql(target.lock_timeout_seconds, target.statement_timeout_seconds))
+    session.execute(QUERY_TAG_SQL, (json.dumps({"pipeline": "genesys_pipeline", "run_id": run_id, "dimension": name}),))
     qualified = session.qualified(name)
     session.ensure_table(dimension.table, name)
 
@@ -107,7 +117,7 @@ def load_dimension(
         )
 
     insert = insert_values_sql(name, [column.upper() for column in dimension.column_names])
-    with replace_in_transaction(session, failure) as progress:
+    with replace_in_transaction(session, failure, f"GENESYS_DIMENSION_{name.upper()}") as progress:
         progress.step = "DELETE"
         session.execute(f"DELETE FROM {name}")
         replaced = session.rowcount
