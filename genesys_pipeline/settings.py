@@ -128,7 +128,7 @@ GENESYS_TUNABLE_FIELDS: dict[str, type] = {
     "job_page_size": int, "lookup_page_size": int, "query_result_cap": int, "job_result_cap": int,
     "max_attempts": int, "backoff_base_seconds": float, "backoff_cap_seconds": float, "requests_per_minute": int,
     "job_poll_interval_seconds": float, "job_poll_max_interval_seconds": float, "job_timeout_seconds": float,
-    "job_slot_wait_seconds": float,
+    "job_slot_wait_seconds": float, "detail_jobs_at_once": int,
 }  # fmt: skip
 SNOWFLAKE_TUNABLE_FIELDS: dict[str, type] = {"lock_timeout_seconds": int, "statement_timeout_seconds": int}
 

@@ -333,7 +333,7 @@ def test_the_code_location_shares_one_partitioning_and_policy_and_pools_the_gene
     assert retry_policy is None  # the local environment: no step retries (the production test checks them)
     pools = {key.to_user_string(): project_defs.resolve_assets_def(key).op.pool
              for key in [*PIPELINE_KEYS, *(a.key for a in DIMENSION_ASSETS)]}  # fmt: skip
-    assert pools == {"raw_conversations": "genesys_api", "flattened_conversations": "genesys_api",
+    assert pools == {"raw_conversations": "genesys_api", "flattened_conversations": None,
                      "s3_conversations": None, "snowflake_conversations": None, "genesys_queues": "genesys_api",
                      "genesys_wrapup_codes": "genesys_api", "genesys_users": "genesys_api",
                      "genesys_divisions": "genesys_api"}  # fmt: skip

@@ -13,7 +13,11 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import pytest
 
-from genesys_pipeline.contracts.paths import raw_manifest_path, raw_records_path
+from genesys_pipeline.contracts.paths import (
+    raw_lookups_path,
+    raw_manifest_path,
+    raw_records_path,
+)
 from genesys_pipeline.defs.raw_conversations import raw_conversations
 from genesys_pipeline.local.emulator import DEMO_CLIENT_SECRET, EmulatorServer
 from genesys_pipeline.resources.working_storage import WorkingStorage
@@ -146,11 +150,11 @@ def test_token_expiring_mid_run_is_replaced(start_emulator, tmp_path):
 def test_rerun_replaces_the_partition_with_the_same_bytes(start_emulator, tmp_path):
     emulator = start_emulator()
     materialize(emulator, tmp_path, PAST_DAY)
-    first = (tmp_path / raw_records_path(PAST_DAY)).read_bytes()
+    first = [(tmp_path / path(PAST_DAY)).read_bytes() for path in (raw_records_path, raw_lookups_path)]
     materialize(emulator, tmp_path, PAST_DAY)
-    assert (tmp_path / raw_records_path(PAST_DAY)).read_bytes() == first
+    assert [(tmp_path / path(PAST_DAY)).read_bytes() for path in (raw_records_path, raw_lookups_path)] == first
     assert sorted(p.name for p in (tmp_path / raw_records_path(PAST_DAY)).parent.iterdir()) == [
-        "conversations.jsonl.gz", "manifest.json"]
+        "conversations.jsonl.gz", "lookups.json.gz", "manifest.json"]
 
 
 @pytest.mark.parametrize("partition_day", [date(2024, 5, 8), date(2024, 5, 10)])

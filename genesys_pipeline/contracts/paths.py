@@ -5,7 +5,9 @@ replaces the day instead of adding to it.
 
 Working location (WorkingStorage: a local folder or s3://bucket/prefix):
     raw/conversations/<day>/conversations.jsonl.gz   the API's records, one JSON object per line
-    raw/conversations/<day>/manifest.json            RawManifest
+    raw/conversations/<day>/lookups.json.gz          the names of queues, users, wrap-up codes and
+                                                     divisions as the extraction read them (flatten's)
+    raw/conversations/<day>/manifest.json            RawManifest (written last)
     flat/<day>/<table>.parquet                       one file per table of contracts/tables.py
     flat/<day>/manifest.json                         FlatManifest
 Published (S3Publishing: s3://<bucket>/<prefix>/..., the Snowflake stage's URL):
@@ -24,6 +26,12 @@ FILE_SUFFIX = {"parquet": ".parquet", "csv": ".csv.gz"}
 
 def raw_records_path(partition_key: str) -> str:
     return f"{RAW_PREFIX}/{partition_key}/conversations.jsonl.gz"
+
+
+def raw_lookups_path(partition_key: str) -> str:
+    """Next to the day's raw file, so that flattening the day again, without extracting it again,
+    resolves its ids to the names it was extracted with."""
+    return f"{RAW_PREFIX}/{partition_key}/lookups.json.gz"
 
 
 def raw_manifest_path(partition_key: str) -> str:

@@ -22,6 +22,7 @@ from genesys_pipeline.genesys.errors import (
     QueryCapExceeded,
 )
 from genesys_pipeline.genesys.http import GenesysTransport
+from genesys_pipeline.genesys.job_slots import JobSlotLimiter
 from genesys_pipeline.genesys.responses import log
 from genesys_pipeline.genesys.retries import GenesysClientStats
 from genesys_pipeline.genesys.settings import ClientSettings
@@ -38,6 +39,10 @@ DIVISIONS_PATH = "/api/v2/authorization/divisions"
 LIMITS_PATH = "/api/v2/organizations/limits/namespaces"
 JOB_SLOTS_KEY = "details.jobs.concurrent.access.max"
 JOB_PROGRESS_LOG_SECONDS = 60  # while a detail job runs, its state is logged at least this often
+# After the first poll, a job is polled again after this share of the time it has run so far: a job that
+# is done is seen at most half its run time late, and one running an hour costs about 20 polls (fewer
+# with job_poll_max_interval_seconds), not one every few seconds.
+JOB_POLL_GROWTH = 0.5
 
 JOB_FAILED_STATES = ("FAILED", "CANCELLED", "EXPIRED")
 _CAP_MESSAGE = "Pagination may not exceed"  # in the 400 of both pagination caps
@@ -136,6 +141,8 @@ class GenesysClient:
             settings, throttle or RequestThrottle(settings.requests_per_minute), self.stats
         )
         self.limits: OrgLimits | None = None  # the latest `get_analytics_limits()`
+        # Detail jobs of this client at once (all threads): the org's limit once read, at most the setting.
+        self.job_slots = JobSlotLimiter(settings.detail_jobs_at_once)
 
     def __repr__(self) -> str:
         return f"GenesysClient(api_base_url={self._settings.api_base_url!r})"
@@ -267,18 +274,20 @@ class GenesysClient:
         self, stream: DetailJobStream, body: dict[str, Any]
     ) -> Generator[Conversation, None, None]:
         completed = False
-        try:
-            stream.job_id = self.submit_details_job(body)
-            stream.state = "QUEUED"
-            status = self.wait_for_details_job(stream.job_id, progress=stream)
-            stream.state = status["state"]
-            yield from self._job_results(stream, stream.job_id)
-            completed = True
-        finally:
-            # try/finally, not except: GeneratorExit (the consumer closed the stream) and
-            # KeyboardInterrupt are BaseExceptions and must free the job's slot too.
-            if stream.job_id is not None and not completed:
-                stream.cancelled = self.cancel_details_job(stream.job_id, quiet=True)
+        # The slot is taken before submitting and kept until the last page is read or the job cancelled.
+        with self.job_slots.held():
+            try:
+                stream.job_id = self.submit_details_job(body)
+                stream.state = "QUEUED"
+                status = self.wait_for_details_job(stream.job_id, progress=stream)
+                stream.state = status["state"]
+                yield from self._job_results(stream, stream.job_id)
+                completed = True
+            finally:
+                # try/finally, not except: GeneratorExit (the consumer closed the stream) and
+                # KeyboardInterrupt are BaseExceptions and must free the job's slot too.
+                if stream.job_id is not None and not completed:
+                    stream.cancelled = self.cancel_details_job(stream.job_id, quiet=True)
 
     def submit_details_job(self, body: Mapping[str, Any]) -> str:
         """`POST .../details/jobs` (expects 202 `{jobId}`); return the job id. While every
@@ -301,9 +310,12 @@ class GenesysClient:
     def wait_for_details_job(
         self, job_id: str, *, progress: DetailJobStream | None = None
     ) -> dict[str, Any]:
-        """Poll the job with a growing interval until FULFILLED and return that status. Raises
-        `DetailJobError` on FAILED/CANCELLED/EXPIRED or after `job_timeout_seconds`. The state
-        seen by each poll is written to `progress.state` if given."""
+        """Poll the job until FULFILLED and return that status: first after
+        `job_poll_interval_seconds`, then after JOB_POLL_GROWTH of the time it has run so far, at most
+        `job_poll_max_interval_seconds` apart (jobs take from about a second to many minutes; every poll
+        is a request of the client's budget, which the throttle keeps to). Raises `DetailJobError` on
+        FAILED/CANCELLED/EXPIRED or after `job_timeout_seconds`. The state seen by each poll is written
+        to `progress.state` if given."""
         settings = self._settings
         delay = settings.job_poll_interval_seconds
         started = time.monotonic()
@@ -332,7 +344,9 @@ class GenesysClient:
                     state=state,
                     error_message=f"not FULFILLED within {settings.job_timeout_seconds:g} s",
                 )
-            delay = min(delay * 1.5, settings.job_poll_max_interval_seconds)
+            ran = time.monotonic() - started
+            delay = min(max(ran * JOB_POLL_GROWTH, settings.job_poll_interval_seconds),
+                        settings.job_poll_max_interval_seconds)  # fmt: skip
 
     def _job_results(self, stream: DetailJobStream, job_id: str) -> Iterator[Conversation]:
         page_size, cap = self._settings.job_page_size, self._settings.job_result_cap
@@ -399,6 +413,7 @@ class GenesysClient:
             return self.limits
         entities = [e for e in payload.get("entities") or [] if isinstance(e, dict) and "key" in e]
         self.limits = OrgLimits(namespace, {str(e["key"]): e.get("value") for e in entities})
+        self.job_slots.limit_to(self.limits.job_slots)
         log.info("Genesys %s limits of the org: %s", namespace, self.limits.values)
         return self.limits
 

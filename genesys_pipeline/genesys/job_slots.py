@@ -3,8 +3,10 @@ hold them for many minutes), a job submission waits by time (`job_slot_wait_seco
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
-from typing import Any
+from typing import Any, Iterator
 
 import httpx
 
@@ -94,3 +96,38 @@ class JobSlotsBusy(GenesysRetriesExhausted):
             "integration may be running detail jobs; raise job_slot_wait_seconds on GenesysResource, "
             "or run when its jobs are done."
         )
+
+
+class JobSlotLimiter:
+    """How many detail jobs one client runs at once, from submission until its last results page is
+    read (or it is cancelled): the org's `details.jobs.concurrent.access.max` when the client has
+    read its limits, never more than the configured `detail_jobs_at_once`. Whether a FULFILLED job
+    whose results are still being paged counts against the org's limit is UNCONFIRMED, so it is
+    counted here: the client never causes the concurrent-jobs 429 itself (another integration's jobs
+    still can, and `JobSlotWait` waits those out)."""
+
+    def __init__(self, capacity: int) -> None:
+        self._configured = capacity
+        self.capacity = capacity
+        self._in_use = 0
+        self.peak = 0  # the most jobs this client had at once
+        self._changed = threading.Condition()
+
+    def limit_to(self, org_slots: int | None) -> None:
+        """The org's limit, once read (None: unknown, the configured number stands)."""
+        with self._changed:
+            self.capacity = max(1, min(self._configured, org_slots)) if org_slots else self._configured
+            self._changed.notify_all()
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        with self._changed:
+            self._changed.wait_for(lambda: self._in_use < self.capacity)
+            self._in_use += 1
+            self.peak = max(self.peak, self._in_use)
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._in_use -= 1
+                self._changed.notify()

@@ -34,3 +34,4 @@ class ClientSettings:
     job_poll_max_interval_seconds: float
     job_timeout_seconds: float
     job_slot_wait_seconds: float  # how long a job submission waits for a free detail-job slot
+    detail_jobs_at_once: int  # detail jobs the client runs at once (fewer if the org's limits say so)

@@ -112,13 +112,27 @@ class GenesysResource(dg.ConfigurableResource):
         description="Client-side request budget (the platform allows 300/min per token by default).",
     )
     job_poll_interval_seconds: float = Field(
-        default=2.0, gt=0, description="First wait before polling a detail job; grows 1.5x per poll."
+        default=0.5,
+        gt=0,
+        description=(
+            "First wait before polling a detail job; then each wait is half the time the job has run so "
+            "far, so a job is seen done soon after it is, whether it takes a second or an hour."
+        ),
     )
     job_poll_max_interval_seconds: float = Field(
         default=30.0, gt=0, description="Longest wait between two polls of a detail job."
     )
     job_timeout_seconds: float = Field(
         default=3600.0, gt=0, description="Give up (and cancel) a detail job not FULFILLED by then."
+    )
+    detail_jobs_at_once: int = Field(
+        default=4,
+        ge=1,
+        le=50,
+        description=(
+            "Detail jobs the extraction runs at once (the days of a range and the pieces of a large day "
+            "share them). Fewer when the org's limits allow fewer (details.jobs.concurrent.access.max)."
+        ),
     )
     job_slot_wait_seconds: float = Field(
         default=900.0,

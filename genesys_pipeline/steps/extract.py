@@ -35,16 +35,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from typing import IO, Any, Callable, ContextManager, Iterable
 
-from genesys_pipeline.contracts.manifests import RawManifest
-from genesys_pipeline.contracts.paths import raw_records_path
 from genesys_pipeline.genesys.client import (
     GenesysClient,
     parse_datetime,
 )
 from genesys_pipeline.genesys.errors import JobResultCapExceeded, QueryCapExceeded
-from genesys_pipeline.resources.working_storage import WorkingStorage
 from genesys_pipeline.steps.prefetch import prefetched
-from genesys_pipeline.steps.privacy import Protector, protector_for
 from genesys_pipeline.steps.raw_records import (
     DedupWriter,
     ExtractionError,
@@ -90,18 +86,23 @@ def extract_window(
     on_progress: Callable[[int], None] | None = None,
     progress_every: int = 10_000,
     protect: Protect | None = None,
+    on_estimate: Callable[[int | None], None] | None = None,
 ) -> ExtractionReport:
     """Extract conversations started in [start, end) into the binary file `open_output()` yields.
 
     `open_output` is a context-manager factory (e.g. `WorkingStorage.writer`): a restart (jobs cut
     finer) begins a fresh file, and a failure never replaces a good one. `on_progress(n)` is called
-    every `progress_every` records written; `protect(record)` is what is written of each record.
+    every `progress_every` records written; `protect(record)` is what is written of each record;
+    `on_estimate(n)` gets the API's approximate count of the window before the first record is read
+    (None when there is none: see `_set_api_count`).
     """
     start, end = start.astimezone(timezone.utc), end.astimezone(timezone.utc)
     watermark = client.get_data_availability()
     split = min(max(watermark, start), end)  # jobs read [start, split), the query [split, end)
     day_totals = _query_totals(client, start, end)
     estimate = sum(day_totals)
+    if on_estimate is not None:
+        on_estimate(estimate if _whole_utc_days(start, end) else None)
     pieces = max(math.ceil(estimate / (job_result_cap * JOB_FILL_TARGET)), JOB_STREAMS if estimate > PARALLEL_FROM else 1)
     pieces = pieces if split > start else 0
     while True:
@@ -144,7 +145,7 @@ def _set_api_count(report: ExtractionReport, start: datetime, end: datetime, day
     rather than comparing the records with themselves.
     """
     days = utc_days(start, end)
-    if (start, end) == (days[0][0], days[-1][1]):
+    if _whole_utc_days(start, end):
         report.api_reported = sum(day_totals)
         utc_dates = ", ".join(f"{day:%Y-%m-%d}" for day, _ in days)
         report.api_count_note = f"details-query totalHits for UTC {utc_dates}, approximate"
@@ -154,6 +155,11 @@ def _set_api_count(report: ExtractionReport, start: datetime, end: datetime, day
             "no independent count: the window is not whole UTC days, the details query's totalHits "
             "counts whole UTC days only and detail jobs give no count of their own"
         )
+
+
+def _whole_utc_days(start: datetime, end: datetime) -> bool:
+    days = utc_days(start, end)
+    return (start, end) == (days[0][0], days[-1][1])
 
 
 def _query_totals(client: GenesysClient, start: datetime, end: datetime) -> list[int]:
@@ -316,37 +322,3 @@ def _read_day(
     records = prefetched(stream)
     with contextlib.closing(records):
         writer.write_started_between(until_stop(records), *keep, where)
-
-
-def extract_partition(
-    client: GenesysClient,
-    storage: WorkingStorage,
-    partition_key: str,
-    start: datetime,
-    end: datetime,
-    run_id: str,
-    *,
-    job_result_cap: int,
-    on_progress: Callable[[int], None] | None = None,
-    protector: Protector | None = None,
-) -> tuple[ExtractionReport, RawManifest]:
-    """One partition's conversations into its raw file, then its manifest (written last: a manifest
-    that exists describes a complete file). The paths are the partition's, so a rerun replaces it.
-    `protector`: the personal-data policy, applied to each record before it is written."""
-    records_path = raw_records_path(partition_key)
-    protector = protector or protector_for(None)
-    protect = protector.protect_record if protector.active else None
-    report = extract_window(client, start, end, lambda: storage.writer(records_path),
-                            job_result_cap=job_result_cap, on_progress=on_progress, protect=protect)  # fmt: skip
-    report.personal_data = protector.policy.as_dict()
-    manifest = RawManifest(
-        partition_key=partition_key,
-        run_id=run_id,
-        extracted_at=datetime.now(timezone.utc),
-        files=(records_path,),
-        records=report.records_written,
-        bytes=storage.size(records_path),
-        extraction=report.as_dict(),
-    )
-    manifest.write(storage)
-    return report, manifest

@@ -46,11 +46,11 @@ def _limits(limits: OrgLimits) -> dg.MetadataValue:
 
 def raw_metadata(
     days: Sequence[str], reports: list[ExtractionReport], stats: dict, location: str, seconds: float,
-    bytes_written: int, limits: Optional[OrgLimits] = None,
+    bytes_written: int, limits: Optional[OrgLimits] = None, lookups: Optional[Lookups] = None,
 ) -> dict[str, dg.MetadataValue]:
     """`days[i]` is the partition key that `reports[i]` extracted: the row label, since a report's window
     is in UTC and starts the day before for partition time zones east of UTC. `limits`: the org's
-    analytics limits as read at the start of the run."""
+    analytics limits as read at the start of the run; `lookups`: the names saved with each day."""
     written = sum(r.records_written for r in reports)
     watermark = reports[-1].data_availability_date
     return {
@@ -68,6 +68,9 @@ def raw_metadata(
         "job_slot_waits": dg.MetadataValue.int(stats.get("job_slot_waits", 0)),
         "job_slot_wait_seconds": dg.MetadataValue.float(round(stats.get("job_slot_wait_seconds", 0.0), 2)),
         **({"analytics_limits": _limits(limits)} if limits else {}),
+        # The most detail jobs the run had at once (its days and pieces share the client's job slots).
+        "detail_jobs_at_once": dg.MetadataValue.int(stats.get("detail_jobs_at_once", 0)),
+        **({"lookup_sizes": dg.MetadataValue.json(lookups.sizes())} if lookups else {}),
         "wall_seconds": dg.MetadataValue.float(round(seconds, 2)),
         "bytes_written": dg.MetadataValue.int(bytes_written),
         "location": dg.MetadataValue.path(location),
