@@ -5,6 +5,7 @@ the named model, serializes it back with the SDK's `sanitize_for_serialization` 
 difference: keys the SDK dropped (unknown to the model), values it changed (e.g. "12" -> 12), enum
 values it does not know (turned into "outdated_sdk_version") and explicit nulls. Timestamps compare
 by instant, because the SDK re-formats them. An empty list means the SDK reads the payload losslessly.
+`check_key_order` checks the other thing the SDK model fixes: the order of the keys.
 
 Importing this module imports the SDK with $HOME pointed at an empty temporary folder whose SDK config
 turns off live reload, so the SDK neither reads the developer's ~/.genesyscloudpython/config nor starts
@@ -13,6 +14,7 @@ its file-watcher thread. Import it before anything else imports the SDK.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
@@ -87,6 +89,24 @@ def _compare(raw: Any, back: Any, path: str, problems: list[str]) -> None:
             _compare(item, item_back, f"{path}[{number}]", problems)
     elif (type(raw) is not type(back) or raw != back) and not _same_instant(raw, back):
         problems.append(f"{path}: {raw!r} became {back!r}")
+
+
+def check_key_order(value: dict[str, Any], model_name: str, path: str, problems: list[str]) -> None:
+    """Appends to `problems` where `value`'s keys (and its nested models' keys) are not in the order of
+    the SDK model `model_name`, which is the real API's order."""
+    models = importlib.import_module("PureCloudPlatformClientV2.models")  # imported in isolation below
+    model = getattr(models, model_name)()
+    keys = [model.attribute_map[attribute] for attribute in model.swagger_types]
+    types = {model.attribute_map[attribute]: kind for attribute, kind in model.swagger_types.items()}
+    ranks = [keys.index(key) for key in value]
+    if ranks != sorted(ranks):
+        problems.append(f"{path}: keys {list(value)} are not in {model_name}'s order")
+    for key, item in value.items():
+        kind = types[key]
+        inner = kind[5:-1] if kind.startswith("list[") else kind
+        if isinstance(getattr(models, inner, None), type):
+            for number, element in enumerate(item if kind.startswith("list[") else [item]):
+                check_key_order(element, inner, f"{path}.{key}[{number}]", problems)
 
 
 def _same_instant(raw: Any, back: Any) -> bool:

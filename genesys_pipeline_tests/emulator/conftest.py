@@ -103,6 +103,18 @@ def basic(client_id: str, client_secret: str) -> str:
     return "Basic " + base64.b64encode(f"{client_id}:{client_secret}".encode()).decode()
 
 
+def epoch_ms(text: str) -> int:
+    """An ISO-8601 timestamp of a record as epoch milliseconds."""
+    return int(datetime.fromisoformat(text).timestamp() * 1000)
+
+
+def sessions_of(record: dict[str, Any]) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """(participant, session) for every session of a conversation record."""
+    for participant in record["participants"]:
+        for session in participant["sessions"]:
+            yield participant, session
+
+
 def day_interval(day: date, days: int = 1) -> str:
     start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
     end = start + timedelta(days=days)

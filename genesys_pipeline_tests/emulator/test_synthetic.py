@@ -17,7 +17,6 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import PureCloudPlatformClientV2.models as sdk_models  # noqa: E402  (after sdk_fidelity, which isolates $HOME)
 import pytest
 
 from genesys_pipeline.local.emulator.clock import iso_ms as clock_iso_ms
@@ -30,7 +29,9 @@ from genesys_pipeline.local.emulator.synthetic import (
     ContactCentre,
     ConversationPlan,
 )
-from genesys_pipeline_tests.sdk_fidelity import sdk_lost_fields
+from genesys_pipeline_tests.emulator.conftest import epoch_ms as _ms
+from genesys_pipeline_tests.emulator.conftest import sessions_of as _sessions
+from genesys_pipeline_tests.sdk_fidelity import check_key_order, sdk_lost_fields
 
 SEED, VOLUME = 7, 2000
 DAY = date(2024, 5, 8)
@@ -55,16 +56,6 @@ def plans(centre: ContactCentre) -> list[ConversationPlan]:
 def finals(centre: ContactCentre, plans: list[ConversationPlan]) -> list[dict[str, Any]]:
     """Every conversation of the day as it finally reads, with participant attributes (job results)."""
     return [centre.render(plan, plan.last_change_ms, with_attributes=True) for plan in plans]
-
-
-def _ms(text: str) -> int:
-    return int(datetime.fromisoformat(text).timestamp() * 1000)
-
-
-def _sessions(record: dict[str, Any]) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
-    for participant in record["participants"]:
-        for session in participant["sessions"]:
-            yield participant, session
 
 
 def _segments(record: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -106,7 +97,8 @@ def test_day_plans_are_exactly_the_daily_volume_within_the_utc_day(centre, day):
     assert plans == sorted(plans, key=lambda p: (p.start_ms, p.conversation_id))
     assert all(start <= p.start_ms < start + DAY_MS for p in plans)
     assert all(p.start_ms < p.end_ms <= p.start_ms + MAX_LIFETIME_MS for p in plans)
-    assert all(p.end_ms <= p.last_change_ms <= p.end_ms + 72 * HOUR_MS for p in plans)
+    # a first-contact resolution is reported a week after the end; an evaluation may be rescored days later
+    assert all(p.end_ms <= p.last_change_ms <= p.end_ms + 10 * DAY_MS for p in plans)
     assert {p.media_type for p in plans} == MEDIA_TYPES
     assert {p.originating_direction for p in plans} == {"inbound", "outbound"}
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -263,19 +255,23 @@ def test_ongoing_conversation_is_truncated_at_as_of_then_complete_at_its_end(cen
 
 def test_restatements_appear_only_after_their_time(centre, plans, finals):
     restated = [(p, f) for p, f in zip(plans, finals, strict=True) if p.last_change_ms > p.end_ms]
-    assert 0.05 * VOLUME < len(restated) < 0.15 * VOLUME
+    assert 0.4 * VOLUME < len(restated) < 0.7 * VOLUME  # most by the resolution reported a week later
     kinds = collections.Counter()
     for plan, final in restated:
         at_end = centre.render(plan, plan.end_ms, with_attributes=True)
         assert at_end != final and at_end["conversationEnd"] == final["conversationEnd"]
         later = centre.render(plan, plan.last_change_ms + 10 * 24 * HOUR_MS, with_attributes=True)
         assert later == final  # nothing changes after last_change_ms
-        for key in ("evaluations", "surveys"):
+        for key in ("evaluations", "surveys", "resolutions"):
             for item in final.get(key, []):
                 kinds[key] += 1
                 event = _ms(item["eventTime"])
                 assert plan.end_ms < event <= plan.last_change_ms
-                assert key not in centre.render(plan, event - 1, with_attributes=False)
+                before = centre.render(plan, event - 1, with_attributes=False)
+                if key == "evaluations":  # an earlier version of it may show (test_quality_and_flows.py)
+                    assert item not in before.get(key, [])
+                else:
+                    assert key not in before
                 assert item in centre.render(plan, event, with_attributes=True)[key]
         codes_at_end = [s.get("wrapUpCode") for s in _segments(at_end) if s["segmentType"] == "wrapup"]
         codes_final = [s.get("wrapUpCode") for s in _segments(final) if s["segmentType"] == "wrapup"]
@@ -496,27 +492,12 @@ def test_lookup_entities(centre):
 def test_keys_follow_the_sdk_models_order(centre, finals):
     problems: list[str] = []
     for record in finals:
-        _check_key_order(record, "AnalyticsConversation", record["conversationId"], problems)
+        check_key_order(record, "AnalyticsConversation", record["conversationId"], problems)
     for kind, model in (("queues", "Queue"), ("users", "User"), ("wrapup_codes", "WrapupCode"),
                         ("divisions", "AuthzDivision")):  # fmt: skip
         for entity in getattr(centre, kind):
-            _check_key_order(entity, model, entity["name"], problems)
+            check_key_order(entity, model, entity["name"], problems)
     assert problems == []
-
-
-def _check_key_order(value: dict[str, Any], model_name: str, path: str, problems: list[str]) -> None:
-    model = getattr(sdk_models, model_name)()
-    keys = [model.attribute_map[attribute] for attribute in model.swagger_types]
-    types = {model.attribute_map[attribute]: kind for attribute, kind in model.swagger_types.items()}
-    ranks = [keys.index(key) for key in value]
-    if ranks != sorted(ranks):
-        problems.append(f"{path}: keys {list(value)} are not in {model_name}'s order")
-    for key, item in value.items():
-        kind = types[key]
-        inner = kind[5:-1] if kind.startswith("list[") else kind
-        if isinstance(getattr(sdk_models, inner, None), type):
-            for number, element in enumerate(item if kind.startswith("list[") else [item]):
-                _check_key_order(element, inner, f"{path}.{key}[{number}]", problems)
 
 
 # --- fidelity through the official SDK ---

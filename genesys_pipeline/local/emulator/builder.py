@@ -18,9 +18,11 @@ from typing import Any
 from . import texts
 from .dialer import DialerParts
 from .directory import DEFAULT_WRAPUP_CODE_ID, SERVICE_LEVEL_MS, Directory
-from .enrichment import add_attributes, evaluation, survey
+from .enrichment import add_attributes
+from .flows import in_queue_exit, ivr_exit
 from .parties import Parties
 from .records import Conversation, Participant, Segment, make_session
+from .restatements import add_reports, second_stream
 from .scenarios import AgentTurn, QueueVisit, Timeline
 from .shapes import draw_timeline
 
@@ -39,9 +41,9 @@ def build_conversation(
     directory: Directory, conversation_id: str, seed: int, start: int, *, with_attributes: bool,
     shape: str = "", may_linger: bool = False,
 ) -> Conversation:
-    rng = random.Random(seed)
-    timeline = draw_timeline(rng, directory, start, shape, may_linger)
-    conversation = _Builder(rng, directory, timeline, conversation_id).build()
+    rng, second = random.Random(seed), second_stream(seed)
+    timeline = draw_timeline(rng, second, directory, start, shape, may_linger)
+    conversation = _Builder(rng, second, directory, timeline, conversation_id).build()
     if with_attributes:
         add_attributes(random.Random(seed ^ _ATTRIBUTE_SALT), conversation)
     return conversation
@@ -51,10 +53,13 @@ _session = make_session
 
 
 class _Builder(DialerParts):
-    def __init__(self, rng: random.Random, directory: Directory, timeline: Timeline, conversation_id: str):
+    def __init__(
+        self, rng: random.Random, second: random.Random, directory: Directory, timeline: Timeline, conversation_id: str
+    ):
         self.rng, self.directory, self.timeline, self.media = rng, directory, timeline, timeline.media
+        self.second = second  # the second stream (restatements.py): flow outcomes, media stats' packets...
         campaign = None if timeline.campaign is None else directory.campaigns[timeline.campaign.campaign]
-        self.parties = Parties(rng, timeline, conversation_id, directory.edge_ids, campaign)
+        self.parties = Parties(rng, timeline, conversation_id, directory.edge_ids, campaign, second=second)
         self.subject = self.parties.subject
         initiator = "customer" if self.media == "message" else None
         self.conversation = Conversation(
@@ -125,7 +130,7 @@ class _Builder(DialerParts):
             (timeline.customer_connect, "nConnected", 1),
             (timeline.customer_end, "tConnected", connected),
         ]
-        stats = [parties.media_stat(timeline.customer_end + 40)] if self.media == "voice" else []
+        stats = [parties.media_stat(timeline.customer_end + 40, trunk=True)] if self.media == "voice" else []
         return Participant(head, [_session(scalars, segments, metrics, stats=stats)])
 
     def _ivr(self) -> Participant:
@@ -159,9 +164,12 @@ class _Builder(DialerParts):
             (end, "tFlow", flow_ms),
             (end, exit_metric, flow_ms),
         ]
+        exited, outcome_metrics = ivr_exit(
+            self.second, self.directory, flow, exited, start, end, self_served=not timeline.visits
+        )
         session = _session(
-            parties.scalars("inbound", peer=True), segments, metrics, stats=[parties.media_stat(end)],
-            flow=flow, flow_exited=(end, dict(sorted(exited.items()))),  # AnalyticsFlow: alphabetical scalars
+            parties.scalars("inbound", peer=True), segments, metrics + outcome_metrics,
+            stats=[parties.media_stat(end, trunk=True)], flow=flow, flow_exited=(end, exited),
         )  # fmt: skip
         return Participant(parties.head("ivr", flow_name), [session])
 
@@ -198,9 +206,9 @@ class _Builder(DialerParts):
         metrics = [(visit.offer, "nOffered", 1), (visit.end, "tAcd" if visit.agent else "tAbandon", waited)]
         if waited > SERVICE_LEVEL_MS[self.media]:
             metrics.append((visit.end, "nOverSla", 1))
-        return Participant(
-            self.parties.head("acd", spec.name), [_session(scalars, segments, metrics, flow=flow)]
-        )
+        exited = flow and in_queue_exit(self.second, flow, visit.agent is None, self.media == "voice")
+        session = _session(scalars, segments, metrics, flow=flow, flow_exited=exited and (visit.end, exited))
+        return Participant(self.parties.head("acd", spec.name), [session])
 
     def _agent_head(self, turn: AgentTurn, purpose: str = "agent") -> tuple[dict[str, Any], str]:
         taken = tuple(p.head["userId"] for p in self.conversation.participants if "userId" in p.head)
@@ -319,7 +327,7 @@ class _Builder(DialerParts):
             texts.WRAPUP_NOTES
         ) if self.rng.random() < 0.3 else None
 
-    # --- later restatements: late or changed wrap-up code, evaluation, survey ---
+    # --- later restatements: late or changed wrap-up code; evaluations, surveys, resolution ---
 
     def _restatements(self) -> None:
         timeline, rng, final = self.timeline, self.rng, self.timeline.final_turn()
@@ -333,9 +341,4 @@ class _Builder(DialerParts):
                 wrapup.wrapups = ((at, code, note), (late, *self._wrapup_code(final, instead_of=code)))
             else:  # the agent left wrap-up without a code; it is filled in later
                 wrapup.wrapups = ((at, None, None), (late, code, note))
-        if timeline.evaluation_at is not None:
-            record = evaluation(rng, self.directory, timeline.evaluation_at, queue_id, user_id)
-            self.conversation.evaluations.append((timeline.evaluation_at, record))
-        if timeline.survey_at is not None:
-            record = survey(rng, self.directory, timeline.survey_at, queue_id, user_id, self.media)
-            self.conversation.surveys.append((timeline.survey_at, record))
+        add_reports(self.conversation, (rng, self.second), self.directory, timeline, queue_id, user_id)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .flows import campaign_flow_exit
 from .records import Participant, Segment, Session, make_session
 
 if TYPE_CHECKING:
@@ -84,9 +85,10 @@ class DialerParts:
         segments = [Segment(start, end, "ivr", disconnect="endpoint", q850=True)]
         metrics = [(start, "nFlow", 1), (end, "tIvr", end - start), (end, "tFlow", end - start),
                    (end, "tFlowDisconnect", end - start)]  # fmt: skip
+        exited, outcome_metrics = campaign_flow_exit(self.second, self.directory, flow, exited, start, end)
         session: Session = make_session(
-            parties.scalars("outbound", peer=True), segments, metrics,
-            flow=flow, flow_exited=(end, dict(sorted(exited.items()))),
+            parties.scalars("outbound", peer=True), segments, metrics + outcome_metrics,
+            flow=flow, flow_exited=(end, exited),
         )  # fmt: skip
         return Participant(parties.head("ivr", flow_name), [session])
 

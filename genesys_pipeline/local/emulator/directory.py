@@ -94,6 +94,11 @@ class Directory:
         self.queue_specs, self.queues = self._make_queues(rng, admin_ids)
         self._routes = {(route, media): self._route_table(route, media) for route, media in _ROUTES}
         self.campaigns = make_campaigns(self._new_id)  # after every other id, which stay as they were
+        # Ids added later still, so that the ids above stay as they were: the evaluation forms' context
+        # ids (one per form, whatever its version) and the flow outcomes, by name.
+        self.evaluation_context_ids = {form_id: self._new_id() for form_id, _ in self.evaluation_forms}
+        outcome_names = dict.fromkeys(n for names in texts.IVR_FLOW_OUTCOMES for n in names)
+        self.flow_outcome_ids = {name: self._new_id() for name in [*outcome_names, *texts.CAMPAIGN_FLOW_OUTCOMES]}
         for entities in (self.divisions, self.users, self.wrapup_codes, self.queues):
             entities.sort(key=lambda entity: (entity["name"], entity["id"]))
 

@@ -17,10 +17,12 @@ ATTRIBUTE_LIMIT = 1024  # job results truncate participant attribute keys and va
 def evaluation(
     rng: random.Random, directory: Directory, at: int, queue_id: str, user_id: str
 ) -> dict[str, Any]:
-    """An AnalyticsEvaluation of agent `user_id`, released at `at`."""
+    """An AnalyticsEvaluation of agent `user_id` as finished and scored (its versions over time:
+    restatements.evaluation_versions)."""
     form_id, form_name = rng.choice(directory.evaluation_forms)
+    rng.getrandbits(128)  # was a random contextId; still drawn so that every later draw stays as it was
     return {
-        "contextId": uuid_from_bits(rng.getrandbits(128)),
+        "contextId": directory.evaluation_context_ids[form_id],  # the form's, whatever its version
         "deleted": False,
         "evaluationId": uuid_from_bits(rng.getrandbits(128)),
         "evaluationStatus": "Finished",

@@ -35,8 +35,11 @@ class Parties:
         conversation_id: str,
         edge_ids: tuple[str, ...],
         campaign: CampaignSpec | None = None,
+        *,
+        second: random.Random,
     ):
         self.rng, self.timeline, self.media = rng, timeline, timeline.media
+        self.second = second  # the conversation's second stream (restatements.py)
         self.phone = f"1{rng.randrange(201_000_0000, 989_999_9999)}"
         self.customer_name = rng.choice(texts.CUSTOMER_NAMES)
         self.dnis = rng.choice(_DNIS)
@@ -109,15 +112,25 @@ class Parties:
             scalars |= {"callbackNumbers": [f"tel:+{self.phone}"], "callbackUserName": self.customer_name}
         return scalars
 
-    def media_stat(self, at: int) -> MediaStat:
-        """Voice quality measured on a leg at `at` (never after the conversation's end)."""
+    def media_stat(self, at: int, trunk: bool = False) -> MediaStat:
+        """Voice quality measured on a leg at `at` (never after the conversation's end): G.711 on the
+        carrier's trunk (the customer's and the IVR's legs), Opus on the agents' WebRTC phones. Most
+        legs lose a few packets in a thousand, one in twenty a few per cent."""
         mos = round(self.rng.uniform(3.6, 4.9), 6)
         received = self.rng.randint(200, 60_000)
-        return MediaStat(
+        stat = MediaStat(
             min(at, self.timeline.end),
-            "audio/opus",
+            "audio/PCMU" if trunk else "audio/opus",
             self.rng.randint(20, 90),
             mos,
             round(mos * 18.9, 4),
             received,
         )
+        second = self.second
+        lost_share = second.uniform(0.01, 0.05) if second.random() < 0.05 else second.uniform(0, 0.004)
+        stat.discarded_packets = int(received * lost_share)
+        stat.underrun_packets = int(stat.discarded_packets * second.uniform(0.3, 0.7))
+        stat.overrun_packets = int(stat.discarded_packets * second.uniform(0, 0.2))
+        stat.duplicate_packets = second.choice((0, 0, 0, 1, 2, 5))
+        stat.invalid_packets = second.choice((0,) * 9 + (second.randint(1, 12),))
+        return stat

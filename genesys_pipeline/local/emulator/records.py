@@ -5,7 +5,8 @@ then shows only what exists at `as_of` (genesys-api.md s5.10, s5.7):
 - participants and sessions appear once their first segment has started;
 - a segment that started has no `segmentEnd`, `disconnectType` or wrap-up code while still open;
 - a metric appears once its emitDate has passed; `conversationEnd` and `selfServed` once it ended;
-- evaluations, surveys and late wrap-up codes appear at their (later) event time.
+- evaluations, surveys, resolutions and late wrap-up codes appear at their (later) event time, and an
+  evaluation changes as it is completed (each version from its own time on).
 Keys come out in the real API's order, which is the v269 SDK models' order: scalars alphabetical, then
 nested objects and arrays (and an evaluation's or survey's o* scores last). Nulls are never emitted.
 """
@@ -16,6 +17,8 @@ import dataclasses
 from typing import Any
 
 from .ids import iso_ms
+
+Restated = list[tuple[int, dict[str, Any]]]  # versions of one item: (shown from epoch ms, its JSON), in time order
 
 
 @dataclasses.dataclass(slots=True)
@@ -40,7 +43,22 @@ class MediaStat:
     max_latency_ms: int
     min_mos: float
     min_r_factor: float
-    received_packets: int
+    received_packets: int  # every packet received, the invalid, duplicate and discarded ones included
+    discarded_packets: int = 0  # too late or too early; includes the overruns and underruns
+    duplicate_packets: int = 0
+    invalid_packets: int = 0
+    overrun_packets: int = 0
+    underrun_packets: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """AnalyticsMediaEndpointStat, in the model's (alphabetical) order."""
+        return {
+            "codecs": [self.codec], "discardedPackets": self.discarded_packets,
+            "duplicatePackets": self.duplicate_packets, "eventTime": iso_ms(self.at),
+            "invalidPackets": self.invalid_packets, "maxLatencyMs": self.max_latency_ms, "minMos": self.min_mos,
+            "minRFactor": self.min_r_factor, "overrunPackets": self.overrun_packets,
+            "receivedPackets": self.received_packets, "underrunPackets": self.underrun_packets,
+        }  # fmt: skip
 
 
 @dataclasses.dataclass(slots=True)
@@ -72,8 +90,10 @@ class Conversation:
     divisions: list[tuple[int, str]]
     home_division_id: str  # what divisionIds says before any queue is reached
     participants: list[Participant]
-    evaluations: list[tuple[int, dict[str, Any]]] = dataclasses.field(default_factory=list)
-    surveys: list[tuple[int, dict[str, Any]]] = dataclasses.field(default_factory=list)
+    # Each item as its versions over time [(shown from epoch ms, JSON)]: the latest shown at as_of applies.
+    evaluations: list[Restated] = dataclasses.field(default_factory=list)
+    surveys: list[Restated] = dataclasses.field(default_factory=list)
+    resolutions: list[Restated] = dataclasses.field(default_factory=list)
 
 
 def make_session(scalars: dict[str, Any], segments: list[Segment], metrics: list[tuple[int, str, int]],
@@ -105,14 +125,17 @@ def materialize(conversation: Conversation, as_of: int) -> dict[str, Any]:
     record["originatingDirection"] = conversation.direction
     if ended and conversation.self_served:
         record["selfServed"] = True
-    evaluations = [e for at, e in conversation.evaluations if at <= as_of]
-    if evaluations:
-        record["evaluations"] = evaluations
-    surveys = [s for at, s in conversation.surveys if at <= as_of]
-    if surveys:
-        record["surveys"] = surveys
+    for key in ("evaluations", "surveys", "resolutions"):
+        shown = [item for item in (_latest(versions, as_of) for versions in getattr(conversation, key)) if item]
+        if shown:
+            record[key] = shown
     record["participants"] = participants
     return record
+
+
+def _latest(versions: Restated, as_of: int) -> dict[str, Any] | None:
+    shown = [item for at, item in versions if at <= as_of]
+    return shown[-1] if shown else None
 
 
 def _participant(participant: Participant, as_of: int, stats: list[MediaStat]) -> dict[str, Any] | None:
@@ -133,11 +156,7 @@ def _session(session: Session, as_of: int, stats: list[MediaStat]) -> dict[str, 
     visible_stats = [s for s in session.stats if s.at <= as_of]
     if visible_stats:
         stats += visible_stats
-        out["mediaEndpointStats"] = [
-            {"codecs": [s.codec], "eventTime": iso_ms(s.at), "maxLatencyMs": s.max_latency_ms,
-             "minMos": s.min_mos, "minRFactor": s.min_r_factor, "receivedPackets": s.received_packets}
-            for s in visible_stats
-        ]  # fmt: skip
+        out["mediaEndpointStats"] = [stat.to_json() for stat in visible_stats]
     if session.flow_exited is not None and session.flow_exited[0] <= as_of:
         out["flow"] = session.flow_exited[1]
     elif session.flow is not None:

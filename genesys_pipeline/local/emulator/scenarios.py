@@ -10,7 +10,8 @@ drawn there (holds, names, notes) stays within the spans fixed here.
 Mix: voice inbound 55% (10% of them self-served in the IVR, 8% abandoned in queue, the rest answered,
 some with RONA, a blind transfer to a second queue or a consult), voice outbound 10%, callback 5%,
 chat 10%, message 10%, email 10% (long-lived). Restatements: an evaluation, a survey or a late
-wrap-up code, hours to days after the end. `shapes.py` replaces some of these with campaign, agentless
+wrap-up code, hours to days after the end (restatements.py adds an evaluation's later versions and
+the first-contact resolution, a week after the end). `shapes.py` replaces some of these with campaign, agentless
 and direct-to-user calls, and keeps some email and message conversations open for days.
 """
 
@@ -113,6 +114,11 @@ class Timeline:
     user_turn: AgentTurn | None = None  # a `user` reached without a queue, last to handle the customer
     ivr: bool = True  # voice inbound: an IVR answers first (a direct call to a user has none)
     lingers: bool = False  # an email or message conversation left open for days (shapes.linger)
+    # Drawn from the conversation's second random stream (restatements.py), so that everything above
+    # stays as it was: each evaluation's restatements [(epoch ms, status)], and when the first-contact
+    # resolution (next contact avoided) is reported.
+    evaluation_steps: list[list[tuple[int, str]]] = dataclasses.field(default_factory=list)
+    resolution_at: int | None = None
 
     @property
     def self_served(self) -> bool:
@@ -122,9 +128,9 @@ class Timeline:
 
     @property
     def last_change(self) -> int:
-        return max(
-            t for t in (self.end, self.evaluation_at, self.survey_at, self.late_wrapup_at) if t is not None
-        )
+        steps = [at for evaluation in self.evaluation_steps for at, _ in evaluation]
+        later = (self.end, self.evaluation_at, self.survey_at, self.late_wrapup_at, self.resolution_at, *steps)
+        return max(t for t in later if t is not None)
 
     def agent_turns(self) -> list[AgentTurn]:
         turns = [self.dial_turn] if self.dial_turn is not None else []

@@ -24,6 +24,7 @@ import random
 
 from .directory import Directory
 from .ids import mix64
+from .restatements import draw_restatements
 from .scenarios import (
     DAY_MS,
     HOUR_MS,
@@ -82,8 +83,17 @@ class Shapes:
 
 
 def draw_timeline(
-    rng: random.Random, directory: Directory, start: int, shape: str = "", may_linger: bool = False
+    rng: random.Random, second: random.Random, directory: Directory, start: int, shape: str = "",
+    may_linger: bool = False,
 ) -> Timeline:
+    """The timeline, from the conversation's random stream `rng`, and its later restatements from its
+    second stream (`restatements.second_stream`), which both go on to draw the record."""
+    timeline = _draw(rng, directory, start, shape, may_linger)
+    draw_restatements(second, timeline)
+    return timeline
+
+
+def _draw(rng: random.Random, directory: Directory, start: int, shape: str, may_linger: bool) -> Timeline:
     if shape in (CAMPAIGN, AGENTLESS):
         timeline = _campaign_call(rng, directory, start, agentless=shape == AGENTLESS)
         call = timeline.campaign

@@ -15,7 +15,8 @@ fleshes it out (builder.py), then shows what exists at `as_of_ms` (records.py).
 Bounds the server relies on: a conversation lasts at most `MAX_ORDINARY_LIFETIME_MS` (36 h), except
 the email and message conversations that stay open for days (shapes.py), which last at most
 `MAX_LIFETIME_MS` (21 days) and are found without planning their whole day (`long_lived_plans`); a
-record never changes after `last_change_ms` (<= end + 72 h).
+record never changes after `last_change_ms` (<= end + 10 days: a first-contact resolution is reported
+a week after the end, an evaluation may be rescored days after it was finished).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from .directory import Directory
 from .ids import MAX_DAILY_VOLUME, ConversationIdCodec, day_number, derive_key, mix64
 from .probes import add_unknown_fields
 from .records import materialize
+from .restatements import second_stream
 from .scenarios import MAX_LIFETIME_MS, MAX_ORDINARY_LIFETIME_MS, draws_digital
 from .shapes import LINGER_STRIDE, Shapes, draw_timeline
 
@@ -179,7 +181,7 @@ class ContactCentre:
         seed = self._seed(number, index)
         start = curve.start_ms(mix64(seed ^ _START_SALT))
         shape, may_linger = self.shapes.pick(seed), self.shapes.may_linger(index)
-        timeline = draw_timeline(random.Random(seed), self._directory, start, shape, may_linger)
+        timeline = draw_timeline(random.Random(seed), second_stream(seed), self._directory, start, shape, may_linger)
         return ConversationPlan(
             self._codec.encode(number, index), start, timeline.end, timeline.last_change,
             timeline.media, timeline.direction, seed, shape, may_linger,

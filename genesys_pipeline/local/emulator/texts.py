@@ -155,6 +155,18 @@ EVALUATION_FORMS = ("Voice Quality Form v3", 'Digital QA, "Chat & Email"')
 SURVEY_FORMS = ("Post-contact NPS", "Satisfacción del cliente")
 IVR_FLOWS = ("Main IVR", 'Billing IVR - "After Hours"', "Soporte IVR")
 IN_QUEUE_FLOW = "Default in-queue, hold music"
+# Flow outcomes (Architect) the org's flows report, by flow: each IVR flow of IVR_FLOWS in turn, then the
+# agentless campaigns' message flows. The first outcome of an IVR flow is the caller's identification,
+# the second the self-service the flow offers.
+IVR_FLOW_OUTCOMES: tuple[tuple[str, ...], ...] = (
+    ("Caller authenticated", "Balance enquiry self-served", "Reason for call captured"),
+    ("Caller authenticated", 'Payment taken, "card on file"'),
+    ("Cliente autenticado", "Consulta de saldo resuelta"),
+)
+IVR_FLOW_LANGUAGES = ("en-us", "en-us", "es-us")  # each IVR flow's starting language
+CAMPAIGN_FLOW_OUTCOMES = ("Reminder confirmed by the customer",)
+# Milestones the IVR flows count (nFlowMilestone), in the order a caller reaches them
+IVR_MILESTONES = ("Greeting played", "Menu choice made", "Account found")
 
 
 def long_payload(length: int) -> str:
