@@ -758,8 +758,9 @@ def test_a_rollback_that_cannot_be_sent_is_not_reported_as_rolled_back(fail_on: 
 
 
 def test_asset_checks_are_exported() -> None:
-    """The stages' exact counts block the load; the API's approximate count only warns."""
-    assert asset_checks == [row_counts_match_across_stages, api_count_close_to_extracted]
+    """The stages' exact counts block the load; the API's approximate count only warns (the schema-drift
+    check, on flattened_conversations, is test_schema_drift.py's)."""
+    assert asset_checks[:2] == [row_counts_match_across_stages, api_count_close_to_extracted]
     assert row_counts_match_across_stages.check_keys == {
         dg.AssetCheckKey(dg.AssetKey("snowflake_conversations"), ROW_COUNT_CHECK)
     }

@@ -38,7 +38,7 @@ from genesys_pipeline.contracts.dimension_tables import (
 )
 from genesys_pipeline.definitions import DIMENSION_ASSETS, build_definitions
 from genesys_pipeline.definitions import defs as project_defs
-from genesys_pipeline.defs.checks import API_COUNT_CHECK, ROW_COUNT_CHECK
+from genesys_pipeline.defs.checks import API_COUNT_CHECK, DRIFT_CHECK, ROW_COUNT_CHECK
 from genesys_pipeline.defs.jobs import CONVERSATIONS_JOB, DIMENSIONS_JOB, jobs
 from genesys_pipeline.defs.partitions import (
     backfill_policy,
@@ -186,9 +186,10 @@ def run_tick(lab: Lab, instance: Any, tick: datetime) -> dict[str, dg.ExecuteInP
         result = job.execute_in_process(partition_key=request.partition_key, tags=request.tags, instance=instance,
                                         run_config=QUIET)  # fmt: skip
         assert result.success
-        # Both checks ran for the day and passed: the stages agree exactly, the API's count is close.
+        # The checks ran for the day and passed: the stages agree exactly, the API's count is close, the
+        # records hold no field the contract does not know.
         evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
-        assert set(evaluations) == {ROW_COUNT_CHECK, API_COUNT_CHECK}
+        assert set(evaluations) == {ROW_COUNT_CHECK, API_COUNT_CHECK, DRIFT_CHECK}
         for evaluation in evaluations.values():
             assert evaluation.passed and evaluation.partition == request.partition_key, evaluation.description
         results[request.partition_key] = result

@@ -40,7 +40,8 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 def select(monkeypatch: pytest.MonkeyPatch, value: str) -> tuple[str, ...]:
     """GENESYS_TABLES=value for the steps run from now on (they read the parsed settings when they run)."""
     settings = load_settings({"GENESYS_TABLES": value})
-    monkeypatch.setattr(settings_module, "SETTINGS", dataclasses.replace(settings_module.SETTINGS, tables=settings.tables))
+    chosen = dataclasses.replace(settings_module.SETTINGS, tables=settings.tables)
+    monkeypatch.setattr(settings_module, "SETTINGS", chosen)
     return settings.tables
 
 
@@ -53,7 +54,8 @@ def pipeline_resources(stack: stand_ins.LocalStack, emulator: Any, tmp_path: Pat
     return {
         "genesys": genesys_for(emulator), "working_storage": WorkingStorage(root=str(tmp_path / "working")),
         "s3": s3, "s3_publishing": S3Publishing(bucket=bucket),
-        "snowflake": stand_ins.snowflake_resource(stack.snowflake_connection_args, f"SELECT_{token.upper()}", "GENESYS"),
+        "snowflake": stand_ins.snowflake_resource(stack.snowflake_connection_args, f"SELECT_{token.upper()}",
+                                                  "GENESYS"),
         "snowflake_target": SnowflakeTarget(stage_aws_key_id="testing", stage_aws_secret_key="testing",
                                             staging_tables="transient"),
     }  # fmt: skip
@@ -104,7 +106,8 @@ def test_a_day_with_two_tables_selected_writes_publishes_and_loads_only_those(
         tables = {r["table_name"].lower() for r in run_query(
             snowflake, "SELECT TABLE_NAME FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_SCHEMA = 'GENESYS' "
             "AND TABLE_TYPE = 'BASE TABLE'")} - {"genesys_load_history"}  # fmt: skip
-        return {t: {r["r"] for r in run_query(snowflake, f"SELECT DISTINCT EXTRACTION_RUN_ID AS R FROM {t}")} for t in tables}
+        distinct = "SELECT DISTINCT EXTRACTION_RUN_ID AS R FROM {}"
+        return {t: {r["r"] for r in run_query(snowflake, distinct.format(t))} for t in tables}
 
     def objects() -> dict[str, str]:
         listed = s3.get_client().list_objects_v2(Bucket=bucket, Prefix="genesys/conversations/")["Contents"]
@@ -152,8 +155,8 @@ def test_a_fresh_schema_with_two_tables_selected_gets_only_those_tables(
     (evaluation,) = result.get_asset_check_evaluations()
     assert evaluation.passed and "All 2 tables agree" in (evaluation.description or ""), evaluation.description
 
-    in_schema = {(r["table_name"], r["table_type"]) for r in run_query(
-        snowflake, "SELECT TABLE_NAME, TABLE_TYPE FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_SCHEMA = 'GENESYS'")}  # fmt: skip
+    listing = "SELECT TABLE_NAME, TABLE_TYPE FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_SCHEMA = 'GENESYS'"
+    in_schema = {(r["table_name"], r["table_type"]) for r in run_query(snowflake, listing)}
     assert in_schema == {("CONVERSATIONS", "BASE TABLE"), ("SEGMENTS", "BASE TABLE"),
                          ("GENESYS_LOAD_HISTORY", "BASE TABLE")}  # fmt: skip
     listed = s3.get_client().list_objects_v2(Bucket=bucket)["Contents"]
@@ -161,4 +164,4 @@ def test_a_fresh_schema_with_two_tables_selected_gets_only_those_tables(
     served = len(emulator.app.conversations_started(PAST_DAY))
     assert run_query(snowflake, "SELECT COUNT(*) AS N FROM CONVERSATIONS")[0]["n"] == served > 0
     assert sorted(p.name for p in (tmp_path / "working" / "flat" / DAY).iterdir()) == [
-        "conversations.parquet", "manifest.json", "segments.parquet"]
+        "conversations.parquet", "manifest.json", "record_paths.json", "segments.parquet"]

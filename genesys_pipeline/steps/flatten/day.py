@@ -8,6 +8,7 @@ from typing import Sequence
 from genesys_pipeline.contracts.columns import Table
 from genesys_pipeline.contracts.manifests import FlatManifest, FlatTable, RawManifest
 from genesys_pipeline.contracts.paths import flat_table_path, raw_manifest_path
+from genesys_pipeline.contracts.record_paths import record_paths_path
 from genesys_pipeline.contracts.tables import CONVERSATIONS, TABLES
 from genesys_pipeline.resources.working_storage import WorkingStorage
 from genesys_pipeline.steps.flatten.batches import flatten
@@ -15,6 +16,7 @@ from genesys_pipeline.steps.flatten.lookups import Lookups
 from genesys_pipeline.steps.flatten.reader import read_raw_records
 from genesys_pipeline.steps.flatten.report import FlattenReport
 from genesys_pipeline.steps.flatten.sink import ParquetSink
+from genesys_pipeline.steps.schema_drift import PathGatherer
 
 
 class RowCountMismatch(Exception):
@@ -30,7 +32,8 @@ def flatten_partition(
 
     Rows carry the extraction's run id and time (the raw manifest's), so a rerun of this step alone
     rewrites identical rows. Fails, and leaves the previous files in place, if the conversations table
-    does not have exactly as many rows as the raw manifest's records.
+    does not have exactly as many rows as the raw manifest's records. The JSON paths the records hold are
+    gathered on the way (steps/schema_drift.py) and written beside the tables, before the manifest.
     """
     if not storage.exists(raw_manifest_path(partition_key)):
         raise FileNotFoundError(
@@ -39,11 +42,12 @@ def flatten_partition(
         )
     raw = RawManifest.read(storage, partition_key)
     report = FlattenReport()
+    gatherer = PathGatherer()
     with ParquetSink(lambda table: storage.writer(flat_table_path(partition_key, table)), tables=tables) as sink:
         for path in raw.files:
             with storage.reader(path) as handle:
                 report.merge(flatten(
-                    read_raw_records(handle, path), lookups, sink, partition_date=partition_date,
+                    gatherer.passing_through(read_raw_records(handle, path)), lookups, sink, partition_date=partition_date,
                     run_id=raw.run_id, extracted_at=raw.extracted_at, source=path,
                 ))  # fmt: skip
         flattened = report.rows[CONVERSATIONS.name]
@@ -55,6 +59,7 @@ def flatten_partition(
                 "nothing was written. Rematerialize raw_conversations for this partition."
             )
 
+    storage.write_json(record_paths_path(partition_key), gatherer.to_json())
     written = {}
     for table in tables:
         path = flat_table_path(partition_key, table.name)
