@@ -13,6 +13,7 @@ Reported per step: its wall time; for the raw step also the requests made, 429s 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -25,10 +26,11 @@ CLOCK = "2024-05-10T12:00:00Z"
 LAST_DAY = date(2024, 5, 8)  # wholly before the watermark at CLOCK
 
 
-def start_emulator(volume: int, days: list[date]) -> tuple[subprocess.Popen, str]:
+def start_emulator(volume: int, days: list[date], source: str | None) -> tuple[subprocess.Popen, str]:
     command = [sys.executable, "-m", "genesys_pipeline.local.emulator", "--port", "0", "--daily-volume", str(volume),
                "--now", CLOCK, "--clock-rate", "0"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    environment = {**os.environ, "PYTHONPATH": source} if source else None
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=environment, cwd=source)
     base_url = process.stdout.readline().split(" on ")[1].split(" ")[0]
     for day in [days[0] - timedelta(days=2), days[0] - timedelta(days=1), *days]:  # warm the plan caches
         interval = f"{day:%Y-%m-%d}T00:00:00Z/{day + timedelta(days=1):%Y-%m-%d}T00:00:00Z"
@@ -36,7 +38,14 @@ def start_emulator(volume: int, days: list[date]) -> tuple[subprocess.Popen, str
     return process, base_url
 
 
-def measure(days: int, volume: int) -> dict:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, from /proc (Linux)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(days: int, volume: int, emulator_source: str | None) -> dict:
     import dagster as dg
 
     from genesys_pipeline.defs.flattened_conversations import flattened_conversations
@@ -46,7 +55,7 @@ def measure(days: int, volume: int) -> dict:
     from genesys_pipeline.resources.working_storage import WorkingStorage
 
     keys = [LAST_DAY - timedelta(days=n) for n in reversed(range(days))]
-    process, base_url = start_emulator(volume, keys)
+    process, base_url = start_emulator(volume, keys, emulator_source)
     tags = {"dagster/asset_partition_range_start": keys[0].isoformat(),
             "dagster/asset_partition_range_end": keys[-1].isoformat()}
     try:
@@ -54,9 +63,10 @@ def measure(days: int, volume: int) -> dict:
                                   client_secret=DEMO_CLIENT_SECRET)
         with tempfile.TemporaryDirectory() as folder:
             resources = {"genesys": genesys, "working_storage": WorkingStorage(root=folder)}
-            started = time.monotonic()
+            started, own_cpu, emulator_cpu = time.monotonic(), time.process_time(), cpu_seconds(process.pid)
             raw = dg.materialize([raw_conversations], resources=resources, tags=tags)
             raw_seconds = time.monotonic() - started
+            own_cpu, emulator_cpu = time.process_time() - own_cpu, cpu_seconds(process.pid) - emulator_cpu
             served = httpx.get(f"{base_url}/emulator/stats").json()
             started = time.monotonic()
             flat = dg.materialize([raw_conversations, flattened_conversations], resources=resources, tags=tags,
@@ -67,7 +77,7 @@ def measure(days: int, volume: int) -> dict:
     finally:
         process.terminate()
     counters = served.get("requests", served)
-    return {"raw_s": raw_seconds, "raw_step_s": meta["wall_seconds"], "flatten_s": flat_seconds,
+    return {"raw_s": raw_seconds, "cpu": own_cpu, "emulator_cpu": emulator_cpu, "raw_step_s": meta["wall_seconds"], "flatten_s": flat_seconds,
             "records": meta["records_written"], "requests": meta["requests"], "429s": meta["rate_limited_429s"],
             "jobs": counters.get("requests.submit_job", "?") if isinstance(counters, dict) else "?"}
 
@@ -77,12 +87,15 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=5)
     parser.add_argument("--volume", type=int, default=5000)
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--emulator-source", help="run the emulator from this checkout (compare pipelines on one emulator)")
     args = parser.parse_args()
-    print("| days x conversations | raw step (materialize) | raw wall_seconds | flatten step | records | requests | 429s | jobs |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| days x conversations | raw step (materialize) | raw wall_seconds | CPU: pipeline / emulator | flatten step "
+          "| records | requests | 429s | jobs |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for _ in range(args.repeat):
-        r = measure(args.days, args.volume)
-        print(f"| {args.days} x {args.volume:,} | {r['raw_s']:.1f} s | {r['raw_step_s']:.1f} s | {r['flatten_s']:.1f} s "
+        r = measure(args.days, args.volume, args.emulator_source)
+        print(f"| {args.days} x {args.volume:,} | {r['raw_s']:.1f} s | {r['raw_step_s']:.1f} s "
+              f"| {r['cpu']:.1f} s / {r['emulator_cpu']:.1f} s | {r['flatten_s']:.1f} s "
               f"| {r['records']:,} | {r['requests']} | {r['429s']} | {r['jobs']} |", flush=True)
 
 

@@ -7,6 +7,7 @@ import copy
 import gzip
 import io
 import json
+import shutil
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import pytest
 from genesys_pipeline.contracts.paths import (
     flat_manifest_path,
     flat_table_path,
+    raw_lookups_path,
     raw_manifest_path,
     raw_records_path,
 )
@@ -38,6 +40,7 @@ from genesys_pipeline.steps.flatten import (
     read_raw_records,
 )
 from genesys_pipeline.steps.flatten.day import RowCountMismatch
+from genesys_pipeline.steps.flatten.lookups import LookupsError, load_lookups
 from genesys_pipeline_tests.conftest import genesys_for
 
 DAY = date(2024, 5, 8)
@@ -761,3 +764,45 @@ def test_errors_in_a_raw_file_name_the_file_line_and_conversation(tmp_path):
                 r"participants\[2\]\.sessions\[0\]\.segments\[3\]\.segmentEnd is not an ISO-8601 timestamp")  # fmt: skip
     with open(path, "rb") as handle, pytest.raises(FlattenError, match=expected):
         tables_of(read_raw_records(handle, source), source=source, batch_conversations=2)  # line 3: 2nd batch
+
+
+# --- the names: saved by the extraction next to each day's raw file, read from there ----------------
+
+
+def test_flatten_needs_no_genesys_resource_and_no_api(start_emulator, tmp_path):
+    emulator = start_emulator()
+    assert dg.materialize([raw_conversations], partition_key=PAST_DAY, resources=resources(emulator, tmp_path)).success
+    emulator.stop()  # nothing answers at the API's address any more
+    result = dg.materialize([flattened_conversations], partition_key=PAST_DAY,
+                            resources={"working_storage": WorkingStorage(root=str(tmp_path))})  # fmt: skip
+    assert result.success
+    conversations = read_flat(tmp_path)["conversations"]
+    queue_ids, queue_names = (conversations.column(c).to_pylist() for c in ("first_queue_id", "first_queue_name"))
+    assert any(queue_ids) and all(name for queue, name in zip(queue_ids, queue_names) if queue)
+    assert any(names for names in conversations.column("agent_names").to_pylist())
+    meta = {k: v.value for k, v in result.asset_materializations_for_node("flattened_conversations")[0].metadata.items()}
+    assert meta["lookup_sizes"]["users"] > 0 and meta["unresolved_users"] == 0
+
+
+def test_a_day_extracted_without_its_lookups_says_to_extract_it_again(materialized, tmp_path):
+    root, _ = materialized
+    shutil.copytree(root / "raw", tmp_path / "raw")
+    (tmp_path / raw_lookups_path(PAST_DAY)).unlink()  # as a day extracted by an earlier version has none
+    # Not retried: running flatten again cannot bring the names back.
+    with pytest.raises(dg.Failure, match=rf"lookups.json.gz does not exist: .* Rematerialize raw_conversations "
+                                         rf"for partition {PAST_DAY}, then this asset. \(not retried") as raised:
+        dg.materialize([flattened_conversations], partition_key=PAST_DAY,
+                       resources={"working_storage": WorkingStorage(root=str(tmp_path))})  # fmt: skip
+    assert isinstance(raised.value.__cause__, LookupsError)
+    (tmp_path / raw_lookups_path(PAST_DAY)).write_bytes(b"not gzip")
+    with pytest.raises(LookupsError, match="is not a lookups file the extraction wrote"):
+        load_lookups(WorkingStorage(root=str(tmp_path)), PAST_DAY)
+
+
+def test_saved_lookups_read_back_as_they_were_and_the_same_names_give_the_same_bytes():
+    lookups = Lookups.from_listings(queues=[{"id": "q-1", "name": "Sales \"EU\" 🎧"}],
+                                    users=[{"id": "u-2", "name": "Zoë"}, {"id": "u-1", "name": "Ann"}])  # fmt: skip
+    data = lookups.to_bytes()
+    assert Lookups.from_bytes(data, "test") == lookups and Lookups.from_bytes(data, "test").sizes() == lookups.sizes()
+    assert data == Lookups.from_listings(users=[{"id": "u-1", "name": "Ann"}, {"id": "u-2", "name": "Zoë"}],
+                                         queues=[{"id": "q-1", "name": "Sales \"EU\" 🎧"}]).to_bytes()  # fmt: skip

@@ -856,3 +856,26 @@ def test_resource_in_an_asset_with_env_var_credentials(
     assert metadata["count"].value == len(emulator.app.conversations_started(DAY))
     assert metadata["genesys_requests"].value == metadata["count"].value // 100 + 1  # pages up to the first short one
     assert DEMO_CLIENT_SECRET not in str(metadata)
+
+
+def test_a_detail_job_is_seen_done_soon_after_it_is_and_a_long_one_is_polled_sparingly(
+    start_emulator: Callable[..., EmulatorServer],
+) -> None:
+    """The resource's defaults: the first poll half a second after submitting (the emulator's jobs are
+    done in a fraction of a second, real ones in seconds to minutes), then after half the job's run time."""
+    start, end = day_bounds(PAST_DAY)
+    body = {"interval": format_interval(start, end)}
+    fast = start_emulator(job_queued_seconds=0.05, job_pending_seconds=0.1)
+    with genesys_for(fast, retries={}).get_client() as client:
+        job_id = client.submit_details_job(body)
+        began = time.monotonic()
+        assert client.wait_for_details_job(job_id)["state"] == "FULFILLED"
+        assert time.monotonic() - began < 1.0
+    slow = start_emulator(job_queued_seconds=1.0, job_pending_seconds=3.0)  # done 4 s after submitting
+    with genesys_for(slow, retries={}).get_client() as client:
+        job_id = client.submit_details_job(body)
+        began = time.monotonic()
+        client.wait_for_details_job(job_id)
+        waited = time.monotonic() - began
+    # Polls at 0.5, 0.75, 1.1, 1.7, 2.5, 3.8 and 5.7 s: seen done at most half its run time late, in 7 polls.
+    assert 4.0 <= waited <= 6.5 and slow.app.stats.snapshot()["requests.job_status"] <= 7
