@@ -196,7 +196,7 @@ def measure(mode: str, days_count: int, per_day: int, seed: int, rate_limit: int
         sessions = {"emulator": emulator.pid, "stand-ins": stand_ins.process.pid, "dagster": dagster.pid}
         sampler = CpuSampler(set(sessions.values()))
         sampler.start()
-        harness_before, launched_at = own_cpu_seconds(), time.time()
+        harness_before, launched_at, load_at_launch = own_cpu_seconds(), time.time(), os.getloadavg()[0]
         keys = [f"{day:%Y-%m-%d}" for day in days]
         say(f"launching {'a backfill of' if mode == 'range' else 'one run a day for'} {keys[0]}..{keys[-1]}")
         backfill_id = launch_range(url, keys) if mode == "range" else None
@@ -210,6 +210,7 @@ def measure(mode: str, days_count: int, per_day: int, seed: int, rate_limit: int
         sampler.stop()
         say(f"{len(done)} run(s) ended; stopping the services")
         harness_cpu = own_cpu_seconds() - harness_before
+        machine_load = (round(load_at_launch, 1), round(os.getloadavg()[0], 1))
         served_after = httpx.get(f"{base_url}/emulator/stats").json()
 
         import dagster as dg
@@ -220,7 +221,7 @@ def measure(mode: str, days_count: int, per_day: int, seed: int, rate_limit: int
     if failed or times.last_check_result is None:
         raise RuntimeError(f"runs did not succeed: {failed or times.runs}; DAGSTER_HOME and logs kept in {folder}")
     result = report(mode, days, per_day, rate_limit, floor, served_before, served_after, sampler, sessions, times,
-                    launched_at, harness_cpu)  # fmt: skip
+                    launched_at, harness_cpu, machine_load)  # fmt: skip
     if keep:
         (folder / "result.json").write_text(json.dumps(result, indent=1))
     else:
@@ -228,7 +229,8 @@ def measure(mode: str, days_count: int, per_day: int, seed: int, rate_limit: int
     return result
 
 
-def report(mode, days, per_day, rate_limit, floor, before, after, sampler, sessions, times, launched_at, harness_cpu) -> dict:  # noqa: ANN001
+def report(mode, days, per_day, rate_limit, floor, before, after, sampler, sessions, times, launched_at, harness_cpu,  # noqa: ANN001
+           machine_load) -> dict:  # noqa: ANN001
     wall = times.last_check_result - launched_at
     names = {pid: name for name, pid in sessions.items()}
     used_by = sampler.cpu_at(times.last_check_result)
@@ -258,6 +260,7 @@ def report(mode, days, per_day, rate_limit, floor, before, after, sampler, sessi
         "cpu_seconds": round(cpu_total, 1), "cpu_by_process": {k: round(v, 1) for k, v in sorted(cpu.items())},
         "processes_by_role": counts, "cores": cores, "cpu_over_cores_seconds": round(cpu_total / cores, 1),
         "cpu_source": f"/proc, sampled every {sampler.interval} s", "harness_cpu_seconds": round(harness_cpu, 1),
+        "machine_load_at_launch_and_end": machine_load,
         "limit_seconds": round(limit, 1), "limit_is": "API floor" if floor_seconds >= cpu_total / cores else "CPU / cores",
         "wall_over_limit": round(wall / limit, 2),
         "stages": {stage: {"steps": t.steps, "attempts": t.attempts, "startup_seconds": round(t.startup, 1),
@@ -282,6 +285,8 @@ def table(result: dict) -> str:
         f"| physical limit | {r['limit_seconds']} s ({r['limit_is']}) |",
         f"| wall / limit | {r['wall_over_limit']} |",
         f"| 429s served | {r['429s']} |",
+        f"| machine load (1-min average) at launch, at end | {r['machine_load_at_launch_and_end'][0]}, "
+        f"{r['machine_load_at_launch_and_end'][1]} |",
         "",
         "| process | CPU s | processes |", "|---|---|---|",
         *(f"| {role} | {sec} | {r['processes_by_role'].get(role, 0)} |" for role, sec in r["cpu_by_process"].items()),

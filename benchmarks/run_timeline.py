@@ -139,5 +139,6 @@ def _dagster_role(command: str, processes: dict[int, tuple[int, str, str]], pare
         return "run workers" if above == "code server" else "step processes"
     rules = (("dagster_webserver", "webserver"), ("dagster-webserver", "webserver"), ("dagster._daemon", "daemon"),
              ("dagster-daemon", "daemon"), ("api execute_run", "run workers"), ("api grpc", "code server"),
-             ("code-server", "code server"), (" dev ", "dagster dev"))  # fmt: skip
+             ("code-server", "code server"), (" dev ", "dagster dev"), ("tail -F", "compute-log capture"),
+             ("watch_orphans", "compute-log capture"))  # fmt: skip
     return next((name for needle, name in rules if needle in padded), "other: " + command[:60])
