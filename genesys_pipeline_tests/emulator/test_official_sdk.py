@@ -8,6 +8,7 @@ our responses) and once raw, whose JSON `sdk_lost_fields` round-trips through th
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import PureCloudPlatformClientV2 as sdk  # noqa: E402  (after sdk_fidelity, which isolates $HOME)
 import pytest
@@ -46,6 +47,38 @@ def test_details_query_pages(client, raw):
             assert sdk_lost_fields(payload, "AnalyticsConversationQueryResponse") == []
     past_end = raw.post(f"{DETAILS}/query", {"interval": day_interval(PAST_DAY), "paging": {"pageSize": 100, "pageNumber": 9}}).json()
     assert sdk_lost_fields(past_end, "AnalyticsConversationQueryResponse") == []
+
+
+def test_a_settled_day_with_every_later_report_survives_the_sdk(client, raw):
+    """Two weeks back every restatement has happened: finished evaluations, surveys, first-contact
+    resolutions (a week after the end), flows with outcomes, voice legs' media stats. A few records
+    with each, read through the SDK (its models are slow to read: not the whole day)."""
+    records = raw.query_all(day_interval(CLOCK.date() - timedelta(days=14)))
+
+    def has_flow_outcomes(record):
+        return any(s.get("flow", {}).get("outcomes") for p in record["participants"] for s in p["sessions"])
+
+    kinds = {"evaluations": lambda r: "evaluations" in r, "surveys": lambda r: "surveys" in r,
+             "resolutions": lambda r: "resolutions" in r, "flow outcomes": has_flow_outcomes}  # fmt: skip
+    ids = list(dict.fromkeys(r["conversationId"] for has in kinds.values() for r in [r for r in records if has(r)][:3]))
+    payload = raw.get(DETAILS, id=",".join(ids)).json()
+    assert sdk_lost_fields(payload, "AnalyticsConversationWithoutAttributesMultiGetResponse") == []
+    found = set()
+    for conversation in sdk.AnalyticsApi(client).get_analytics_conversations_details(id=ids).conversations:
+        found |= {key for key in ("evaluations", "surveys", "resolutions") if getattr(conversation, key)}
+        if conversation.resolutions:
+            assert conversation.resolutions[0].n_next_contact_avoided == 1
+        if conversation.evaluations:
+            assert conversation.evaluations[0].evaluation_status == "Finished"
+        for participant in conversation.participants:
+            for session in participant.sessions:
+                if session.flow is not None and session.flow.outcomes:
+                    found.add("flow outcomes")
+                    assert session.flow.outcomes[0].flow_outcome_value in ("SUCCESS", "FAILURE")
+                if session.media_endpoint_stats:
+                    found.add("media stats")
+                    assert session.media_endpoint_stats[0].discarded_packets is not None
+    assert found == {*kinds, "media stats"}
 
 
 def test_single_and_multi_get(client, raw):
