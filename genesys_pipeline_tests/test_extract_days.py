@@ -23,6 +23,7 @@ from genesys_pipeline.contracts.paths import (
 )
 from genesys_pipeline.defs.raw_conversations import raw_conversations
 from genesys_pipeline.genesys.client import format_interval
+from genesys_pipeline.genesys.errors import GenesysError
 from genesys_pipeline.local.emulator import (
     DEMO_CLIENT_ID,
     DEMO_CLIENT_SECRET,
@@ -204,3 +205,21 @@ def test_the_emulator_enforces_the_platforms_limits_by_default():
         statuses = [http.get("/api/v2/analytics/conversations/details/jobs/availability").status_code
                     for _ in range(300)]  # fmt: skip
         assert statuses.count(200) == 300 - 6 and statuses[-6:] == [429] * 6
+
+
+def test_lookups_that_cannot_be_read_fail_the_run_and_leave_each_days_files_as_they_were(start_emulator, tmp_path):
+    emulator = start_emulator()
+    storage = WorkingStorage(root=str(tmp_path))
+    days = [Day(day, *day_bounds(day)) for day in DAYS[:2]]
+    with genesys_for(emulator).get_client() as client:
+        extract_days(client, storage, days, "run-1", job_result_cap=400_000)
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    with genesys_for(emulator).get_client() as client:
+        def broken(*_: Any, **__: Any) -> Any:
+            raise GenesysError("GET /api/v2/authorization/divisions page 1: the listing broke")
+
+        client.iter_divisions = broken  # type: ignore[method-assign]
+        with pytest.raises(GenesysError, match="the listing broke") as raised:
+            extract_days(client, storage, days, "run-2", job_result_cap=400_000)
+    assert "Reading the names of queues, users, wrap-up codes and divisions failed" in raised.value.__notes__[0]
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before

@@ -9,7 +9,7 @@ request more than one after another. Each day is extracted by `extract_partition
 exactly as a run of that day alone would (same records in the same order, same manifest).
 
 The lookups (names of queues, users, wrap-up codes and divisions) are read once per run, while the days
-are extracted, and saved next to each day's raw file before its manifest: flatten reads them there.
+are extracted, and saved next to each day's raw file before that file is replaced: flatten reads them there.
 
 A day that fails stops the days not yet finished (at their next progress tick) and the step fails
 naming it; days already finished keep their complete files, and a rerun replaces every day.
@@ -17,12 +17,13 @@ naming it; days already finished keep their complete files, and a rerun replaces
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 import time
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from datetime import datetime, timezone
-from typing import Callable
+from typing import IO, Callable, Iterator
 
 from genesys_pipeline.contracts.manifests import RawManifest
 from genesys_pipeline.contracts.paths import raw_records_path
@@ -94,21 +95,27 @@ def extract_partition(
     protector: Protector | None = None,
     progress_every: int = 10_000,
     on_estimate: Callable[[int | None], None] | None = None,
-    before_manifest: Callable[[], None] | None = None,
+    before_records_replaced: Callable[[], None] | None = None,
 ) -> tuple[ExtractionReport, RawManifest]:
     """One partition's conversations into its raw file, then its manifest (written last: a manifest
     that exists describes a complete file). The paths are the partition's, so a rerun replaces it.
     `protector`: the personal-data policy, applied to each record before it is written;
-    `before_manifest()`: writes the day's other files (the lookups), once the records are written."""
+    `before_records_replaced()`: writes the day's other files (the lookups) once every record is read,
+    before the new raw file replaces the old one: if it fails, the day's files stay as they were."""
     records_path = raw_records_path(partition_key)
     protector = protector or protector_for(None)
     protect = protector.protect_record if protector.active else None
-    report = extract_window(client, start, end, lambda: storage.writer(records_path), job_result_cap=job_result_cap,
-                            on_progress=on_progress, progress_every=progress_every, protect=protect,
-                            on_estimate=on_estimate)  # fmt: skip
+
+    @contextlib.contextmanager
+    def output() -> Iterator[IO[bytes]]:
+        with storage.writer(records_path) as handle:
+            yield handle
+            if before_records_replaced is not None:  # only once the records are complete
+                before_records_replaced()
+
+    report = extract_window(client, start, end, output, job_result_cap=job_result_cap, on_progress=on_progress,
+                            progress_every=progress_every, protect=protect, on_estimate=on_estimate)  # fmt: skip
     report.personal_data = protector.policy.as_dict()
-    if before_manifest is not None:
-        before_manifest()
     manifest = RawManifest(
         partition_key=partition_key,
         run_id=run_id,
@@ -141,6 +148,7 @@ def extract_days(
     stop = threading.Event()
     with ThreadPoolExecutor(1, thread_name_prefix="lookups") as side:
         lookups = side.submit(Lookups.from_client, client)
+        lookups.add_done_callback(lambda done: stop.set() if done.exception() else None)  # no day can finish
 
         def one_day(day: Day) -> tuple[ExtractionReport, RawManifest]:
             if stop.is_set():
@@ -152,7 +160,7 @@ def extract_days(
                 client, storage, day.partition_key, day.start, day.end, run_id, job_result_cap=job_result_cap,
                 protector=protector, on_progress=progress, progress_every=progress_every,
                 on_estimate=progress.estimate,
-                before_manifest=lambda: save_lookups(storage, day.partition_key, lookups.result()),
+                before_records_replaced=lambda: save_lookups(storage, day.partition_key, lookups.result()),
             )  # fmt: skip
             log(f"{day.partition_key}: {report.records_written:,} conversations via {report.path} "
                 f"({report.ongoing} ongoing, {report.duplicates_dropped} duplicates dropped)")  # fmt: skip
@@ -160,25 +168,30 @@ def extract_days(
 
         with ThreadPoolExecutor(max(1, min(len(days), client.job_slots.capacity)), thread_name_prefix="day") as pool:
             futures = [pool.submit(one_day, day) for day in days]
-            _raise_first_failure(days, futures, stop)
+            _raise_first_failure(days, futures, stop, lookups)
         return [future.result() for future in futures], lookups.result()
 
 
-def _raise_first_failure(days: list[Day], futures: list[Future], stop: threading.Event) -> None:
+def _raise_first_failure(days: list[Day], futures: list[Future], stop: threading.Event, lookups: Future) -> None:
     """Wait for every day; once one fails, stop the others and raise its error, noting the day (the
     error keeps its type: whether the step is retried depends on it)."""
+    failed: list[tuple[Day, Future]] = []
     pending: set[Future] = set(futures)
-    while pending:
+    while pending and not failed:
         _, pending = wait(pending, return_when=FIRST_EXCEPTION)
         failed = [(day, f) for day, f in zip(days, futures) if f.done() and not f.cancelled() and _failure(f)]
-        if failed:
-            break
-    else:
+    lookups_error = lookups.exception() if lookups.done() else None
+    if not failed and lookups_error is None:
         return
     stop.set()
     for future in futures:
         future.cancel()
     wait(futures)  # the days in flight stop at their next progress tick
+    if lookups_error is not None and (not failed or _failure(failed[0][1]) is lookups_error):
+        # Every day waits for them before replacing its file: no day is to blame, and none was replaced.
+        lookups_error.add_note("Reading the names of queues, users, wrap-up codes and divisions failed; no day's "
+                               "files were replaced.")  # fmt: skip
+        raise lookups_error
     day, future = failed[0]
     error = _failure(future)
     assert error is not None
