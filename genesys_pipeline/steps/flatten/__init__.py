@@ -1,4 +1,4 @@
-"""Flatten raw conversation-detail records into the six tables of `tables.py`, streaming.
+"""Flatten raw conversation-detail records into the tables of `tables.py`, streaming.
 
     with storage.reader(path) as raw, ParquetSink(lambda table: storage.writer(...)) as sink:
         report = flatten(read_raw_records(raw, path), Lookups.from_client(client), sink,
@@ -13,13 +13,17 @@ Modules, in the order a record meets them:
 - `lookups`: the id -> name listings that names come from (`Lookups`).
 - `batches`: the entry points (`flatten_batches`, `flatten`, `flatten_to_tables`): chunks into batches.
 - `collect`: the benchmarked hot loop, a chunk of records into flat Python lists, one per table.
+- `details_collect`: its companion for the record's JSON text and its evaluations, surveys,
+  resolutions, media endpoint stats, flows and flow outcomes (called once per record by `collect`).
 - `build`: those lists into one Arrow record batch per table; names, timestamps, durations vectorised.
+- `details_build`: the same for CONVERSATIONS_RAW and the quality, survey and flow tables.
+- `arrays`: flat row lists -> Arrow arrays, for both.
 - `state`: what every chunk of one flatten shares (the constant columns, lookups, the report).
 - `fields`: which record key becomes which column; the metrics that are summed.
 - `diagnosis`: `FlattenError`, and the slow paths that find the bad value in a column or record.
-- `day`: one partition's raw files into its six Parquet files and its `FlatManifest`.
+- `day`: one partition's raw files into its Parquet files and its `FlatManifest`.
 - `report`: `FlattenReport`, what a flatten wrote and which ids it could not resolve.
-- `sink`: `ParquetSink`, the six Parquet files.
+- `sink`: `ParquetSink`, the Parquet files.
 - `pool`: the Arrow memory pool that all of it allocates from.
 
 Rules (genesys-api.md s5, tables.py):
@@ -53,6 +57,15 @@ Rules (genesys-api.md s5, tables.py):
   `wrapup_code_name` as the final wrap-up's name; `duration_ms` = end - start when both exist.
 - session_metrics: one row per emission; `metric_index` = position in the session's `metrics`.
 - participant_attributes: one row per key of a participant's `attributes` (detail jobs only).
+- conversations_raw: one row per record; `record` is the record's JSON text, byte for byte the raw
+  file's line (the file was written with orjson, and dumping the parsed record gives it back).
+- evaluations, surveys: one row per element of `evaluations`/`surveys`, keyed by its id (a missing
+  `evaluationId`/`surveyId` is an error); resolutions: one per element of `resolutions`, keyed by
+  position. Queue and user names (`evaluatorId` too) from the listings, null when unresolved.
+  `promoter_category` from `surveyPromoterScore`: promoter 9-10, passive 7-8, detractor 0-6.
+- media_endpoint_stats: one row per element of a session's `mediaEndpointStats` (any media type),
+  `codecs` as JSON array text; flows: one row per session with a `flow`, `outcome_count` the length
+  of its `outcomes` (0 without); flow_outcomes: one row per element of `flow.outcomes`.
 - Timestamps: ISO-8601 with a zone (the API's `...T..:..:...mmmZ`; offsets are converted to UTC,
   digits below the millisecond dropped) to timestamp[ms, UTC].
 - Unknown fields are ignored; missing fields become nulls. A missing key (`conversationId`,

@@ -1,4 +1,4 @@
-"""The entry points: records -> batches of six Arrow tables (`flatten_batches`), into a `ParquetSink`
+"""The entry points: records -> batches of Arrow tables, one per table of tables.py (`flatten_batches`), into a `ParquetSink`
 (`flatten`) or into memory (`flatten_to_tables`).
 
 Records are consumed in chunks of `CHUNK_CONVERSATIONS`: a chunk is walked into flat Python lists
@@ -108,7 +108,7 @@ def flatten_to_tables(
     report: FlattenReport | None = None,
     **options: Unpack[FlattenOptions],
 ) -> dict[str, pa.Table]:
-    """All six tables in memory (tests, small inputs); empty tables keep their schema."""
+    """All the tables in memory (tests, small inputs); empty tables keep their schema."""
     parts: dict[str, list[pa.Table]] = {table.name: [] for table in TABLES}
     for tables in flatten_batches(records, lookups, report=report, **options):
         for name, table in tables.items():

@@ -1,4 +1,4 @@
-"""`ParquetSink`: the six tables as six Parquet files, written batch by batch (a row group each)."""
+"""`ParquetSink`: the tables as Parquet files, one per table, written batch by batch (a row group each)."""
 
 from __future__ import annotations
 
