@@ -30,7 +30,8 @@ def build_definitions(
 ) -> dg.Definitions:
     """The project's definitions. `resources` replaces the environment's resource set (the demo and the
     tests point it at their own servers); `executor` replaces the pipeline's (Dagster's multiprocess
-    executor, after freeing what abandoned runs hold: defs/executor.py)."""
+    executor, steps forked from a forkserver that imported this module, after freeing what abandoned
+    runs hold: defs/executor.py)."""
     return dg.Definitions(
         assets=[*PIPELINE_ASSETS, *DIMENSION_ASSETS],
         asset_checks=asset_checks,

@@ -318,7 +318,7 @@ def test_the_pipelines_executor_frees_abandoned_runs_before_any_step_claims_a_sl
         assert build_definitions().executor is pipeline_executor_module.pipeline_executor  # the default
         context = dg.InitExecutorContext(
             job=dg.reconstructable(_any_job), executor_def=pipeline_executor_module.pipeline_executor,
-            executor_config={"retries": {"enabled": {}}, "max_concurrent": 2}, instance=instance,
+            executor_config={"multiprocess": {"retries": {"enabled": {}}, "max_concurrent": 2}}, instance=instance,
         )  # fmt: skip
         executor = pipeline_executor_module.pipeline_executor.executor_creation_fn(context)
     assert called == ["a run starting on this machine"]

@@ -1,22 +1,62 @@
-"""The code location's executor: Dagster's multiprocess executor, after freeing what abandoned runs hold.
+"""The code location's executor: Dagster's multiprocess executor, after freeing what abandoned runs hold,
+starting steps from a forkserver that has the pipeline's modules imported already.
 
 A run killed with `kill -9` (an out-of-memory kill, a lost container) stays STARTED when no daemon
 monitors runs, and keeps the `genesys_api` pool slot its step had claimed. Every later run's first step
 then waits for that slot for ever, on any day, and the steps never start, so the steps' own check
 (`day_exclusivity.take_turn`) is never reached. The executor is created once per run, in the run worker,
 before any step claims a slot: there, runs whose worker is provably gone from this machine are marked
-failed and their slots freed (`day_exclusivity.fail_abandoned_runs`). Everything else is the stock
-executor, under its own name and configuration, so launches that configure `multiprocess` keep working.
+failed and their slots freed (`day_exclusivity.fail_abandoned_runs`).
+
+Steps start from a forkserver: Dagster's stock executor starts each step with `spawn`, a new Python that
+imports Dagster, pyarrow, boto3, the Snowflake connector and the definitions again, 5-20 s a step on
+two cores, more than most steps' work. The forkserver imports them once per run and forks every step
+from that, so only the first step of a run pays for the import. Steps are still processes of their own
+(a step killed by the kernel fails alone, steps of different days run side by side), unlike Dagster's
+in-process executor.
+
+Everything else is Dagster's default executor and its configuration: a launch may set
+`execution: config: multiprocess:` (`max_concurrent`, `start_method: spawn: {}`, ...) or run a whole run
+in one process with `execution: config: in_process: {}`.
 """
 
 import dagster as dg
 
 from genesys_pipeline.defs.day_exclusivity import fail_abandoned_runs
 
-_STOCK = dg.multiprocess_executor
+# Dagster's default executor (a job's executor when it names none): `multiprocess` unless a launch
+# chooses `in_process`, with the schema every Dagster user knows (`execution: config: multiprocess: ...`).
+_STOCK = dg.multi_or_in_process_executor
+
+# What the forkserver imports before it forks any step: the code location itself, and with it everything
+# the steps use. Importing it opens no connection and starts no thread (resources are built when a
+# step starts; test_executor.py checks it in the local and the production environment), so that each
+# forked step starts clean. A job loaded from another module (a test's own definitions) still works: its
+# module is imported in each step as usual, on top of these.
+PRELOADED_MODULES = ["genesys_pipeline.definitions"]
+DEFAULT_START_METHOD = {"forkserver": {"preload_modules": PRELOADED_MODULES}}
 
 
-@dg.executor(name=_STOCK.name, config_schema=_STOCK.config_schema, requirements=_STOCK.get_requirements)
+def _stock_config_with_forkserver_default() -> dg.Field:
+    stock = _STOCK.config_schema.as_field()
+    modes = dict(stock.config_type.fields)
+    multiprocess = dict(modes["multiprocess"].config_type.fields)
+    multiprocess["start_method"] = dg.Field(
+        multiprocess["start_method"].config_type,
+        is_required=False,
+        default_value=DEFAULT_START_METHOD,
+        description=(
+            "How step processes are started. The default, `forkserver` with the pipeline's modules "
+            "preloaded, imports them once per run; `spawn: {}` starts each step in a new Python process, "
+            "which imports everything again (several seconds a step)."
+        ),
+    )
+    modes["multiprocess"] = dg.Field(multiprocess, description=modes["multiprocess"].description)
+    return dg.Field(dg.Selector(modes), default_value={"multiprocess": {}}, description=stock.description)
+
+
+@dg.executor(name="multiprocess", config_schema=_stock_config_with_forkserver_default(),
+             requirements=_STOCK.get_requirements)  # fmt: skip
 def pipeline_executor(init_context: dg.InitExecutorContext) -> dg.Executor:
     # The abandoned run's own log says why it was failed (report_run_failed); this run's worker says it too.
     for run_id, message in fail_abandoned_runs(init_context.instance, "a run starting on this machine").items():
