@@ -151,3 +151,43 @@ def no_instance_context_left_over() -> Iterator[None]:
 
     with set_defs_state_storage(None):
         yield
+
+
+# ##### ONE EMULATOR DAY THROUGH THE PIPELINE
+
+
+def run_emulator_day(
+    stack: stand_ins.LocalStack, working: Any, day: date, assets: list[Any], name: str, **emulator_overrides: Any
+) -> tuple[Any, Any]:
+    """Materialize `assets` for `day` from a new emulator (EMULATOR_CONFIG with `emulator_overrides`) over
+    HTTP, into a new bucket and database `name`_<token> of `stack`, with the working location `working`.
+    Returns the Snowflake resource pointed at that database (schema GENESYS) and the run's result."""
+    import uuid
+
+    import dagster as dg
+
+    from genesys_pipeline.resources.warehouse import S3Publishing, SnowflakeTarget
+    from genesys_pipeline.resources.working_storage import WorkingStorage
+
+    token = uuid.uuid4().hex[:8]
+    bucket, database = f"genesys-{name.lower()}-{token}", f"{name.upper()}_{token.upper()}"
+    s3 = stand_ins.s3_resource(stack.s3_endpoint_url)
+    s3.get_client().create_bucket(Bucket=bucket)
+    snowflake = stand_ins.snowflake_resource(stack.snowflake_connection_args, database, "GENESYS")
+    emulator = new_emulator(**emulator_overrides)
+    try:
+        resources = {
+            "genesys": genesys_for(emulator),
+            "working_storage": WorkingStorage(root=str(working)),
+            "s3": s3,
+            "s3_publishing": S3Publishing(bucket=bucket, prefix="genesys/conversations"),
+            "snowflake": snowflake,
+            "snowflake_target": SnowflakeTarget(
+                stage_aws_key_id="testing", stage_aws_secret_key="not-a-real-secret", staging_tables="transient"
+            ),
+        }
+        result = dg.materialize(assets, partition_key=day.isoformat(), resources=resources)
+        assert result.success
+    finally:
+        emulator.stop()
+    return snowflake, result

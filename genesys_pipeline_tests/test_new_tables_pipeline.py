@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import json
-import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Iterator
@@ -24,12 +23,9 @@ from genesys_pipeline.defs.raw_conversations import raw_conversations
 from genesys_pipeline.defs.s3_conversations import s3_conversations
 from genesys_pipeline.defs.snowflake_conversations import snowflake_conversations
 from genesys_pipeline.local import stand_ins
-from genesys_pipeline.resources.warehouse import S3Publishing, SnowflakeTarget
-from genesys_pipeline.resources.working_storage import WorkingStorage
 from genesys_pipeline_tests.conftest import (
     CLOCK,
-    genesys_for,
-    new_emulator,
+    run_emulator_day,
     run_query,
 )
 
@@ -53,30 +49,10 @@ class LoadedDay:
 
 @pytest.fixture(scope="module")
 def day(stack: stand_ins.LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoadedDay]:
-    token = uuid.uuid4().hex[:8]
-    bucket, database = f"genesys-details-{token}", f"DETAILS_{token.upper()}"
-    s3 = stand_ins.s3_resource(stack.s3_endpoint_url)
-    s3.get_client().create_bucket(Bucket=bucket)
     working = tmp_path_factory.mktemp("working")
-    snowflake = stand_ins.snowflake_resource(stack.snowflake_connection_args, database, "GENESYS")
-    emulator = new_emulator()  # conftest's: seed 7, 300 conversations a day
-    try:
-        resources = {
-            "genesys": genesys_for(emulator),
-            "working_storage": WorkingStorage(root=str(working)),
-            "s3": s3,
-            "s3_publishing": S3Publishing(bucket=bucket, prefix="genesys/conversations"),
-            "snowflake": snowflake,
-            "snowflake_target": SnowflakeTarget(
-                stage_aws_key_id="testing", stage_aws_secret_key="not-a-real-secret", staging_tables="transient"
-            ),
-        }
-        assets = [raw_conversations, flattened_conversations, s3_conversations, snowflake_conversations,
-                  row_counts_match_across_stages]  # fmt: skip
-        result = dg.materialize(assets, partition_key=DAY.isoformat(), resources=resources)
-        assert result.success
-    finally:
-        emulator.stop()
+    assets = [raw_conversations, flattened_conversations, s3_conversations, snowflake_conversations,
+              row_counts_match_across_stages]  # fmt: skip
+    snowflake, result = run_emulator_day(stack, working, DAY, assets, "details")  # seed 7, 300 conversations
     with gzip.open(Path(working) / raw_records_path(DAY.isoformat()), "rb") as lines:
         records = [json.loads(line) for line in lines]
     yield LoadedDay(snowflake, records, result)
