@@ -133,6 +133,7 @@ def test_jobs_lifecycle(client, raw):
         ("RoutingApi", "get_routing_wrapupcodes", "/api/v2/routing/wrapupcodes", "WrapupCodeEntityListing", {}),
         ("UsersApi", "get_users", "/api/v2/users", "UserEntityListing", {"state": "any"}),
         ("AuthorizationApi", "get_authorization_divisions", "/api/v2/authorization/divisions", "AuthzDivisionEntityListing", {}),
+        ("ArchitectApi", "get_flows_outcomes", "/api/v2/flows/outcomes", "FlowOutcomeListing", {}),
     ],
 )
 def test_lookup_listings(client, raw, api_class, method, path, model, extra):
@@ -141,7 +142,7 @@ def test_lookup_listings(client, raw, api_class, method, path, model, extra):
     assert [e.id for e in listing.entities] == [e["id"] for e in payload["entities"]]
     assert listing.total == payload["total"] and listing.page_count == payload["pageCount"]
     assert sdk_lost_fields(payload, model) == []
-    entity_model = model.replace("EntityListing", "")
+    entity_model = model.removesuffix("EntityListing").removesuffix("Listing")
     for entity in payload["entities"][:5]:
         single = raw.get(f"{path}/{entity['id']}").json()
         assert sdk_lost_fields(single, entity_model) == []

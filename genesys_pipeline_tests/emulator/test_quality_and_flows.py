@@ -12,6 +12,7 @@ from typing import Any, Iterator
 import PureCloudPlatformClientV2.models as sdk_models  # noqa: E402  (after sdk_fidelity, which isolates $HOME)
 import pytest
 
+from genesys_pipeline.local.emulator import texts
 from genesys_pipeline.local.emulator.restatements import NCA_LOOKUP_MS
 from genesys_pipeline.local.emulator.synthetic import ContactCentre, ConversationPlan
 from genesys_pipeline_tests.emulator.conftest import epoch_ms as _ms
@@ -166,7 +167,7 @@ def _flows(record: dict[str, Any]) -> Iterator[tuple[dict[str, Any], dict[str, A
 
 def test_flow_sessions_carry_exit_fields_outcomes_and_milestones(centre, day):
     seen: dict[str, set[str]] = collections.defaultdict(set)
-    found = collections.Counter()
+    found, outcome_ids = collections.Counter(), set()
     for plan, record in day:
         for session, flow in _flows(record):
             seen["AnalyticsFlow"] |= set(flow)
@@ -187,6 +188,7 @@ def test_flow_sessions_carry_exit_fields_outcomes_and_milestones(centre, day):
             failed = succeeded_ms = 0
             for outcome in flow.get("outcomes", []):
                 seen["AnalyticsFlowOutcome"] |= set(outcome)
+                outcome_ids.add(outcome["flowOutcomeId"])
                 value = outcome["flowOutcomeValue"]
                 assert outcome["flowOutcome"] == f"{outcome['flowOutcomeId']}:{value}"
                 assert value in ("SUCCESS", "FAILURE") and (value == "SUCCESS") == ("flowOutcomeEndTimestamp" in outcome)
@@ -207,6 +209,10 @@ def test_flow_sessions_carry_exit_fields_outcomes_and_milestones(centre, day):
             running_flow = next(f for s, f in _flows(running) if s["sessionId"] == session["sessionId"])
             assert not {"exitReason", "endingLanguage", "outcomes"} & set(running_flow)
             assert running_flow["startingLanguage"] == flow["startingLanguage"]
+    listed = {outcome["id"]: outcome["name"] for outcome in centre.flow_outcomes}  # GET /api/v2/flows/outcomes
+    assert outcome_ids <= set(listed) and len(listed) == len(set(listed.values()))
+    assert {listed[i] for i in outcome_ids} == {n for names in texts.IVR_FLOW_OUTCOMES for n in names} | set(
+        texts.CAMPAIGN_FLOW_OUTCOMES)
     for kind in (("INBOUNDCALL", "SUCCESS"), ("INBOUNDCALL", "FAILURE"), ("OUTBOUNDCALL", "SUCCESS"),
                  ("OUTBOUNDCALL", "FAILURE"), "callback issued", "language changed"):  # fmt: skip
         assert found[kind] >= 3, (kind, found)

@@ -494,7 +494,7 @@ def test_keys_follow_the_sdk_models_order(centre, finals):
     for record in finals:
         check_key_order(record, "AnalyticsConversation", record["conversationId"], problems)
     for kind, model in (("queues", "Queue"), ("users", "User"), ("wrapup_codes", "WrapupCode"),
-                        ("divisions", "AuthzDivision")):  # fmt: skip
+                        ("divisions", "AuthzDivision"), ("flow_outcomes", "FlowOutcome")):  # fmt: skip
         for entity in getattr(centre, kind):
             check_key_order(entity, model, entity["name"], problems)
     assert problems == []

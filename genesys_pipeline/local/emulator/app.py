@@ -144,6 +144,8 @@ class EmulatorApp:
             ("GET", re.compile(r"/api/v2/users/(?P<id>[^/]+)"), self._lookup_one("users")),
             ("GET", re.compile(r"/api/v2/authorization/divisions"), self._lookup("divisions")),
             ("GET", re.compile(r"/api/v2/authorization/divisions/(?P<id>[^/]+)"), self._lookup_one("divisions")),
+            ("GET", re.compile(r"/api/v2/flows/outcomes"), self._lookup("flow_outcomes")),
+            ("GET", re.compile(r"/api/v2/flows/outcomes/(?P<id>[^/]+)"), self._lookup_one("flow_outcomes")),
             ("GET", re.compile(r"/api/v2/organizations/limits/namespaces/(?P<namespace>[^/]+)"), self._org_limits),
         ]  # fmt: skip
 

@@ -99,7 +99,8 @@ class Directory:
         self.evaluation_context_ids = {form_id: self._new_id() for form_id, _ in self.evaluation_forms}
         outcome_names = dict.fromkeys(n for names in texts.IVR_FLOW_OUTCOMES for n in names)
         self.flow_outcome_ids = {name: self._new_id() for name in [*outcome_names, *texts.CAMPAIGN_FLOW_OUTCOMES]}
-        for entities in (self.divisions, self.users, self.wrapup_codes, self.queues):
+        self.flow_outcomes = self._make_flow_outcomes()
+        for entities in (self.divisions, self.users, self.wrapup_codes, self.queues, self.flow_outcomes):
             entities.sort(key=lambda entity: (entity["name"], entity["id"]))
 
     # --- routing, used by the conversation generator ---
@@ -150,6 +151,22 @@ class Directory:
                 }
             )
         return divisions
+
+    def _make_flow_outcomes(self) -> list[dict[str, Any]]:
+        """FlowOutcome entities (GET /api/v2/flows/outcomes): the records name outcomes by id only."""
+        home = self._ref(next(d for d in self.divisions if d["id"] == self.home_division_id))
+        flows_by_outcome: dict[str, list[str]] = {}
+        for flow_name, names in zip(texts.IVR_FLOWS, texts.IVR_FLOW_OUTCOMES, strict=True):
+            for name in names:
+                flows_by_outcome.setdefault(name, []).append(flow_name)
+        for name in texts.CAMPAIGN_FLOW_OUTCOMES:
+            flows_by_outcome[name] = ["the agentless campaigns' message flows"]
+        return [
+            {"id": outcome_id, "name": name, "division": home,
+             "description": "Set by " + ", ".join(flows_by_outcome[name]),
+             "selfUri": f"/api/v2/flows/outcomes/{outcome_id}"}
+            for name, outcome_id in self.flow_outcome_ids.items()
+        ]  # fmt: skip
 
     def _make_users(
         self, rng: random.Random

@@ -1,4 +1,4 @@
-"""Page-number entity listings for queues, wrap-up codes, users and divisions (genesys-api.md s6)."""
+"""Page-number entity listings for queues, wrap-up codes, users, divisions and flow outcomes (genesys-api.md s6)."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@
 - `find_plan(conversation_id)`: the plan behind an id, decoded from the id itself (see ids.py);
 - `render(plan, as_of_ms, with_attributes=...)`: the conversation-detail record at an instant, ongoing
   or complete, later restated by evaluations, surveys and late wrap-up codes;
-- `divisions`, `queues`, `wrapup_codes`, `users`: the lookup entities (directory.py).
+- `divisions`, `queues`, `wrapup_codes`, `users`, `flow_outcomes`: the lookup entities (directory.py).
 
 How a conversation is made: a per-conversation seed gives its start time (a diurnal curve in the
 site's local time) and a timeline (scenarios.py: scenario, key instants, restatement times), cheap
@@ -96,6 +96,7 @@ class ContactCentre:
         self.queues: list[dict[str, Any]] = self._directory.queues
         self.wrapup_codes: list[dict[str, Any]] = self._directory.wrapup_codes
         self.users: list[dict[str, Any]] = self._directory.users
+        self.flow_outcomes: list[dict[str, Any]] = self._directory.flow_outcomes
         self._codec = ConversationIdCodec(seed)
         self._plan_key = derive_key(seed, "plans")
         self._lock = threading.Lock()  # guards the LRU; held while a day is computed, so it is computed once
