@@ -263,7 +263,8 @@ def report(mode, days, per_day, rate_limit, floor, before, after, sampler, sessi
         "machine_load_at_launch_and_end": machine_load,
         "limit_seconds": round(limit, 1), "limit_is": "API floor" if floor_seconds >= cpu_total / cores else "CPU / cores",
         "wall_over_limit": round(wall / limit, 2),
-        "stages": {stage: {"steps": t.steps, "attempts": t.attempts, "startup_seconds": round(t.startup, 1),
+        "stages": {stage: {"steps": t.steps, "attempts": t.attempts, "pool_wait_seconds": round(t.pool_wait, 1),
+                           "startup_seconds": round(t.startup, 1),
                            "work_seconds": round(t.work, 1), "longest_step_seconds": round(t.longest, 1)}
                    for stage in STAGES if (t := times.stages.get(stage))},  # fmt: skip
         "queued_seconds": round(times.queued, 1), "run_startup_seconds": round(times.run_startup, 1),
@@ -292,10 +293,11 @@ def table(result: dict) -> str:
         *(f"| {role} | {sec} | {r['processes_by_role'].get(role, 0)} |" for role, sec in r["cpu_by_process"].items()),
         f"| (harness, not counted) | {r['harness_cpu_seconds']} | 1 |",
         "",
-        "| stage | steps | attempts | start-up s | work s | longest step s |", "|---|---|---|---|---|---|",
-        *(f"| {name} | {s['steps']} | {s['attempts']} | {s['startup_seconds']} | {s['work_seconds']} | "
-          f"{s['longest_step_seconds']} |" for name, s in r["stages"].items()),
-        f"| runs: queued / start-up / end | | | {r['queued_seconds']} / {r['run_startup_seconds']} / {r['run_end_seconds']} | | |",
+        "| stage | steps | attempts | pool wait s | start-up s | work s | longest step s |", "|---|---|---|---|---|---|---|",
+        *(f"| {name} | {s['steps']} | {s['attempts']} | {s['pool_wait_seconds']} | {s['startup_seconds']} | "
+          f"{s['work_seconds']} | {s['longest_step_seconds']} |" for name, s in r["stages"].items()),
+        f"| runs: queued / start-up / end | | | | {r['queued_seconds']} / {r['run_startup_seconds']} / "
+        f"{r['run_end_seconds']} | | |",
         f"(CPU from {r['cpu_source']}; stage times summed over runs, which overlap in per-day mode)",
     ]  # fmt: skip
     return "\n".join(lines)

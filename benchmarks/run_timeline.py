@@ -1,10 +1,12 @@
 """Where a benchmark's wall time went, from the Dagster event log of its runs, and which process its CPU
 went to (by command line).
 
-Per run: queued (launch to the run worker starting), run start-up (the worker starting to the first step
-launched), run end (the last step ended to the run's end). Per step: start-up (the step process launched
-to STEP_START: process start, imports, loading the code location) and work (STEP_START to its end,
-every attempt when a step was retried); the stages are the chain's assets and the checks.
+Per run: queued (launch to the run worker starting), run start-up (the worker starting to its first step
+being ready: launched, or found waiting for the `genesys_api` pool), run end (the last step ended to the
+run's end). Per step: pool wait (first "blocked by limit for pool" to the step process launched),
+start-up (the step process launched to STEP_START: process start, imports, loading the code location)
+and work (STEP_START to its end, every attempt when a step was retried); the stages are the chain's
+assets and the checks.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ def stage_of(step_key: str) -> str:
 class StageTimes:
     steps: int = 0
     attempts: int = 0
+    pool_wait: float = 0.0
     startup: float = 0.0
     work: float = 0.0
     longest: float = 0.0
@@ -53,7 +56,9 @@ def timeline(instance: Any, run_ids: list[str], launched_at: float) -> Timeline:
         events = [e for e in instance.all_logs(run_id) if e.is_dagster_event]
         times: dict[str, float] = {}
         problems: list[str] = []
-        steps: dict[str, dict[str, Any]] = defaultdict(lambda: {"launched": None, "started": None, "work": 0.0, "attempts": 0})
+        steps: dict[str, dict[str, Any]] = defaultdict(
+            lambda: {"blocked": None, "launched": None, "started": None, "work": 0.0, "attempts": 0}
+        )
         for entry in events:
             kind, when, step_key = entry.dagster_event.event_type_value, entry.timestamp, entry.step_key
             times.setdefault(kind, when)  # the first of each run-level event
@@ -67,7 +72,9 @@ def timeline(instance: Any, run_ids: list[str], launched_at: float) -> Timeline:
             if step_key is None:
                 continue
             step = steps[step_key]
-            if kind == "STEP_WORKER_STARTING" and step["launched"] is None:
+            if kind == "ENGINE_EVENT" and "blocked by limit for pool" in (entry.user_message or "") and step["blocked"] is None:
+                step["blocked"] = when
+            elif kind == "STEP_WORKER_STARTING" and step["launched"] is None:
                 step["launched"] = when
             elif kind == "STEP_START":
                 step["attempts"] += 1
@@ -84,9 +91,11 @@ def timeline(instance: Any, run_ids: list[str], launched_at: float) -> Timeline:
             stage.steps += 1
             stage.attempts += step["attempts"]
             stage.startup += step["first_start"] - (step["launched"] or step["first_start"])
+            if step["blocked"] is not None and step["launched"] is not None:
+                stage.pool_wait += step["launched"] - step["blocked"]
             stage.work += step["work"]
             stage.longest = max(stage.longest, step["work"])
-        launched = [s["launched"] or s.get("first_start") for s in steps.values() if s["attempts"]]
+        launched = [s["blocked"] or s["launched"] or s.get("first_start") for s in steps.values() if s["attempts"]]
         ended = [s["ended"] for s in steps.values() if s.get("ended")]
         run_began = times.get("PIPELINE_STARTING") or times.get("PIPELINE_START")
         run_done = next((times[k] for k in ("PIPELINE_SUCCESS", "PIPELINE_FAILURE", "PIPELINE_CANCELED") if k in times), None)
