@@ -649,13 +649,16 @@ def _kinds(statements: list[tuple[str, Any]]) -> list[str]:
 
 
 ROWS = {"conversations": 3, "participants": 6, "sessions": 6, "segments": 12, "session_metrics": 18, "participant_attributes": 0}
+# The recorded loads select these six tables (GENESYS_TABLES): the statements of a smaller selection.
+SIX = tuple(TABLES_BY_NAME[name] for name in ROWS)
 
 
 def test_statements_of_a_load_in_order_with_values_bound() -> None:
     cursor = RecordingCursor(ROWS)
     logged: list[str] = []
     target = SnowflakeTarget(stage_aws_key_id="AKIA-TEST", stage_aws_secret_key="very-secret")
-    loader = WarehouseLoader(RecordingConnection(cursor), target, S3Publishing(bucket="bkt", prefix="pre"), log=logged.append)
+    loader = WarehouseLoader(RecordingConnection(cursor), target, S3Publishing(bucket="bkt", prefix="pre"),
+                             log=logged.append, tables=SIX)  # fmt: skip
     loader.prepare()
     loads = loader.load_partition(DAY, _files(ROWS), "parquet", "run-9")
 
@@ -693,7 +696,7 @@ def test_statements_of_a_load_in_order_with_values_bound() -> None:
 def test_csv_copy_uses_the_documented_file_format() -> None:
     cursor = RecordingCursor(ROWS)
     loader = WarehouseLoader(RecordingConnection(cursor), SnowflakeTarget(storage_integration="GENESYS_INT"),
-                             S3Publishing(bucket="bkt", prefix="pre", file_format="csv"))  # fmt: skip
+                             S3Publishing(bucket="bkt", prefix="pre", file_format="csv"), tables=SIX)  # fmt: skip
     loader.prepare()
     files = {t: dataclasses.replace(f, key=f.key.replace(".parquet", ".csv.gz")) for t, f in _files(ROWS).items()}
     loader.load_partition(DAY, files, "csv", "run")
@@ -716,7 +719,7 @@ def test_csv_copy_uses_the_documented_file_format() -> None:
 def test_any_error_rolls_back_and_names_the_step(fail_on: str, copy_status: str, step: str) -> None:
     cursor = RecordingCursor(ROWS, fail_on=fail_on, copy_status=copy_status)
     loader = WarehouseLoader(RecordingConnection(cursor), SnowflakeTarget(storage_integration="I"),
-                             S3Publishing(bucket="bkt", prefix="pre"))  # fmt: skip
+                             S3Publishing(bucket="bkt", prefix="pre"), tables=SIX)  # fmt: skip
     loader.prepare()
     with pytest.raises(LoadError, match=f"Loading partition 2024-05-08 failed at {step}") as raised:
         loader.load_partition(DAY, _files(ROWS), "parquet", "run")
@@ -742,7 +745,7 @@ def test_a_rollback_that_cannot_be_sent_is_not_reported_as_rolled_back(fail_on: 
 
     cursor = ConnectionLost(ROWS, fail_on=fail_on)
     loader = WarehouseLoader(RecordingConnection(cursor), SnowflakeTarget(storage_integration="I"),
-                             S3Publishing(bucket="bkt", prefix="pre"))  # fmt: skip
+                             S3Publishing(bucket="bkt", prefix="pre"), tables=SIX)  # fmt: skip
     loader.prepare()
     with pytest.raises(LoadError) as raised:
         loader.load_partition(DAY, _files(ROWS), "parquet", "run")
