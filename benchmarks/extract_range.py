@@ -45,7 +45,7 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def measure(days: int, volume: int, emulator_source: str | None) -> dict:
+def measure(days: int, volume: int, emulator_source: str | None, tuning: dict) -> dict:
     import dagster as dg
 
     from genesys_pipeline.defs.flattened_conversations import flattened_conversations
@@ -60,7 +60,7 @@ def measure(days: int, volume: int, emulator_source: str | None) -> dict:
             "dagster/asset_partition_range_end": keys[-1].isoformat()}
     try:
         genesys = GenesysResource(api_base_url=base_url, login_base_url=base_url, client_id=DEMO_CLIENT_ID,
-                                  client_secret=DEMO_CLIENT_SECRET)
+                                  client_secret=DEMO_CLIENT_SECRET, **tuning)
         with tempfile.TemporaryDirectory() as folder:
             resources = {"genesys": genesys, "working_storage": WorkingStorage(root=folder)}
             started, own_cpu, emulator_cpu = time.monotonic(), time.process_time(), cpu_seconds(process.pid)
@@ -87,13 +87,15 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=5)
     parser.add_argument("--volume", type=int, default=5000)
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--jobs-at-once", type=int, help="GenesysResource.detail_jobs_at_once (default: its default)")
     parser.add_argument("--emulator-source", help="run the emulator from this checkout (compare pipelines on one emulator)")
     args = parser.parse_args()
     print("| days x conversations | raw step (materialize) | raw wall_seconds | CPU: pipeline / emulator | flatten step "
           "| records | requests | 429s | jobs |")
     print("|---|---|---|---|---|---|---|---|---|")
     for _ in range(args.repeat):
-        r = measure(args.days, args.volume, args.emulator_source)
+        tuning = {"detail_jobs_at_once": args.jobs_at_once} if args.jobs_at_once else {}
+        r = measure(args.days, args.volume, args.emulator_source, tuning)
         print(f"| {args.days} x {args.volume:,} | {r['raw_s']:.1f} s | {r['raw_step_s']:.1f} s "
               f"| {r['cpu']:.1f} s / {r['emulator_cpu']:.1f} s | {r['flatten_s']:.1f} s "
               f"| {r['records']:,} | {r['requests']} | {r['429s']} | {r['jobs']} |", flush=True)

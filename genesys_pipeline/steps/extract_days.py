@@ -39,6 +39,7 @@ from genesys_pipeline.steps.raw_records import ExtractionReport
 PROGRESS_SECONDS = 10.0
 PROGRESS_SHARE = 0.10
 PROGRESS_CHECK_EVERY = 100  # records written between two looks at the clock
+DAYS_PER_JOB_SLOT = 2  # days in progress per detail-job slot (see extract_days)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,7 +167,10 @@ def extract_days(
                 f"({report.ongoing} ongoing, {report.duplicates_dropped} duplicates dropped)")  # fmt: skip
             return report, manifest
 
-        with ThreadPoolExecutor(max(1, min(len(days), client.job_slots.capacity)), thread_name_prefix="day") as pool:
+        # Twice as many days as job slots: while some days' jobs hold the slots, the next days read their
+        # counts and open conversations (queries, no job) and are ready to submit when a slot frees.
+        days_at_once = max(1, min(len(days), DAYS_PER_JOB_SLOT * client.job_slots.capacity))
+        with ThreadPoolExecutor(days_at_once, thread_name_prefix="day") as pool:
             futures = [pool.submit(one_day, day) for day in days]
             _raise_first_failure(days, futures, stop, lookups)
         return [future.result() for future in futures], lookups.result()
