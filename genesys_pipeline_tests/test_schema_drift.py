@@ -102,11 +102,20 @@ def test_a_mapped_field_that_stops_appearing_is_reported_with_its_last_sighting(
         NO_LONGER_SENT, SEGMENT + "wrapUpNote", 20, "c0", "2024-05-01")
     assert second.changed and second.added == [f"{NO_LONGER_SENT}: {SEGMENT}wrapUpNote"]
 
-    # A day of 5 records, where 20-in-20 predicts 5 occurrences (fewer than MIN_EXPECTED), is not drift;
+    # A day of 5 records, where 20-in-20 predicts 5 occurrences (fewer than MIN_EXPECTED, 20), is not drift;
     # the list went back to empty, a change.
     _flattened(storage, "2024-05-03", [_record(f"e{i}") for i in range(5)])
     third = evaluate_drift(storage, "2024-05-03")
     assert third.entries == () and third.gone == [f"{NO_LONGER_SENT}: {SEGMENT}wrapUpNote"] and third.changed
+
+
+def test_a_rare_field_missing_from_a_day_is_no_evidence(tmp_path: Path) -> None:
+    """Seen 5 times in 20 segments, then absent from 100: a rate from 5 sightings is noise, not drift."""
+    storage = WorkingStorage(root=str(tmp_path))
+    _flattened(storage, "2024-05-01", [_record(f"c{i}", **({"errorCode": "e"} if i < 5 else {})) for i in range(20)])
+    evaluate_drift(storage, "2024-05-01")
+    _flattened(storage, "2024-05-02", [_record(f"d{i}") for i in range(100)])
+    assert evaluate_drift(storage, "2024-05-02").entries == ()
 
 
 def test_a_day_without_evaluations_yet_is_no_drift_of_the_evaluation_fields(tmp_path: Path) -> None:

@@ -10,8 +10,9 @@ Comparing (`evaluate_drift`), two kinds of drift:
     new field        a path in the day's records that is neither mapped to a column nor ignored (a field
                      Genesys added, or a metric name it added)
     no longer sent   a mapped path that is absent from the day although its rate at its last sighting
-                     (occurrences per object of its level) predicts at least MIN_EXPECTED occurrences among
-                     the day's objects of that level (a renamed or removed field: its columns go null)
+                     (at least MIN_EXPECTED occurrences, per object of its level) predicts at least
+                     MIN_EXPECTED among the day's objects of that level (a renamed or removed field: its
+                     columns go null; a rarer field's absence is no evidence, and is not reported)
 The drift list is compared with the previous evaluation's, kept in the working location
 (`checks/schema_drift.json`, with each mapped path's last sighting): the check warns when the list
 changes, and passes while it stays as it was (it warned on the day the change came). A rerun of the
@@ -40,7 +41,10 @@ from genesys_pipeline.steps.metadata import markdown_table
 
 _NAME = operator.methodcaller("get", "name")
 NEW_FIELD, NO_LONGER_SENT = "new field", "no longer sent"
-MIN_EXPECTED = 10  # a mapped field missing where its last rate predicts fewer occurrences is not drift
+# A mapped field is "no longer sent" only if its last sighting had this many occurrences (a rate from a
+# few is noise) and that rate predicts this many among the day's objects of its level: absent by chance,
+# it would be a Poisson zero at a mean of about 20, which does not happen (e**-20).
+MIN_EXPECTED = 20
 
 
 class _Level:
@@ -252,7 +256,8 @@ def evaluate_drift(storage: WorkingStorage, partition_key: str) -> DriftReport:
         # Against the objects of its level: a day without evaluations yet (they come days later) is no
         # sign that a field of evaluations[] was renamed.
         expected = last.get("count", 0) / max(last.get("objects", 0), 1) * day.objects.get(level_of(path), 0)
-        if path in MAPPED_BY_PATH and path not in day.paths and expected >= MIN_EXPECTED:
+        if (path in MAPPED_BY_PATH and path not in day.paths and expected >= MIN_EXPECTED
+                and last.get("count", 0) >= MIN_EXPECTED):  # fmt: skip
             entries.append(DriftEntry(NO_LONGER_SENT, path, last["count"], last["sample"], last["partition_key"]))
     for path, seen in day.paths.items():
         if path in MAPPED_BY_PATH:
