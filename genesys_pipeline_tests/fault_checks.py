@@ -31,6 +31,10 @@ def truth_keys(emulator: EmulatorServer, day: date) -> dict[str, set[tuple[Any, 
                     participant.setdefault("attributes", attributes[participant["participantId"]])
         cid = record["conversationId"]
         keys["conversations"].add((cid,))
+        keys["conversations_raw"].add((cid,))
+        keys["evaluations"].update((cid, e["evaluationId"]) for e in record.get("evaluations") or ())
+        keys["surveys"].update((cid, s["surveyId"]) for s in record.get("surveys") or ())
+        keys["resolutions"].update((cid, i) for i in range(len(record.get("resolutions") or ())))
         for participant in record.get("participants") or ():
             pid = participant["participantId"]
             keys["participants"].add((cid, pid))
@@ -40,6 +44,12 @@ def truth_keys(emulator: EmulatorServer, day: date) -> dict[str, set[tuple[Any, 
                 keys["sessions"].add((cid, pid, sid))
                 keys["segments"].update((cid, pid, sid, i) for i in range(len(session.get("segments") or ())))
                 keys["session_metrics"].update((cid, pid, sid, i) for i in range(len(session.get("metrics") or ())))
+                stats = session.get("mediaEndpointStats") or ()
+                keys["media_endpoint_stats"].update((cid, pid, sid, i) for i in range(len(stats)))
+                if session.get("flow") is not None:
+                    keys["flows"].add((cid, pid, sid))
+                    outcomes = session["flow"].get("outcomes") or ()
+                    keys["flow_outcomes"].update((cid, pid, sid, i) for i in range(len(outcomes)))
     return keys
 
 
@@ -47,7 +57,7 @@ def truth_keys(emulator: EmulatorServer, day: date) -> dict[str, set[tuple[Any, 
 
 
 class Reader:
-    """Polls one day of all six tables on its own connection (one statement: one consistent snapshot);
+    """Polls one day of every table on its own connection (one statement: one consistent snapshot);
     a snapshot passes if the day is one run's complete day: a single extraction_run_id and, per table,
     exactly the truth's row count."""
 
