@@ -85,6 +85,12 @@ def start_dagster(folder: Path, environment: dict[str, str], log: Any, stack: Ex
     home = folder / "dagster_home"
     home.mkdir()
     shutil.copyfile(CHECKOUT / "dagster.yaml", home / "dagster.yaml")
+    import dagster as dg
+
+    # The storage is created here, once: the webserver and the daemon creating it at the same moment can
+    # both stamp its schema version ("alembic_version has more than one head").
+    with dg.DagsterInstance.from_config(str(home)):
+        pass
     workspace = str(CHECKOUT / "workspace.yaml")
     url = f"http://{HOST}:{processes.free_port(HOST)}"
     bin_dir = Path(sys.executable).parent

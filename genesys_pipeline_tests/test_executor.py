@@ -1,7 +1,8 @@
 """The code location's executor (defs/executor.py): steps start from a forkserver that has imported the
-code location, not from a new Python each; a launch that chooses `spawn` still gets it; importing the
-code location leaves nothing to a forked step that it could not use (no thread, no connection); and a
-day runs for real through it (a run worker of its own, `dagster asset materialize`, as in the README),
+code location, not from a new Python each (in the local environment, runs execute in-process unless a
+launch chooses `multiprocess`); a launch that chooses `spawn` still gets it; importing the code
+location leaves nothing to a forked step that it could not use (no thread, no connection); and a day
+runs for real through it (a run worker of its own, `dagster asset materialize`, as in the README),
 against the Genesys emulator and the S3/Snowflake stand-ins.
 
 Runs execute in child processes, as launched runs do: multiprocessing keeps one forkserver per process
@@ -22,7 +23,11 @@ import dagster as dg
 import pytest
 from dagster._core.system_config.objects import ResolvedRunConfig
 
-from genesys_pipeline.defs.executor import PRELOADED_MODULES, pipeline_executor
+from genesys_pipeline.defs.executor import (
+    PRELOADED_MODULES,
+    executor_for,
+    pipeline_executor,
+)
 from genesys_pipeline.local import stand_ins
 from genesys_pipeline.local.emulator import EmulatorServer
 from genesys_pipeline.local.resources import LOCAL_DATABASE, LOCAL_SCHEMA
@@ -32,6 +37,7 @@ from genesys_pipeline_tests.conftest import PAST_DAY, PRODUCTION_PLACEHOLDERS
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 SPAWN = {"execution": {"config": {"multiprocess": {"start_method": {"spawn": {}}}}}}
+MULTIPROCESS = {"execution": {"config": {"multiprocess": {}}}}
 
 
 def _child(code: str, env: dict[str, str] | None = None, timeout: float = 600) -> dict[str, Any]:
@@ -56,7 +62,7 @@ def where_the_next_step_runs(previous: dict[str, Any]) -> dict[str, Any]:
     return where_this_step_runs()
 
 
-@dg.job(executor_def=pipeline_executor)
+@dg.job(executor_def=executor_for("production"))
 def two_steps() -> None:
     where_the_next_step_runs(where_this_step_runs())
 
@@ -75,23 +81,25 @@ print(json.dumps(steps))
 """
 
 
-def _execution_config(run_config: dict[str, Any]) -> dict[str, Any]:
-    from genesys_pipeline.definitions import defs
-
-    job = defs.resolve_job_def("genesys_conversations")
+def _execution_config(environment: str, run_config: dict[str, Any]) -> dict[str, Any]:
+    job = dg.JobDefinition(graph_def=two_steps.graph, executor_def=executor_for(environment))
     return ResolvedRunConfig.build(job, run_config).execution.execution_engine_config
 
 
-def test_the_executor_defaults_to_a_forkserver_that_preloads_the_code_location() -> None:
+def test_runs_default_to_a_forkserver_that_preloads_the_code_location_and_locally_to_one_process() -> None:
     """What a run launched without execution config gets (and the launchpad shows); a launch that gives
-    its own start method, or chooses in-process execution, gets that."""
+    its own start method, or chooses the other mode, gets that."""
     forkserver = {"forkserver": {"preload_modules": ["genesys_pipeline.definitions"]}}
     assert PRELOADED_MODULES == ["genesys_pipeline.definitions"]
-    assert _execution_config({})["multiprocess"]["start_method"] == forkserver
-    limited = _execution_config({"execution": {"config": {"multiprocess": {"max_concurrent": 2}}}})["multiprocess"]
-    assert limited["max_concurrent"] == 2 and limited["start_method"] == forkserver
-    assert _execution_config(SPAWN)["multiprocess"]["start_method"] == {"spawn": {}}
-    assert set(_execution_config({"execution": {"config": {"in_process": {}}}})) == {"in_process"}
+    assert _execution_config("production", {})["multiprocess"]["start_method"] == forkserver
+    limited = _execution_config("production", {"execution": {"config": {"multiprocess": {"max_concurrent": 2}}}})
+    assert limited["multiprocess"]["max_concurrent"] == 2 and limited["multiprocess"]["start_method"] == forkserver
+    assert _execution_config("production", SPAWN)["multiprocess"]["start_method"] == {"spawn": {}}
+    assert set(_execution_config("production", {"execution": {"config": {"in_process": {}}}})) == {"in_process"}
+
+    assert set(_execution_config("local", {})) == {"in_process"}
+    assert _execution_config("local", MULTIPROCESS)["multiprocess"]["start_method"] == forkserver
+    assert pipeline_executor.config_schema.as_field().default_value == {"in_process": {}}  # the tests' environment
 
 
 @pytest.mark.slow
@@ -156,11 +164,12 @@ def test_importing_the_code_location_starts_no_thread_and_opens_no_connection(en
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_a_day_materialized_from_the_command_line_runs_its_steps_in_processes_of_their_own(
+def test_a_day_materialized_from_the_command_line_with_multiprocess_runs_its_steps_in_processes_of_their_own(
     emulator: EmulatorServer, stack: stand_ins.LocalStack, tmp_path: Path
 ) -> None:
-    """The README's one-day recipe (`dagster asset materialize`), with the code location's executor,
-    the repository's dagster.yaml and the local resource set pointed at the emulator and stand-ins."""
+    """The README's one-day recipe (`dagster asset materialize`) choosing the production default
+    (`multiprocess`: steps forked from the forkserver), with the repository's dagster.yaml and the
+    local resource set pointed at the emulator and stand-ins."""
     bucket = f"genesys-executor-{uuid.uuid4().hex[:8]}"
     stand_ins.s3_resource(stack.s3_endpoint_url).get_client().create_bucket(Bucket=bucket)
     endpoints = LocalEndpoints(genesys_url=emulator.base_url, working_dir=str(tmp_path / "working"),
@@ -172,7 +181,7 @@ def test_a_day_materialized_from_the_command_line_runs_its_steps_in_processes_of
     env = {**{k: v for k, v in os.environ.items() if not k.startswith(("GENESYS_", "DAGSTER_"))},
            **to_environment(endpoints), "DAGSTER_HOME": str(home)}  # fmt: skip
     command = [str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m", "genesys_pipeline.definitions",
-               "--select", "group:genesys", "--partition", f"{PAST_DAY}"]  # fmt: skip
+               "--select", "group:genesys", "--partition", f"{PAST_DAY}", "--config-json", json.dumps(MULTIPROCESS)]  # fmt: skip
     done = subprocess.run(command, cwd=REPOSITORY, env=env, capture_output=True, text=True, timeout=800)
     assert done.returncode == 0, done.stderr[-3000:]
 
