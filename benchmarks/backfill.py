@@ -119,8 +119,9 @@ def _split(total: int, parts: int) -> list[int]:
 # ##### LAUNCHING AND WAITING (what the UI sends)
 
 
-def launch_range(url: str, days: list[str]) -> str:
-    params = {"partitionNames": days, "assetSelection": [{"path": [name]} for name in CHAIN], "fromFailure": False}
+def launch_range(url: str, days: list[str], run_config: dict | None = None) -> str:
+    params = {"partitionNames": days, "assetSelection": [{"path": [name]} for name in CHAIN], "fromFailure": False,
+              "runConfigData": run_config or {}}  # fmt: skip
     launched = processes.graphql(url, "mutation($p: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $p) { "
                                  "__typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }",
                                  {"p": params})["launchPartitionBackfill"]  # fmt: skip
@@ -129,9 +130,9 @@ def launch_range(url: str, days: list[str]) -> str:
     return launched["backfillId"]
 
 
-def launch_day(url: str, day: str) -> str:
+def launch_day(url: str, day: str, run_config: dict | None = None) -> str:
     params = {"selector": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "jobName": JOB},
-              "executionMetadata": {"tags": [{"key": "dagster/partition", "value": day}]}, "runConfigData": {}}  # fmt: skip
+              "executionMetadata": {"tags": [{"key": "dagster/partition", "value": day}]}, "runConfigData": run_config or {}}  # fmt: skip
     launched = processes.graphql(url, "mutation($p: ExecutionParams!) { launchRun(executionParams: $p) { __typename "
                                  "... on LaunchRunSuccess { run { runId } } ... on PythonError { message } "
                                  "... on RunConfigValidationInvalid { errors { message } } } }", {"p": params})["launchRun"]  # fmt: skip
@@ -159,7 +160,8 @@ def runs_when_done(url: str, backfill_id: str | None, run_ids: list[str]) -> lis
 # ##### THE MEASUREMENT
 
 
-def measure(mode: str, days_count: int, per_day: int, seed: int, rate_limit: int, timeout: float, keep: str | None) -> dict:
+def measure(mode: str, days_count: int, per_day: int, seed: int, rate_limit: int, timeout: float, keep: str | None,
+            run_config: dict | None = None) -> dict:  # fmt: skip
     days = [LAST_DAY - timedelta(days=n) for n in range(days_count - 1, -1, -1)]
     now = datetime.combine(LAST_DAY + timedelta(days=1), datetime.min.time(), timezone.utc) + timedelta(hours=12)
     folder = Path(keep or tempfile.mkdtemp(prefix="backfill-benchmark-"))
@@ -199,8 +201,8 @@ def measure(mode: str, days_count: int, per_day: int, seed: int, rate_limit: int
         harness_before, launched_at, load_at_launch = own_cpu_seconds(), time.time(), os.getloadavg()[0]
         keys = [f"{day:%Y-%m-%d}" for day in days]
         say(f"launching {'a backfill of' if mode == 'range' else 'one run a day for'} {keys[0]}..{keys[-1]}")
-        backfill_id = launch_range(url, keys) if mode == "range" else None
-        run_ids = [] if backfill_id else [launch_day(url, key) for key in reversed(keys)]
+        backfill_id = launch_range(url, keys, run_config) if mode == "range" else None
+        run_ids = [] if backfill_id else [launch_day(url, key, run_config) for key in reversed(keys)]
         deadline, done = time.monotonic() + timeout, None
         while done is None:
             if time.monotonic() > deadline:
@@ -222,6 +224,7 @@ def measure(mode: str, days_count: int, per_day: int, seed: int, rate_limit: int
         raise RuntimeError(f"runs did not succeed: {failed or times.runs}; DAGSTER_HOME and logs kept in {folder}")
     result = report(mode, days, per_day, rate_limit, floor, served_before, served_after, sampler, sessions, times,
                     launched_at, harness_cpu, machine_load)  # fmt: skip
+    result["run_config"] = run_config or {}
     if keep:
         (folder / "result.json").write_text(json.dumps(result, indent=1))
     else:
@@ -277,7 +280,8 @@ def table(result: dict) -> str:
     floor = ", ".join(f"{k} {v}" for k, v in r["api_floor_breakdown"].items())
     lines = [
         f"{r['mode']}: {r['days']} days x {r['per_day']} conversations ({r['first_day']}..{r['last_day']}, "
-        f"{r['conversations']} in all), {r['runs']} run(s) {'/'.join(r['run_statuses'])}, {r['check_results']} check results",
+        f"{r['conversations']} in all), {r['runs']} run(s) {'/'.join(r['run_statuses'])}, {r['check_results']} check results"
+        + (f", run config {json.dumps(r['run_config'])}" if r.get("run_config") else ""),
         "| measure | value |", "|---|---|",
         f"| wall, launch to last check result | {r['wall_seconds']} s |",
         f"| API floor | {r['api_floor_requests']} requests / {r['requests_per_minute']} per min = {r['api_floor_seconds']} s "
@@ -314,11 +318,14 @@ def main() -> None:
                         help="requests a minute: the emulator's limit and the client's budget (default: %(default)s)")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait for the runs")
     parser.add_argument("--keep", metavar="DIR", help="keep DAGSTER_HOME, working files and logs in DIR")
+    parser.add_argument("--run-config", type=json.loads, default={}, metavar="JSON",
+                        help="the runs' config, as a launch from the UI sets it, e.g. the production executor: "
+                        '\'{"execution": {"config": {"multiprocess": {}}}}\' (default: none, the code location\'s own)')
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the tables")
     args = parser.parse_args()
     if args.days < 1 or args.per_day < 0:
         parser.error(f"--days must be >= 1 and --per-day >= 0, got {args.days} and {args.per_day}")
-    result = measure(args.mode, args.days, args.per_day, args.seed, args.rate_limit, args.timeout, args.keep)
+    result = measure(args.mode, args.days, args.per_day, args.seed, args.rate_limit, args.timeout, args.keep, args.run_config)
     print(json.dumps(result) if args.json else table(result))
 
 

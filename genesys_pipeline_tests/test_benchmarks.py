@@ -27,7 +27,7 @@ def test_the_backfill_benchmark_smallest_case_reports_sane_figures(tmp_path: Pat
     # The run really happened through Dagster: one range run of the day, both checks evaluated and passed.
     assert (result["mode"], result["days"], result["per_day"]) == ("range", 1, 200)
     assert result["run_statuses"] == ["SUCCESS"] and result["runs"] == 1
-    assert result["check_results"] == 2 and result["failed_checks"] == 0
+    assert result["check_results"] >= 2 and result["failed_checks"] == 0  # each check, and its day's own record
     assert 150 <= result["conversations"] <= 250  # the emulator's day: about the volume asked for
 
     # The API floor counts what a perfect extractor needs, and the pipeline made at least that many requests.
@@ -40,8 +40,10 @@ def test_the_backfill_benchmark_smallest_case_reports_sane_figures(tmp_path: Pat
 
     # CPU of every kind of process was seen, and the limit and ratio follow from the figures.
     cpu = result["cpu_by_process"]
-    assert {"emulator", "stand-ins", "webserver", "daemon", "code server", "step processes"} <= set(cpu), cpu
-    assert cpu["step processes"] > 1.0 and result["cpu_seconds"] == pytest.approx(sum(cpu.values()), abs=0.5)
+    assert {"emulator", "stand-ins", "webserver", "daemon", "code server", "run workers"} <= set(cpu), cpu
+    # The steps run in the run worker (in-process) or in step processes (multiprocess): either way they cost CPU.
+    assert cpu["run workers"] + cpu.get("step processes", 0.0) > 1.0, cpu
+    assert result["cpu_seconds"] == pytest.approx(sum(cpu.values()), abs=0.5)
     limit = max(result["api_floor_seconds"], result["cpu_over_cores_seconds"])
     assert result["limit_seconds"] == pytest.approx(limit, abs=0.1)
     assert result["wall_seconds"] > 0 and result["wall_over_limit"] > 0
