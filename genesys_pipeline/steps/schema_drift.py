@@ -1,9 +1,10 @@
 """Schema drift: the fields of a day's records against the ones the pipeline knows (contracts/record_paths.py).
 
 Gathering (`PathGatherer`, fed by the flatten step with each record it has parsed anyway): per level
-of the record (record, participant, session, segment, metric, flow, ...), each distinct set of keys is
-counted once, with the first conversation that had it, and only the levels the contract names are
-walked into; a day's paths come from those key sets at the end. The flatten step writes them beside its
+of the record (record, participant, session, segment, metric, flow, ...), the objects are counted by
+their set of keys, with the first conversation that had each set, and only the levels the contract
+names are walked into; a day's paths come from those key sets at the end. Each record is walked as it
+passes, while it is in the CPU cache (holding records back to walk them in batches was slower). The flatten step writes them beside its
 Parquet files (`flat/<day>/record_paths.json`).
 
 Comparing (`evaluate_drift`), two kinds of drift:
@@ -101,9 +102,13 @@ class PathGatherer:
 
     def _visit(self, level: _Level, obj: Mapping[str, Any], conversation_id: Any) -> None:
         shape = tuple(obj)
-        level.shapes[shape] += 1
-        if shape not in level.samples:
+        shapes = level.shapes
+        seen = shapes.get(shape)
+        if seen is None:
+            shapes[shape] = 1
             level.samples[shape] = conversation_id
+        else:
+            shapes[shape] = seen + 1
         for key, child in level.children.items():
             value = obj.get(key)
             if value.__class__ is dict:
