@@ -120,6 +120,7 @@ def test_the_code_location_has_the_alert_sensor_and_a_freshness_policy_on_the_ta
     policy = definitions.resolve_assets_def("snowflake_conversations").specs_by_key[
         dg.AssetKey("snowflake_conversations")].freshness_policy  # fmt: skip
     assert policy is not None and policy.deadline_cron == "0 10 * * *"  # GENESYS_FRESHNESS_DEADLINE_HOUR's default
-    # A policy, not a check: nothing but the two count checks runs inside the runs that load the tables.
+    # A policy, not a check: nothing but the two count checks (and the schema-drift check, on the
+    # flattened tables) runs inside the runs that load the tables.
     assert {key.name for key in definitions.get_repository_def().asset_graph.asset_check_keys} == {
-        "row_counts_match_across_stages", "api_count_close_to_extracted"}
+        "row_counts_match_across_stages", "api_count_close_to_extracted", "record_fields_match_the_contract"}
