@@ -13,15 +13,16 @@ manifest's files and counts, the row-count check passed, and nothing is left beh
 working files, no staging tables, no run of the day still "in progress").
 
 Kills are `kill -9` of a child process running the job, when the proxy holds the request that marks the
-stage (held, then never forwarded): extraction at the second page of detail-job results, flatten at its
-first directory listing, publish at the upload of the third table, the load at its first COPY (inside
-the transaction, after a DELETE) and at its COMMIT. `pytest -s` prints the matrix as a table.
+stage (held, then never forwarded): extraction at the second page of detail-job results, publish at the
+upload of the third table, the load at its first COPY (inside the transaction, after a DELETE) and at its
+COMMIT; flatten, which makes no request, while it has its tables' files open. `pytest -s` prints the matrix as a table.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import http.client
+import os
 import threading
 import time
 import uuid
@@ -93,7 +94,7 @@ def api_faults(rig: Rig, day: str) -> Outcome:
 
 
 def token_revocation(rig: Rig, day: str) -> Outcome:
-    """Every token revoked when extraction reads its first job results and when flatten reads its first listing."""
+    """Every token revoked when extraction reads its first job results and its first listing (the names)."""
     revoke = rig.emulator.app.tokens.revoke_all
     before = rig.emulator.app.stats.snapshot().get("status.401", 0)
     on_request(rig.genesys_proxy.hold(lambda r: "/results" in r.path), revoke)
@@ -162,12 +163,50 @@ def kill_at(stage: str, matches: Callable[[Rig, str], Any], proxy: str, **genesy
     return inject
 
 
+def kill_while_writing(stage: str, folder: Callable[[Rig, str], str]) -> Callable[[Rig, str], Outcome]:
+    """kill -9 of a child process running the day while it has a file open in `folder`: for a stage that
+    makes no request (flatten reads the raw files and the names saved with them, and keeps its tables'
+    temporary files open while it writes them)."""
+
+    def inject(rig: Rig, day: str) -> Outcome:
+        name = f"kill-{stage.replace(' ', '-')}"
+        process = rig.start_run_process(day, name)
+        try:
+            writing = _file_open_in(process, folder(rig, day))
+            if writing is None:
+                outcome, stderr = rig.process_outcome(name)
+                raise AssertionError(f"the run never reached {stage}: {outcome} {stderr}")
+        finally:
+            kill(process)
+        return Outcome(f"killed (SIGKILL) at {stage}: writing {writing.rsplit('/', 2)[-2:]}")
+
+    return inject
+
+
+def _file_open_in(process: Any, folder: str, timeout: float = 180) -> str | None:
+    """The first file under `folder` that the process has open (its /proc fds, polled), or None if it ends first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        for fd in _listdir(f"/proc/{process.pid}/fd"):
+            try:
+                target = os.readlink(f"/proc/{process.pid}/fd/{fd}")
+            except OSError:  # closed meanwhile
+                continue
+            if target.startswith(folder):
+                return target
+        time.sleep(0.002)
+    return None
+
+
+def _listdir(path: str) -> list[str]:
+    try:
+        return os.listdir(path)
+    except OSError:
+        return []
+
+
 def _results_page_2(rig: Rig, day: str) -> Callable[[Any], bool]:
     return lambda r: "/results" in r.path and "cursor=" in r.path
-
-
-def _first_listing(rig: Rig, day: str) -> Callable[[Any], bool]:
-    return lambda r: r.path.startswith(LISTINGS)
 
 
 def _third_upload(rig: Rig, day: str) -> Callable[[Any], bool]:
@@ -208,7 +247,7 @@ CASES = [
     Case("S3 faults (30%)", s3_faults),
     Case("corrupt object in S3", corrupt_object),
     Case("kill -9 in extraction", kill_at("extraction", _results_page_2, "genesys_proxy", job_page_size=50)),
-    Case("kill -9 in flatten", kill_at("flatten", _first_listing, "genesys_proxy")),
+    Case("kill -9 in flatten", kill_while_writing("flatten", lambda rig, day: f"{rig.root}/flat/{day}/")),
     Case("kill -9 in publish", kill_at("publish", _third_upload, "s3_proxy")),
     Case("kill -9 in load before COPY", kill_at("load before COPY", lambda *_: statement_starts("COPY INTO"), "snowflake_proxy")),
     Case("kill -9 in load before COMMIT", kill_at("load before COMMIT", lambda *_: statement_starts("COMMIT"), "snowflake_proxy")),
