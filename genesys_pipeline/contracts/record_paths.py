@@ -94,6 +94,12 @@ _ONE_COLUMN = (
         "surveyPartialResponse": "partial_response", "oSurveyTotalScore": "total_score", "eventTime": "event_time"}),
     ("resolutions", RESOLUTION, {"nNextContactAvoided": "next_contact_avoided", "eventTime": "event_time"}),
 )
+# Ids whose name the flatten looks up as well: (table, level, {field: column stem}) -> <stem>_id, <stem>_name.
+_ID_AND_NAME = (
+    ("evaluations", EVALUATION, {"evaluatorId": "evaluator", "userId": "user", "queueId": "queue"}),
+    ("surveys", SURVEY, {"userId": "user", "queueId": "queue"}),
+    ("resolutions", RESOLUTION, {"userId": "user", "queueId": "queue"}),
+)
 # Fields that make several columns, or a column with other fields.
 _FIELDS: dict[str, tuple[str, ...]] = {
     "conversationStart": ("conversations.conversation_start", "conversations.duration_ms",
@@ -118,14 +124,9 @@ _FIELDS: dict[str, tuple[str, ...]] = {
     FLOW + "flowType": ("sessions.flow_type", "flows.flow_type"),
     FLOW + "exitReason": ("sessions.flow_exit_reason", "flows.exit_reason"),
     OUTCOME + "flowOutcomeId": ("flow_outcomes.flow_outcome_id", "flows.outcome_count"),
-    EVALUATION + "evaluatorId": ("evaluations.evaluator_id", "evaluations.evaluator_name"),
-    EVALUATION + "userId": ("evaluations.user_id", "evaluations.user_name"),
-    EVALUATION + "queueId": ("evaluations.queue_id", "evaluations.queue_name"),
     SURVEY + "surveyPromoterScore": ("surveys.promoter_score", "surveys.promoter_category"),
-    SURVEY + "userId": ("surveys.user_id", "surveys.user_name"),
-    SURVEY + "queueId": ("surveys.queue_id", "surveys.queue_name"),
-    RESOLUTION + "queueId": ("resolutions.queue_id", "resolutions.queue_name"),
-    RESOLUTION + "userId": ("resolutions.user_id", "resolutions.user_name"),
+    **{prefix + field: (f"{table}.{stem}_id", f"{table}.{stem}_name") for table, prefix, fields in _ID_AND_NAME
+       for field, stem in fields.items()},
     **{prefix + field: (f"{table}.{column}",) for table, prefix, fields in _ONE_COLUMN
        for field, column in fields.items()},
 }  # fmt: skip
