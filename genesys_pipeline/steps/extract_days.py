@@ -1,15 +1,16 @@
 """The days of one run into their raw files: extracted at once, each exactly as on its own.
 
 A range run (a backfill's chunk, the schedule's lookback) used to read its days one after another,
-each waiting on its own detail job. Here the days run side by side, as many as the client's detail-job
-slots (`GenesysClient.job_slots`: the org's `details.jobs.concurrent.access.max` when readable, at most
-`detail_jobs_at_once`), so one day's job runs while another's pages are read. Everything shares the one
-client: its token, its request budget (the throttle) and its job slots, so side by side costs no
-request more than one after another. Each day is extracted by `extract_partition` into its own files,
+each waiting on its own detail job. Here the days run side by side, their jobs as many at once as the
+client's detail-job slots (`GenesysClient.job_slots`: the org's `details.jobs.concurrent.access.max` when
+readable, at most `detail_jobs_at_once`), so one day's job runs while another's pages are read.
+Everything shares the one client: its token, its request budget (the throttle) and its job slots, so
+side by side costs no request more than one after another. Each day is extracted by `extract_partition` into its own files,
 exactly as a run of that day alone would (same records in the same order, same manifest).
 
 The lookups (names of queues, users, wrap-up codes and divisions) are read once per run, while the days
-are extracted, and saved next to each day's raw file before that file is replaced: flatten reads them there.
+are extracted, and saved next to each day's raw file before that file is replaced: flatten reads them
+there.
 
 A day that fails stops the days not yet finished (at their next progress tick) and the step fails
 naming it; days already finished keep their complete files, and a rerun replaces every day.
@@ -68,7 +69,7 @@ class DayProgress:
 
     def __call__(self, written: int) -> None:
         if self._stop.is_set():
-            raise Stopped(f"{self._key}: stopped, another day of the run failed")
+            raise Stopped(f"{self._key}: stopped, the run failed elsewhere")
         now = time.monotonic()
         last_written, last_time = self._last
         if now - last_time < self._seconds:
@@ -143,8 +144,8 @@ def extract_days(
     progress_share: float = PROGRESS_SHARE,
     progress_every: int = PROGRESS_CHECK_EVERY,
 ) -> tuple[list[tuple[ExtractionReport, RawManifest]], Lookups]:
-    """Extract `days` side by side (as many at once as the client has detail-job slots) and save the
-    run's lookups next to each; returns each day's report and manifest, in the order of `days`, and
+    """Extract `days` side by side (their detail jobs as many at once as the client has job slots) and
+    save the run's lookups next to each; returns each day's report and manifest, in the order of `days`, and
     the lookups. Read the org's limits (`client.get_analytics_limits()`) first to size the slots."""
     stop = threading.Event()
     with ThreadPoolExecutor(1, thread_name_prefix="lookups") as side:
@@ -153,7 +154,7 @@ def extract_days(
 
         def one_day(day: Day) -> tuple[ExtractionReport, RawManifest]:
             if stop.is_set():
-                raise Stopped(f"{day.partition_key}: not started, another day of the run failed")
+                raise Stopped(f"{day.partition_key}: not started, the run failed elsewhere")
             log(f"Extracting conversations started in [{day.start.isoformat()}, {day.end.isoformat()}) "
                 f"for partition {day.partition_key}")  # fmt: skip
             progress = DayProgress(day.partition_key, log, stop, progress_seconds, progress_share)
