@@ -138,7 +138,7 @@ def test_gathering_skips_what_is_not_an_object_and_names_unknown_metric_keys() -
     record = _record("c1")
     session = record["participants"][0]["sessions"][0]
     session["segments"].append("not an object")
-    session["metrics"] += [7, {"name": "tTalk", "value": 1, "unit": "ms"}]
+    session["metrics"] += [7, {"name": "tTalk", "value": 1, "unit": "ms"}, {"name": ["not", "a", "name"]}]
     gatherer.add(record)
     gatherer.add({"conversationId": "c2", "participants": "not a list"})
     paths = gatherer.paths()

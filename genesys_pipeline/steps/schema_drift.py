@@ -4,8 +4,9 @@ Gathering (`PathGatherer`, fed by the flatten step with each record it has parse
 of the record (record, participant, session, segment, metric, flow, ...), the objects are counted by
 their set of keys, with the first conversation that had each set, and only the levels the contract
 names are walked into; a day's paths come from those key sets at the end. Each record is walked as it
-passes, while it is in the CPU cache (holding records back to walk them in batches was slower). The flatten step writes them beside its
-Parquet files (`flat/<day>/record_paths.json`).
+passes, while it is in the CPU cache (holding records back to walk them in batches was slower). The
+flatten step writes the paths beside its Parquet files (`flat/<day>/record_paths.json`). Cost, 5,000
+emulator conversations: about 0.15-0.25 s of CPU on the flatten's 0.8-0.9 s.
 
 Comparing (`evaluate_drift`), two kinds of drift:
     new field        a path in the day's records that is neither mapped to a column nor ignored (a field
@@ -134,9 +135,12 @@ class PathGatherer:
                 level.samples.setdefault(shape, conversation_id)
         if level.metrics:
             names, known = self._metric_names, len(self._metric_names)
-            names.update(map(_NAME, objects))
+            named = list(map(_NAME, objects))
+            if not all(map(isinstance, named, itertools.repeat(str))):  # the flatten reports it
+                named = [name for name in named if name.__class__ is str]
+            names.update(named)
             if len(names) != known:
-                for name in map(_NAME, objects):
+                for name in named:
                     self._metric_samples.setdefault(name, conversation_id)
 
     def paths(self) -> dict[str, PathCount]:
