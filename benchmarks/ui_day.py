@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/ui_day.py                        # 3 single days, then a 3-day range
     .venv/bin/python benchmarks/ui_day.py --repeat 5 --range-days 0 --daily-volume 5000
+    .venv/bin/python benchmarks/ui_day.py --run-config '{"execution": {"config": {"multiprocess": {}}}}'
     cd <other checkout> && PYTHONPATH=$PWD /work/main/.venv/bin/python /work/main/benchmarks/ui_day.py   # before/after
 
 What a user of the local mode waits for. Started as `make dev` starts them, each in a session of its
@@ -185,7 +186,8 @@ def spread(values: list[float]) -> str:
 # ##### THE MEASUREMENT
 
 
-def measure(repeat: int, range_days: int, daily_volume: int, keep: str | None, timeout: float) -> dict[str, Any]:
+def measure(repeat: int, range_days: int, daily_volume: int, keep: str | None, timeout: float,
+            run_config: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
     singles = [FIRST_DAY + timedelta(days=n) for n in range(repeat)]
     ranged = [singles[-1] + timedelta(days=2 + n) for n in range(range_days)] if range_days else []
     now = datetime.combine((ranged or singles)[-1] + timedelta(days=1), datetime.min.time(), timezone.utc) + timedelta(hours=12)
@@ -213,13 +215,13 @@ def measure(repeat: int, range_days: int, daily_volume: int, keep: str | None, t
         instance = stack.enter_context(dg.DagsterInstance.from_config(str(folder / "dagster_home")))
         for day in singles:
             launched_at = time.time()
-            run_id = launch_day(url, f"{day}")
+            run_id = launch_day(url, f"{day}", run_config)
             result = timings(instance, wait_for_runs(instance, timeout, run_id=run_id), launched_at)
             print(describe(f"{day}", result), flush=True)
             results["days"].append(result)
         if ranged:
             launched_at = time.time()
-            backfill_id = launch_range(url, [f"{day}" for day in ranged])
+            backfill_id = launch_range(url, [f"{day}" for day in ranged], run_config)
             result = timings(instance, wait_for_runs(instance, timeout, backfill_id=backfill_id), launched_at)
             print(describe(f"range {ranged[0]}..{ranged[-1]} (backfill)", result), flush=True)
             results["range"] = result
@@ -235,9 +237,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--daily-volume", type=int, default=2000, help="conversations a day (default: 2000, make dev's)")
     parser.add_argument("--timeout", type=float, default=900, help="seconds a run may take (default: 900)")
     parser.add_argument("--keep", help="a folder to keep the services' log, DAGSTER_HOME and data in")
+    parser.add_argument("--run-config", type=json.loads, default=None,
+                        help='the runs\' config as JSON, e.g. \'{"execution": {"config": {"multiprocess": {}}}}\' '
+                             "(the production default, steps forked from the forkserver; locally runs are in-process)")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON object at the end")
     args = parser.parse_args(argv)
-    results = measure(args.repeat, args.range_days, args.daily_volume, args.keep, args.timeout)
+    results = measure(args.repeat, args.range_days, args.daily_volume, args.keep, args.timeout, args.run_config)
     singles = [r["check_result"] for r in results["days"] if r["check_result"] is not None]
     print(f"{CHECKOUT}: one day from the UI, launch to check result: {spread(singles) if singles else 'no result'}"
           f" ({len(singles)} days of {args.daily_volume} conversations)"
