@@ -187,6 +187,7 @@ class Settings:
     schedule_hour: int
     lookback_days: int
     ongoing_refresh_days: int
+    late_reload_days_back: int
     backfill_days_per_run: int
     step_retries: int
     api_count_tolerance_percent: float
@@ -271,6 +272,7 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
         schedule_hour=_whole_number(environ, "GENESYS_SCHEDULE_HOUR", 6, 0, 23),
         lookback_days=_whole_number(environ, "GENESYS_LOOKBACK_DAYS", 3, 0, 31),
         ongoing_refresh_days=_whole_number(environ, "GENESYS_ONGOING_REFRESH_DAYS", 30, 0, 90),
+        late_reload_days_back=_whole_number(environ, "GENESYS_LATE_RELOAD_DAYS_BACK", 10, 0, 90),
         backfill_days_per_run=_whole_number(environ, "GENESYS_BACKFILL_DAYS_PER_RUN", 7, 1, 366),
         step_retries=_whole_number(environ, "GENESYS_STEP_RETRIES", 2 if environment == "production" else 0, 0, 10),
         api_count_tolerance_percent=_percent(environ, "GENESYS_API_COUNT_TOLERANCE_PERCENT", 5.0),

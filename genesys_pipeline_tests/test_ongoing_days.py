@@ -30,6 +30,7 @@ from genesys_pipeline.defs.schedules import (
     conversation_run_requests,
     genesys_conversations_daily,
     ongoing_window,
+    partition_keys_for_tick,
 )
 from genesys_pipeline.local import stand_ins
 from genesys_pipeline.resources.genesys import GenesysResource
@@ -55,6 +56,7 @@ lab = test_operations.lab  # the operations tests' fixture: an emulator, a bucke
 UTC = timezone.utc
 TICK = datetime(2024, 5, 10, 6, tzinfo=UTC)  # lookback 3: 05-09 .. 05-06; ongoing window: 05-05 .. 04-09
 NORMAL_DAYS = ["2024-05-09", "2024-05-08", "2024-05-07", "2024-05-06"]
+LATE_DAY = "2024-04-30"  # GENESYS_LATE_RELOAD_DAYS_BACK (10) days before the tick
 
 
 # ##### THE WINDOW AND THE REQUESTS (no Snowflake)
@@ -79,7 +81,7 @@ def test_the_window_starts_after_the_lookback_and_ends_a_day_past_the_refresh_da
 
 def test_ongoing_days_are_requested_after_the_normal_days_and_say_why() -> None:
     ongoing = {date(2024, 5, 1): 12, date(2024, 5, 8): 3, date(2024, 4, 20): 0, date(2024, 5, 4): 1}
-    requests_ = conversation_run_requests(TICK, 3, ongoing_by_day=ongoing)
+    requests_ = conversation_run_requests(TICK, 3, ongoing_by_day=ongoing, late_reload_days_back=0)
     assert [r.partition_key for r in requests_] == [*NORMAL_DAYS, "2024-05-04", "2024-05-01"]
     reasons = ["yesterday", "lookback", "lookback", "lookback", "ongoing", "ongoing"]
     assert [r.tags[REASON_TAG] for r in requests_] == reasons
@@ -87,7 +89,24 @@ def test_ongoing_days_are_requested_after_the_normal_days_and_say_why() -> None:
     assert [r.tags.get(ONGOING_TAG) for r in requests_] == [None] * 4 + ["1", "12"]
     assert [r.run_key for r in requests_] == [f"2024-05-10:{r.partition_key}" for r in requests_]
     # Without ongoing days, the tick is what it always was.
-    assert [r.partition_key for r in conversation_run_requests(TICK, 3)] == NORMAL_DAYS
+    assert [r.partition_key for r in conversation_run_requests(TICK, 3, late_reload_days_back=0)] == NORMAL_DAYS
+
+
+def test_the_day_ten_days_back_is_reloaded_once_more_for_what_genesys_adds_a_week_later() -> None:
+    """Resolutions come 7 days and some hours after a conversation ends, and some evaluations are finished
+    after the lookback: each tick reloads the day GENESYS_LATE_RELOAD_DAYS_BACK (10) days back once more."""
+    requests_ = conversation_run_requests(TICK, 3)
+    assert [r.partition_key for r in requests_] == [*NORMAL_DAYS, "2024-04-30"]
+    assert (requests_[-1].tags[REASON_TAG], requests_[-1].tags[DAYS_BACK_TAG]) == ("late", "10")
+    assert requests_[-1].run_key == "2024-05-10:2024-04-30"
+    # A day that is also ongoing is requested once, as the late reload; other ongoing days follow it.
+    both = conversation_run_requests(TICK, 3, ongoing_by_day={date(2024, 4, 30): 2, date(2024, 4, 25): 1})
+    assert [(r.partition_key, r.tags[REASON_TAG]) for r in both][4:] == [("2024-04-30", "late"), ("2024-04-25", "ongoing")]
+    # Within the lookback it is already there; before the first partition there is none; 0 turns it off.
+    assert [r.partition_key for r in conversation_run_requests(TICK, 12)] == partition_keys_for_tick(TICK, 12)
+    assert [r.partition_key for r in conversation_run_requests(datetime(2024, 1, 8, 6, tzinfo=UTC), 3)] == [
+        "2024-01-07", "2024-01-06", "2024-01-05", "2024-01-04"]  # fmt: skip
+    assert [r.partition_key for r in conversation_run_requests(TICK, 3, late_reload_days_back=0)] == NORMAL_DAYS
 
 
 def test_a_lookup_that_hangs_is_abandoned_and_errors_reach_the_caller() -> None:
@@ -169,7 +188,7 @@ def test_the_days_holding_ongoing_conversations_within_the_window(stack: stand_i
     requests_ = _evaluate(snowflake, target)
     assert [(r.partition_key, r.tags[REASON_TAG], r.tags.get(ONGOING_TAG)) for r in requests_] == [
         ("2024-05-09", "yesterday", None), ("2024-05-08", "lookback", None), ("2024-05-07", "lookback", None),
-        ("2024-05-06", "lookback", None),
+        ("2024-05-06", "lookback", None), (LATE_DAY, "late", None),
         ("2024-05-05", "ongoing", "1"), ("2024-05-01", "ongoing", "2"), ("2024-04-09", "ongoing", "1"),
     ]  # fmt: skip
 
@@ -184,14 +203,14 @@ def test_the_table_prefix_names_the_table_and_a_first_tick_requests_the_normal_d
 ) -> None:
     snowflake = _snowflake(stack)
     target = SnowflakeTarget(stage_aws_key_id="testing", stage_aws_secret_key="testing", table_prefix="GENESYS_")
-    assert [r.partition_key for r in _evaluate(snowflake, target)] == NORMAL_DAYS
+    assert [r.partition_key for r in _evaluate(snowflake, target)] == [*NORMAL_DAYS, LATE_DAY]
     logged = _logged(capfd)
     assert "no GENESYS_CONVERSATIONS table in Snowflake yet" in logged
     assert "Requesting 2024-05-09 (yesterday), 2024-05-08 (lookback)" in logged
 
     _conversation_rows(snowflake, "CONVERSATIONS", [("unprefixed", date(2024, 5, 1), True)])  # not ours
     _conversation_rows(snowflake, "GENESYS_CONVERSATIONS", [("ours", date(2024, 5, 2), True)])
-    assert [r.partition_key for r in _evaluate(snowflake, target)] == [*NORMAL_DAYS, "2024-05-02"]
+    assert [r.partition_key for r in _evaluate(snowflake, target)] == [*NORMAL_DAYS, LATE_DAY, "2024-05-02"]
     assert "2024-05-02 (ongoing, 1 ongoing conversations)" in _logged(capfd)
 
 
@@ -215,16 +234,16 @@ def test_snowflake_down_or_hanging_at_tick_time_still_requests_the_normal_days(
 ) -> None:
     target = SnowflakeTarget(stage_aws_key_id="testing", stage_aws_secret_key="testing")
     down = _snowflake(stack, port=_closed_port())
-    assert [r.partition_key for r in _evaluate(down, target)] == NORMAL_DAYS
+    assert [r.partition_key for r in _evaluate(down, target)] == [*NORMAL_DAYS, LATE_DAY]
     logged = _logged(capfd)
     assert "WARNING - Could not look up which days between 2024-04-09 and 2024-05-05 hold ongoing" in logged
     assert "(OperationalError: 250001: Could not connect to Snowflake backend" in logged
-    assert "This tick requests only yesterday and the lookback days" in logged
+    assert "This tick requests only yesterday, the lookback days and the late reload" in logged
 
     monkeypatch.setattr(schedules, "ONGOING_LOOKUP_TIMEOUT_SECONDS", 1.0)
     hanging = _snowflake(stack, port=silent_port, network_timeout=60, login_timeout=60)
     started = time.monotonic()
-    assert [r.partition_key for r in _evaluate(hanging, target)] == NORMAL_DAYS
+    assert [r.partition_key for r in _evaluate(hanging, target)] == [*NORMAL_DAYS, LATE_DAY]
     assert time.monotonic() - started < 10
     assert "the Snowflake lookup of ongoing conversations took longer than 1 s and was abandoned" in _logged(capfd)
 
@@ -234,7 +253,7 @@ def test_snowflake_down_or_hanging_at_tick_time_still_requests_the_normal_days(
         account=dg.EnvVar("GENESYS_TEST_UNSET_SNOWFLAKE_ACCOUNT"), user="fake", password="pw-never-logged",
         database="X", schema=SCHEMA, additional_snowflake_connection_args=dict(stack.snowflake_connection_args),
     )  # fmt: skip
-    assert [r.partition_key for r in _evaluate(missing, target)] == NORMAL_DAYS
+    assert [r.partition_key for r in _evaluate(missing, target)] == [*NORMAL_DAYS, LATE_DAY]
     logged = _logged(capfd)
     assert "(the environment variable GENESYS_TEST_UNSET_SNOWFLAKE_ACCOUNT is not set where the schedule" in logged
     assert "pw-never-logged" not in logged
@@ -282,7 +301,7 @@ def test_a_day_loaded_while_conversations_were_open_is_completed_by_the_first_ti
         context = dg.build_schedule_context(instance=instance, scheduled_execution_time=tick, repository_def=repository)
         requests_ = genesys_conversations_daily.evaluate_tick(context).run_requests or []
         by_day = {r.partition_key: r for r in requests_}
-        assert list(by_day) == ["2024-05-12", "2024-05-11", "2024-05-10", "2024-05-09", "2024-05-08"]
+        assert list(by_day) == ["2024-05-12", "2024-05-11", "2024-05-10", "2024-05-09", "2024-05-03", "2024-05-08"]
         reload = by_day["2024-05-08"]
         assert reload.tags[REASON_TAG] == "ongoing" and reload.tags[DAYS_BACK_TAG] == "5"
         assert reload.tags[ONGOING_TAG] == str(len(ongoing_at_first_load))
@@ -304,4 +323,4 @@ def test_a_day_loaded_while_conversations_were_open_is_completed_by_the_first_ti
                                             repository_def=repository)  # fmt: skip
         next_keys = [r.partition_key for r in genesys_conversations_daily.evaluate_tick(context).run_requests or []]
         again = ["2024-05-08"] if still_open else []
-        assert next_keys == ["2024-05-13", "2024-05-12", "2024-05-11", "2024-05-10", *again]
+        assert next_keys == ["2024-05-13", "2024-05-12", "2024-05-11", "2024-05-10", "2024-05-04", *again]

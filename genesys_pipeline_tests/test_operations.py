@@ -36,8 +36,10 @@ from genesys_pipeline.contracts.dimension_tables import (
     WRAPUP_CODES,
     DimensionError,
 )
+from genesys_pipeline.contracts.tables import TABLES
 from genesys_pipeline.definitions import DIMENSION_ASSETS, build_definitions
 from genesys_pipeline.definitions import defs as project_defs
+from genesys_pipeline.defs import schedules
 from genesys_pipeline.defs.checks import API_COUNT_CHECK, DRIFT_CHECK, ROW_COUNT_CHECK
 from genesys_pipeline.defs.jobs import CONVERSATIONS_JOB, DIMENSIONS_JOB, jobs
 from genesys_pipeline.defs.partitions import (
@@ -219,9 +221,10 @@ def test_a_tick_requests_yesterday_and_the_lookback_days_with_stable_run_keys() 
     result = genesys_conversations_daily.evaluate_tick(tick_context(tick))
     requests = result.run_requests or []
     assert SETTINGS.lookback_days == 3 and SETTINGS.partition_timezone == "UTC"  # the defaults this test spells out
-    assert [r.partition_key for r in requests] == ["2024-05-09", "2024-05-08", "2024-05-07", "2024-05-06"]
+    assert SETTINGS.late_reload_days_back == 10
+    assert [r.partition_key for r in requests] == ["2024-05-09", "2024-05-08", "2024-05-07", "2024-05-06", "2024-04-30"]
     assert [r.run_key for r in requests] == [f"2024-05-10:{r.partition_key}" for r in requests]
-    assert [r.tags[DAYS_BACK_TAG] for r in requests] == ["1", "2", "3", "4"]
+    assert [r.tags[DAYS_BACK_TAG] for r in requests] == ["1", "2", "3", "4", "10"]
     assert {r.job_name for r in requests} <= {None, CONVERSATIONS_JOB}
     assert genesys_conversations_daily.job_name == CONVERSATIONS_JOB
     assert genesys_conversations_daily.cron_schedule == f"0 {SETTINGS.schedule_hour} * * *"
@@ -233,7 +236,7 @@ def test_a_tick_requests_yesterday_and_the_lookback_days_with_stable_run_keys() 
     again = genesys_conversations_daily.evaluate_tick(tick_context(tick)).run_requests or []
     assert [r.run_key for r in again] == [r.run_key for r in requests]
     following = genesys_conversations_daily.evaluate_tick(tick_context(tick + timedelta(days=1))).run_requests or []
-    assert [r.partition_key for r in following] == ["2024-05-10", "2024-05-09", "2024-05-08", "2024-05-07"]
+    assert [r.partition_key for r in following] == ["2024-05-10", "2024-05-09", "2024-05-08", "2024-05-07", "2024-05-01"]
     assert not {r.run_key for r in following} & {r.run_key for r in requests}
 
     (dimensions,) = genesys_dimensions_daily.evaluate_tick(tick_context(tick)).run_requests or []
@@ -255,7 +258,7 @@ def test_a_tick_requests_yesterday_and_the_lookback_days_with_stable_run_keys() 
 )  # fmt: skip
 def test_the_requested_days_follow_the_lookback(tick: datetime, lookback: int, expected: list[str]) -> None:
     assert partition_keys_for_tick(tick, lookback) == expected
-    requests = conversation_run_requests(tick, lookback)
+    requests = conversation_run_requests(tick, lookback, late_reload_days_back=0)
     assert [r.partition_key for r in requests] == expected
     assert len({r.run_key for r in requests}) == len(expected)
 
@@ -267,7 +270,7 @@ def test_days_are_the_partitions_time_zone_days() -> None:
     assert partition_keys_for_tick(datetime(2024, 3, 11, 2, tzinfo=UTC), 1, new_york) == ["2024-03-09", "2024-03-08"]
     # 06:00 New York on 2024-03-11 (after the spring-forward day, a 23-hour partition).
     assert partition_keys_for_tick(datetime(2024, 3, 11, 10, tzinfo=UTC), 1, new_york) == ["2024-03-10", "2024-03-09"]
-    (request,) = conversation_run_requests(datetime(2024, 3, 11, 2, tzinfo=UTC), 0, new_york)
+    (request,) = conversation_run_requests(datetime(2024, 3, 11, 2, tzinfo=UTC), 0, new_york, late_reload_days_back=0)
     assert request.run_key == "2024-03-10:2024-03-09"
     with pytest.raises(ValueError, match="timezone-aware"):
         partition_keys_for_tick(datetime(2024, 3, 11, 2), 1, new_york)
@@ -291,7 +294,8 @@ def test_production_settings_come_from_the_environment() -> None:
         "  'retries': sorted({repr(a.op.retry_policy) for a in assets}), 'assets': len(assets)}))\n"
     )  # fmt: skip
     env = {**os.environ, **PRODUCTION_PLACEHOLDERS, "GENESYS_SCHEDULE_HOUR": "4", "GENESYS_LOOKBACK_DAYS": "5",
-           "GENESYS_PARTITION_TIMEZONE": "America/Chicago", "GENESYS_BACKFILL_DAYS_PER_RUN": "3"}  # fmt: skip
+           "GENESYS_PARTITION_TIMEZONE": "America/Chicago", "GENESYS_BACKFILL_DAYS_PER_RUN": "3",
+           "GENESYS_LATE_RELOAD_DAYS_BACK": "8"}  # fmt: skip
     env.pop("GENESYS_STEP_RETRIES", None)
     done = subprocess.run([sys.executable, "-W", "ignore", "-c", code], env=env, cwd=REPOSITORY, capture_output=True,
                           text=True, timeout=120)  # fmt: skip
@@ -302,7 +306,7 @@ def test_production_settings_come_from_the_environment() -> None:
         "cron": ["0 4 * * *", "0 4 * * *"],
         "tz": ["America/Chicago", "America/Chicago"],
         "status": ["RUNNING", "RUNNING"],
-        "keys": ["2024-05-09", "2024-05-08", "2024-05-07", "2024-05-06", "2024-05-05", "2024-05-04"],
+        "keys": ["2024-05-09", "2024-05-08", "2024-05-07", "2024-05-06", "2024-05-05", "2024-05-04", "2024-05-02"],
         "per_run": [3],
         "retries": [repr(policy)],  # on all eight assets
         "assets": 8,
@@ -418,7 +422,7 @@ def test_a_seven_day_backfill_through_the_instance_ends_with_the_check_passing_f
                 for run in runs for record in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
             ]  # fmt: skip
             per_range = [e for e in evaluations if e.partition is None]
-            assert len(per_range) == 2 * len(runs) and all(e.passed for e in evaluations)
+            assert len(per_range) == 3 * len(runs) and all(e.passed for e in evaluations)  # the three checks
             stages = [e for e in per_range if e.asset_check_key == CHECK_KEY]
             api_counts = [e for e in per_range if e.asset_check_key == API_CHECK_KEY]
             assert len(stages) == len(api_counts) == len(runs)
@@ -427,7 +431,7 @@ def test_a_seven_day_backfill_through_the_instance_ends_with_the_check_passing_f
             for day in days:
                 n = env.served(day)
                 assert n and f"| {day} | conversations | {n} | {n} | {n} | {n} | {n} | ok |" in comparison
-            assert comparison.count("| ok |") == len(days) * 6 and "**" not in comparison
+            assert comparison.count("| ok |") == len(days) * len(TABLES) and "**" not in comparison
             for check_key in (CHECK_KEY, API_CHECK_KEY):
                 per_day = {e.partition: e for e in evaluations if e.asset_check_key == check_key and e.partition}
                 assert sorted(per_day) == days
@@ -461,10 +465,11 @@ def test_a_seven_day_backfill_through_the_instance_ends_with_the_check_passing_f
 
 
 @pytest.mark.slow
-def test_a_day_restated_after_its_first_load_is_corrected_by_the_next_scheduled_run(lab) -> None:
+def test_a_day_restated_after_its_first_load_is_corrected_by_the_next_scheduled_run(lab, monkeypatch) -> None:
     """2024-05-08 is first loaded by the 2024-05-09 tick (as yesterday). Genesys then restates some of its
     conversations (late wrap-up codes, evaluations, surveys); the 2024-05-10 tick reloads it (days back 2)
     and Snowflake then holds the restated values: same count, no duplicates, exactly the restated rows changed."""
+    monkeypatch.setattr(schedules, "LATE_RELOAD_DAYS_BACK", 0)  # the reload ten days back: not this test's
     first_tick = datetime(2024, 5, 9, SETTINGS.schedule_hour, tzinfo=UTC)
     next_tick = first_tick + timedelta(days=1)
     day = date(2024, 5, 8)

@@ -129,12 +129,13 @@ def _location_loaded(url: str) -> bool:
 # ##### THE DEPLOYMENT
 
 
-# The backfill is one run (the default: up to a week per run); the tick reloads no earlier day, for the
-# test's time (each step of a run is a process of its own). That is still two runs at once wanting
-# the pool's one slot.
+# The backfill is one run (the default: up to a week per run); the tick reloads no earlier day (no lookback,
+# no late reload), for the test's time (each step of a run is a process of its own). That is still two
+# runs at once wanting the pool's one slot.
 PIPELINE_SETTINGS = {
     "GENESYS_BACKFILL_DAYS_PER_RUN": "7",
     "GENESYS_LOOKBACK_DAYS": "0",
+    "GENESYS_LATE_RELOAD_DAYS_BACK": "0",
     "GENESYS_PARTITION_TIMEZONE": "UTC",
 }
 

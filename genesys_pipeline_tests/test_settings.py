@@ -24,6 +24,7 @@ from genesys_pipeline_tests.conftest import PRODUCTION_PLACEHOLDERS
         ("GENESYS_PIPELINE_ENV", "staging", "one of local, production"),
         ("GENESYS_SCHEDULE_HOUR", "24", "between 0 and 23"),
         ("GENESYS_ONGOING_REFRESH_DAYS", "91", "between 0 and 90"),
+        ("GENESYS_LATE_RELOAD_DAYS_BACK", "-1", "between 0 and 90"),
         ("GENESYS_S3_FILE_FORMAT", "json", "one of parquet, csv"),
         ("GENESYS_S3_SSE", "none", "one of AES256, aws:kms"),
         ("GENESYS_SNOWFLAKE_CONNECTION_ARGS", "{not json", "JSON object"),

@@ -6,6 +6,9 @@ Every tick at `SCHEDULE_HOUR` (in the partitions' time zone) therefore asks for:
 
     yesterday                      the first load of the newest complete day
     the LOOKBACK_DAYS days before  reloaded, picking up what Genesys restated since the last tick
+    the day LATE_RELOAD_DAYS_BACK  reloaded once more, with what Genesys adds a week or more later:
+    days back (default 10)         first-contact resolutions (computed after a fixed 7-day next-contact
+                                   window) and evaluations finished after the lookback
 
 one run per day (`genesys_conversations`, partition_key = the day), yesterday first. Each run replaces
 its day everywhere (the raw and flat files, the S3 objects, the Snowflake rows in one transaction), so
@@ -65,11 +68,14 @@ MAX_ONGOING_REFRESH_DAYS = 90  # settings.py refuses more
 # The Snowflake lookup runs inside the tick, which Dagster gives 60 s (DAGSTER_SCHEDULE_GRPC_TIMEOUT_SECONDS)
 # before failing it and its runs with it: give up well before, and keep the normal days.
 ONGOING_LOOKUP_TIMEOUT_SECONDS = 20.0
+# The day reloaded once more (GENESYS_LATE_RELOAD_DAYS_BACK; 0: never): by then Genesys has added the
+# resolutions (7 days and some hours after a conversation ends) and most evaluations.
+LATE_RELOAD_DAYS_BACK = SETTINGS.late_reload_days_back
 
 DAILY_CRON = f"0 {SCHEDULE_HOUR} * * *"
 DAYS_BACK_TAG = "genesys/days_back"  # 1 = yesterday, 2.. = a reload of a day Genesys may have restated
 TICK_DATE_TAG = "genesys/tick_date"
-REASON_TAG = "genesys/reason"  # why the tick asked for the day: yesterday, lookback or ongoing
+REASON_TAG = "genesys/reason"  # why the tick asked for the day: yesterday, lookback, late or ongoing
 ONGOING_TAG = "genesys/ongoing_conversations"  # reason=ongoing: how many Snowflake held as ongoing
 
 
@@ -142,9 +148,11 @@ def conversation_run_requests(
     lookback_days: int = LOOKBACK_DAYS,
     partitions_def: dg.TimeWindowPartitionsDefinition = daily_partitions,
     ongoing_by_day: Optional[Mapping[date, int]] = None,
+    late_reload_days_back: int = LATE_RELOAD_DAYS_BACK,
 ) -> list[dg.RunRequest]:
     """One full-replace run of `genesys_conversations` per day of `partition_keys_for_tick`, newest
-    first, then one per other day of `ongoing_by_day` (days -> ongoing conversations in Snowflake)."""
+    first, then the day `late_reload_days_back` days back (0: none), then one per other day of
+    `ongoing_by_day` (days -> ongoing conversations in Snowflake)."""
     ongoing_by_day = ongoing_by_day or {}
     tick_day = tick_date(tick, partitions_def)
     normal = partition_keys_for_tick(tick, lookback_days, partitions_def)
@@ -157,9 +165,18 @@ def conversation_run_requests(
         )  # fmt: skip
         for days_back, key in enumerate(normal, start=1)
     ]
+    if late_reload_days_back > 0:
+        for days_back, _, key in _past_days(tick, late_reload_days_back, late_reload_days_back, partitions_def):
+            if key not in normal:
+                requests.append(dg.RunRequest(
+                    run_key=f"{tick_day}:{key}",
+                    partition_key=key,
+                    tags={TICK_DATE_TAG: tick_day, DAYS_BACK_TAG: str(days_back), REASON_TAG: "late"},
+                ))  # fmt: skip
+    requested = {request.partition_key for request in requests}
     farthest = max(((_today(tick, partitions_def) - day).days for day in ongoing_by_day), default=0)
     for days_back, day, key in _past_days(tick, 1, farthest, partitions_def):
-        if key in normal or not ongoing_by_day.get(day):
+        if key in requested or not ongoing_by_day.get(day):
             continue
         requests.append(dg.RunRequest(
             run_key=f"{tick_day}:{key}",
@@ -188,7 +205,7 @@ def look_up_ongoing_days(context: dg.ScheduleEvaluationContext, window: tuple[da
     except Exception as error:
         context.log.warning(
             f"Could not look up which days between {window[0]} and {window[1]} hold ongoing conversations in "
-            f"Snowflake ({_why(error)}). This tick requests only yesterday and the lookback days; "
+            f"Snowflake ({_why(error)}). This tick requests only yesterday, the lookback days and the late reload; "
             "the next tick looks again."
         )
         return None
@@ -233,7 +250,9 @@ def _described(requests: list[dg.RunRequest]) -> str:
     default_status=_default_status(),
     description=f"Every day at {SCHEDULE_HOUR:02d}:00 {PARTITION_TIMEZONE}: yesterday's conversations, "
     f"the {LOOKBACK_DAYS} days before it reloaded (Genesys restates conversations for about three days), "
-    f"and any older day of the last {ONGOING_REFRESH_DAYS + 1} that Snowflake still holds ongoing "
+    + (f"the day {LATE_RELOAD_DAYS_BACK} days back reloaded once more (resolutions and late evaluations), "
+       if LATE_RELOAD_DAYS_BACK else "")
+    + f"and any older day of the last {ONGOING_REFRESH_DAYS + 1} that Snowflake still holds ongoing "
     "conversations for (emails and messages can stay open for days). One run per day, each replacing its day.",
 )
 def genesys_conversations_daily(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest]:
@@ -242,7 +261,9 @@ def genesys_conversations_daily(context: dg.ScheduleEvaluationContext) -> list[d
     ongoing = look_up_ongoing_days(context, window) if window else None
     if ongoing is not None:
         context.log.info(f"Looked up in Snowflake: {ongoing.summary()}")
-    requests = conversation_run_requests(tick, ongoing_by_day=ongoing.by_day if ongoing else None)
+    requests = conversation_run_requests(
+        tick, ongoing_by_day=ongoing.by_day if ongoing else None, late_reload_days_back=LATE_RELOAD_DAYS_BACK
+    )
     context.log.info(f"Requesting {_described(requests)}")
     return requests
 
