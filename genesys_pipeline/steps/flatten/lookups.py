@@ -14,7 +14,7 @@ import dataclasses
 import gzip
 import io
 from types import MappingProxyType
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 import orjson
 import pyarrow as pa
@@ -22,8 +22,10 @@ import pyarrow.compute as pc
 
 from genesys_pipeline.contracts.manifests import ManifestError
 from genesys_pipeline.contracts.paths import raw_lookups_path, raw_manifest_path
-from genesys_pipeline.resources.working_storage import WorkingStorage
 from genesys_pipeline.steps.flatten.pool import POOL
+
+if TYPE_CHECKING:  # only a type here: importing it would import Dagster into the flatten
+    from genesys_pipeline.resources.working_storage import WorkingStorage
 
 # Wrap-up codes that conversations carry but GET /api/v2/routing/wrapupcodes does not list, with their
 # documented names. The Default Wrap-up Code has one id in every org; public integrations add it to
