@@ -19,9 +19,11 @@ from genesys_pipeline.steps.metadata import flat_metadata, tables_definition_met
     kinds={"python", "parquet"},
     metadata=tables_definition_metadata(selected_tables(), in_snowflake=False),
     description=(
-        "The day's raw conversations as six typed tables, one Parquet file each: conversations (one row "
-        "per conversation, with its first queue, agents, final wrap-up code and summed times), "
-        "participants, sessions, segments, session metrics and participant attributes. Queue, user "
+        "The day's raw conversations as typed tables, one Parquet file each (those of GENESYS_TABLES, all "
+        "by default): conversations (one row per conversation, with its first queue, agents, final wrap-up "
+        "code and summed times), participants, sessions, segments, session metrics, participant attributes, "
+        "the whole record (conversations_raw), evaluations, surveys, resolutions, media endpoint stats, "
+        "flows and flow outcomes. Queue, user "
         "(deleted users included), wrap-up code and division ids get the names the day's extraction read "
         "(saved with its raw files: this step calls no API). In the working "
         "location (flat/YYYY-MM-DD/); a rerun replaces the day. The run fails, keeping the previous files, "

@@ -1,6 +1,6 @@
 """One Snowflake connection's statements, and the transaction that replaces data all or nothing.
 
-Both loads (a day of the six conversation tables, a whole dimension table) replace what a table holds
+Both loads (a day of the conversation tables, a whole dimension table) replace what a table holds
 inside one transaction, so a reader sees the old rows or the new ones and never a mix, and a failure
 leaves every table as it was:
 
