@@ -10,15 +10,17 @@ before any step claims a slot: there, runs whose worker is provably gone from th
 failed and their slots freed (`day_exclusivity.fail_abandoned_runs`).
 
 How steps start. Dagster's stock executor starts each step with `spawn`: a new Python that imports
-Dagster, pyarrow, boto3, the Snowflake connector and the definitions again, 5-20 s a step on two cores
-(5-60 s on a busy machine), more than most steps' work. Here a forkserver imports them once per run and
+Dagster, pyarrow, boto3, the Snowflake connector and the definitions again, 3-6 s a step on two idle
+cores and up to 60 s on a busy machine, more than most steps' work. Here a forkserver imports them once per run and
 forks every step from that; each step is still a process of its own (a step killed by the kernel fails
 alone). In the local environment (`make dev`, the CLI against it) runs execute in-process instead:
 measured with benchmarks/ui_day.py (a day of 2,000 conversations launched from the UI, launch to the
-check's result, 2 cores shared with other work, load average 7-19), spawn took 262-303 s, the
-forkserver 52-74 s (101-160 s at the busiest) and in-process 31-50 s: the forkserver is one more Python
-importing everything (10-50 s a run) on top of the run worker's own import. A step's crash then ends the whole run, which a local run
-can afford; a launch can still choose `execution: config: multiprocess: {}`.
+check's result, 2 cores): idle, spawn took 43-50 s, the forkserver 21-24 s and in-process 20-23 s (from
+the run's start: 14-19 s against 12-14 s); with other work on the machine (load average 8-19), spawn
+113-303 s, the forkserver 52-160 s, in-process 22-56 s. The forkserver is one more Python importing
+everything each run, on top of the run worker's own import, and that import is what a busy machine
+stretches most. A step's crash then ends the whole run, which a local run can afford; a launch can
+still choose `execution: config: multiprocess: {}`.
 
 Everything else is Dagster's default executor and its configuration: a launch may set
 `execution: config: multiprocess:` (`max_concurrent`, `start_method: spawn: {}`, ...) or
