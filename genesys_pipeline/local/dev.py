@@ -10,8 +10,8 @@ and backfills really run:
   (the repository's dagster.yaml is copied there at every start) and the GENESYS_* variables that make
   the code location build the local resource set pointed at the servers above (`stack.to_environment`).
 
-Every service is a server on loopback because Dagster runs each step in a subprocess (multiprocess
-executor). Ctrl-C, SIGTERM or SIGHUP stops everything, in reverse order: `dagster dev` and whatever it
+Every service is a server on loopback because Dagster runs each run in a process of its own (and a
+deployment each step). Ctrl-C, SIGTERM or SIGHUP stops everything, in reverse order: `dagster dev` and whatever it
 started (it runs in a session of its own, which is signalled and then checked to be empty), the
 stand-ins (which write their database to disk), the emulator. A second Ctrl-C does not cut that short.
 

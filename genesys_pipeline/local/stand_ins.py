@@ -5,8 +5,8 @@
 - Snowflake: fakesnow (Snowflake SQL on DuckDB) in server mode. dagster-snowflake `SnowflakeResource`
   talks to it with the real `snowflake.connector` over HTTP, via `additional_snowflake_connection_args`.
 
-Both are servers, so other processes reach them too (Dagster's multiprocess executor runs each step in
-a subprocess): `python -m genesys_pipeline.local.stand_ins [--db-path DIR]` runs both in the foreground and
+Both are servers, so other processes reach them too (Dagster runs each run, and in a deployment each
+step, in a process of its own): `python -m genesys_pipeline.local.stand_ins [--db-path DIR]` runs both in the foreground and
 prints their endpoints as one JSON line; `spawn_local_stack()` does that from Python.
 
 fakesnow 0.12.1 is patched here, and only here (hence its exact pin in setup.py):
