@@ -468,3 +468,19 @@ def test_a_detached_transaction_that_blocks_another_is_aborted_after_it_idles(st
         assert open_transactions(server) == []
     finally:
         server.stop()
+
+
+def test_the_s3_shim_reads_what_duckdb_asks_for_even_when_s3_returns_less_at_a_time() -> None:
+    """pyarrow's S3 file may return a short read; DuckDB fails a COPY INTO on one, so the shim reads on."""
+
+    class Trickling:  # returns at most 3 bytes a read, like a short S3 read
+        def __init__(self, data: bytes) -> None:
+            self.data, self.closed = data, False
+
+        def read(self, nbytes: int = -1) -> bytes:
+            part, self.data = self.data[: min(nbytes, 3)], self.data[min(nbytes, 3) :]
+            return part
+
+    stream = stand_ins.FullReads(Trickling(b"0123456789"))
+    assert stream.read(7) == b"0123456" and stream.read(7) == b"789" and stream.read(7) == b""
+    assert stream.closed is False  # everything else is the stream's

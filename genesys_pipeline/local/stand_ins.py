@@ -115,6 +115,12 @@ def install_fakesnow_s3_shim(endpoint_url: str) -> None:
         def _strip_protocol(cls, path: str) -> str:  # pyarrow wants "bucket/key"
             return path.removeprefix("s3://").rstrip("/")
 
+        def _open(self, path: str, mode: str = "rb", *args: Any, **kwargs: Any) -> Any:
+            opened = super()._open(path, mode, *args, **kwargs)
+            if mode == "rb":
+                opened.stream = FullReads(opened.stream)
+            return opened
+
     _s3_shim_fs = S3ArrowFS(arrow_s3, skip_instance_cache=True)
     original_init = FakeSnow.__init__
 
@@ -125,6 +131,31 @@ def install_fakesnow_s3_shim(endpoint_url: str) -> None:
     FakeSnow.__init__ = init_with_s3  # type: ignore[method-assign]
     for fs in _server_databases:
         fs.duck_conn.register_filesystem(_s3_shim_fs)
+
+
+class FullReads:
+    """A pyarrow S3 file whose `read(n)` returns n bytes unless the file ends first. pyarrow's S3 file may
+    return fewer (seen: 1,673,489 of 2,097,152 while another load was reading), and DuckDB takes a short
+    read of a Parquet file as an error ("Failed to read 2097152 bytes ... only 1673489 bytes returned"),
+    so COPY INTO of a table over 2 MB failed now and then."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def read(self, nbytes: int | None = None) -> bytes:
+        if nbytes is None or nbytes < 0:
+            return self._stream.read()
+        parts, wanted = [], nbytes
+        while wanted > 0:
+            part = self._stream.read(wanted)
+            if not part:
+                break  # the end of the file
+            parts.append(part)
+            wanted -= len(part)
+        return b"".join(parts)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 def _fix_fakesnow() -> None:
