@@ -170,7 +170,7 @@ def test_a_load_killed_before_its_transaction_leaves_nothing_once_its_staging_ta
     than the statement timeout (their load could be alive) and the next load after that drops them."""
     tables = write_partition(env.storage, DAY, conversations=4)
     assert env.materialize([s3_conversations]).success
-    start_load_and_kill_it(env, "CREATE OR REPLACE TRANSIENT TABLE PARTICIPANT_ATTRIBUTES_LOADING_")
+    start_load_and_kill_it(env, f"CREATE OR REPLACE TRANSIENT TABLE {TABLES[-1].name.upper()}_LOADING_")  # the last
     assert open_transactions(env) == [] and len(leftover_staging(env)) == len(TABLES)
     assert env.materialize([snowflake_conversations]).success  # within the default hour: kept
     assert len(leftover_staging(env)) == len(TABLES)
