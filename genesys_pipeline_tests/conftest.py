@@ -8,6 +8,7 @@ Test modules import the constants and plain helpers below from `genesys_pipeline
 
 from __future__ import annotations
 
+import signal
 from datetime import date, datetime, timezone
 from typing import Any, Callable, Iterator
 
@@ -22,6 +23,15 @@ from genesys_pipeline.local.emulator import (
     EmulatorServer,
 )
 from genesys_pipeline.resources.genesys import GenesysResource
+
+# Started in the background (`make test &`, a CI script), pytest inherits an ignored SIGINT, and Dagster
+# maps SIGTERM to the SIGINT handler, so SIGTERM is ignored too. Every `tail` that Dagster starts to
+# capture a step's logs inherits that, ignores the SIGTERM meant to end it, and each step then waits
+# 30 s for it (and the tail outlives the suite). Handle both signals as Python does by default.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+if signal.getsignal(signal.SIGTERM) == signal.SIG_IGN:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 CLOCK = datetime(2024, 5, 10, 12, 0, tzinfo=timezone.utc)
 PAST_DAY = date(2024, 5, 8)  # wholly before the data-availability watermark at CLOCK (CLOCK - 6 h)
