@@ -183,6 +183,10 @@ def test_helm_values_carry_the_instance_limits_of_dagster_yaml() -> None:
     }
     assert helm["runs"]["maxConcurrentRuns"] == instance["runs"]["max_concurrent_runs"]
     assert helm["runs"]["tagConcurrencyLimits"] == instance["runs"]["tag_concurrency_limits"]
+    coordinator = yaml.safe_load((ROOT / "dagster.yaml").read_text())["run_coordinator"]["config"]
+    daemon = yaml.safe_load((ROOT / "deploy" / "helm" / "values.yaml").read_text())["dagsterDaemon"]
+    queued = daemon["runCoordinator"]["config"]["queuedRunCoordinator"]
+    assert queued == {"dequeueIntervalSeconds": coordinator["dequeue_interval_seconds"]}
 
 
 def test_compose_points_the_webserver_and_daemon_at_the_code_server() -> None:
@@ -222,3 +226,18 @@ def test_env_example_names_every_variable_a_production_deployment_reads() -> Non
         re.findall(r"`([A-Z][A-Z0-9_]+)`", (ROOT / "docs" / "configuration.md").read_text())
         + re.findall(r"\b(DAGSTER_PG_[A-Z]+)\b", (ROOT / "docs" / "deployment.md").read_text())
     )
+
+
+def test_the_instance_of_dagster_yaml_dequeues_every_second_within_the_run_limits(tmp_path: Path) -> None:
+    """The explicit run coordinator (for its 1 s dequeue) keeps the `concurrency:` run limits in force."""
+    import dagster as dg
+    from dagster._core.run_coordinator import QueuedRunCoordinator
+
+    (tmp_path / "dagster.yaml").write_text((ROOT / "dagster.yaml").read_text())
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        assert isinstance(instance.run_coordinator, QueuedRunCoordinator)
+        assert instance.run_coordinator.dequeue_interval_seconds == 1
+        queue = instance.get_concurrency_config().run_queue_config
+        assert queue.max_concurrent_runs == 4
+        assert queue.tag_concurrency_limits == [{"key": "dagster/backfill", "limit": 2}]
+        assert queue.op_concurrency_slot_buffer == 1

@@ -53,13 +53,14 @@ BACKFILL_ASSETS = ["raw_conversations", "flattened_conversations", "s3_conversat
 
 
 def test_the_instance_file_has_the_limits_of_dagster_yaml() -> None:
-    """deploy/dagster-postgres.yaml is dagster.yaml plus Postgres storage and the queued coordinator,
-    and its connection settings are all variables (no password in the file)."""
+    """deploy/dagster-postgres.yaml is dagster.yaml (the queued coordinator and its 1 s dequeue included)
+    plus Postgres storage, and its connection settings are all variables (no password in the file)."""
     shipped = yaml.safe_load(INSTANCE_FILE.read_text())
     repository = yaml.safe_load((ROOT / "dagster.yaml").read_text())
     assert {key: shipped.get(key) for key in repository} == repository
-    assert set(shipped) - set(repository) == {"storage", "run_coordinator"}
+    assert set(shipped) - set(repository) == {"storage"}
     assert shipped["run_coordinator"]["class"] == "QueuedRunCoordinator"
+    assert shipped["run_coordinator"]["config"] == {"dequeue_interval_seconds": 1}
     connection = shipped["storage"]["postgres"]["postgres_db"]
     secrets = {key: connection.pop(key) for key in ("hostname", "port", "db_name", "username", "password")}
     assert all(set(value) == {"env"} and value["env"].startswith("DAGSTER_PG_") for value in secrets.values())
