@@ -1,6 +1,7 @@
 """Benchmark: a backfill of N days x M conversations a day through Dagster, as a user launches it.
 
     .venv/bin/python benchmarks/backfill.py --mode range --days 5 --per-day 5000
+    .venv/bin/python benchmarks/backfill.py --mode range-run --days 5 --per-day 5000 # the same range, one direct run
     .venv/bin/python benchmarks/backfill.py --mode per-day --days 4 --per-day 5000   # the daily schedule's runs
     .venv/bin/python benchmarks/backfill.py --days 2 --per-day 1000 --json           # one JSON object
 
@@ -11,7 +12,9 @@ daemon, code server) on a temporary DAGSTER_HOME holding the repository's dagste
 queued runs and backfills behave as they do in production; runs use the code location's executor.
 `--mode range` launches one backfill of the chain over the days through the webserver's GraphQL API,
 as the UI's Materialize does (the backfill policy cuts it into runs of GENESYS_BACKFILL_DAYS_PER_RUN
-days); `--mode per-day` launches one run per day, newest first, as the daily schedule's tick does.
+days); `--mode range-run` launches the range as one run directly, with the range tags, as the launchpad
+and `dagster job launch` do (no backfill: no wait for the backfill daemon's 30-second loop);
+`--mode per-day` launches one run per day, newest first, as the daily schedule's tick does.
 
 The emulator's data for the days is generated before the clock starts (we time the pipeline, not
 the synthetic data). Reported: wall time from the launch to the last check result; the API floor (the
@@ -130,15 +133,27 @@ def launch_range(url: str, days: list[str], run_config: dict | None = None) -> s
     return launched["backfillId"]
 
 
-def launch_day(url: str, day: str, run_config: dict | None = None) -> str:
+def launch_run(url: str, tags: dict[str, str], run_config: dict | None = None) -> str:
+    """One run of the job, launched directly (the launchpad's or `dagster job launch`'s way): no backfill."""
     params = {"selector": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "jobName": JOB},
-              "executionMetadata": {"tags": [{"key": "dagster/partition", "value": day}]}, "runConfigData": run_config or {}}  # fmt: skip
+              "executionMetadata": {"tags": [{"key": key, "value": value} for key, value in tags.items()]},
+              "runConfigData": run_config or {}}  # fmt: skip
     launched = processes.graphql(url, "mutation($p: ExecutionParams!) { launchRun(executionParams: $p) { __typename "
                                  "... on LaunchRunSuccess { run { runId } } ... on PythonError { message } "
                                  "... on RunConfigValidationInvalid { errors { message } } } }", {"p": params})["launchRun"]  # fmt: skip
     if launched["__typename"] != "LaunchRunSuccess":
-        raise RuntimeError(f"the run of {day} was not launched: {launched}")
+        raise RuntimeError(f"the run tagged {tags} was not launched: {launched}")
     return launched["run"]["runId"]
+
+
+def launch(url: str, mode: str, keys: list[str], run_config: dict | None) -> tuple[str | None, list[str]]:
+    """(backfill id or None, run ids): a backfill (range), one run over the range (range-run), a run a day."""
+    if mode == "range":
+        return launch_range(url, keys, run_config), []
+    if mode == "range-run":
+        tags = {"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]}
+        return None, [launch_run(url, tags, run_config)]
+    return None, [launch_run(url, {"dagster/partition": key}, run_config) for key in reversed(keys)]
 
 
 def runs_when_done(url: str, backfill_id: str | None, run_ids: list[str]) -> list[str] | None:
@@ -200,9 +215,9 @@ def measure(mode: str, days_count: int, per_day: int, seed: int, rate_limit: int
         sampler.start()
         harness_before, launched_at, load_at_launch = own_cpu_seconds(), time.time(), os.getloadavg()[0]
         keys = [f"{day:%Y-%m-%d}" for day in days]
-        say(f"launching {'a backfill of' if mode == 'range' else 'one run a day for'} {keys[0]}..{keys[-1]}")
-        backfill_id = launch_range(url, keys, run_config) if mode == "range" else None
-        run_ids = [] if backfill_id else [launch_day(url, key, run_config) for key in reversed(keys)]
+        what = {"range": "a backfill of", "range-run": "one run over", "per-day": "one run a day for"}[mode]
+        say(f"launching {what} {keys[0]}..{keys[-1]}")
+        backfill_id, run_ids = launch(url, mode, keys, run_config)
         deadline, done = time.monotonic() + timeout, None
         while done is None:
             if time.monotonic() > deadline:
@@ -309,8 +324,9 @@ def table(result: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mode", choices=("range", "per-day"), default="range",
-                        help="one backfill of range runs (the UI's), or one run per day (the schedule's)")
+    parser.add_argument("--mode", choices=("range", "range-run", "per-day"), default="range",
+                        help="one backfill of range runs (the UI's), the range as one run launched directly (the "
+                        "launchpad's and the command line's), or one run per day (the schedule's)")
     parser.add_argument("--days", type=int, default=2, help="days, ending 2024-05-09 (default: %(default)s)")
     parser.add_argument("--per-day", type=int, default=1000, help="conversations a day (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=7, help="the emulator's synthetic contact centre")

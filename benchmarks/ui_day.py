@@ -41,7 +41,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from backfill import launch_day, launch_range  # noqa: E402
+from backfill import launch_range, launch_run  # noqa: E402
 
 from genesys_pipeline.local import processes  # noqa: E402
 from genesys_pipeline.local.stack import (  # noqa: E402
@@ -107,7 +107,7 @@ def start_dagster(folder: Path, environment: dict[str, str], log: Any, stack: Ex
     return url
 
 
-# ##### LAUNCHING AS THE UI DOES (backfill.py's launch_day and launch_range), AND WAITING
+# ##### LAUNCHING AS THE UI DOES (backfill.py's launch_run and launch_range), AND WAITING
 
 
 def wait_for_runs(instance: Any, timeout: float, run_id: str | None = None, backfill_id: str | None = None) -> list[Any]:
@@ -215,7 +215,7 @@ def measure(repeat: int, range_days: int, daily_volume: int, keep: str | None, t
         instance = stack.enter_context(dg.DagsterInstance.from_config(str(folder / "dagster_home")))
         for day in singles:
             launched_at = time.time()
-            run_id = launch_day(url, f"{day}", run_config)
+            run_id = launch_run(url, {"dagster/partition": f"{day}"}, run_config)
             result = timings(instance, wait_for_runs(instance, timeout, run_id=run_id), launched_at)
             print(describe(f"{day}", result), flush=True)
             results["days"].append(result)
