@@ -316,6 +316,63 @@ def test_a_copy_failing_midway_leaves_every_table_as_it_was(env: Env) -> None:
     assert {r["extraction_run_id"] for r in env.rows("conversations")} == {"run-1"}
 
 
+@pytest.mark.slow
+def test_rows_of_another_day_in_two_files_roll_back_every_table_and_name_both(env: Env) -> None:
+    """The day's new sessions and session_metrics objects hold rows dated the day before: the load's one
+    partition_date check, after every COPY and before any INSERT, fails naming both tables, their counts
+    and files; every table (and the load history) is exactly as before; the staging tables are gone."""
+    write_partition(env.storage, DAY, conversations=9, run_id="run-1")
+    assert env.materialize().success
+    before = env.everything()
+    write_partition(env.storage, DAY, conversations=6, run_id="run-2")
+    assert env.materialize([s3_conversations]).success
+    keys = {}
+    for table, wrong in (("sessions", 2), ("session_metrics", 3)):
+        keys[table] = env.publishing.table_key(table, DAY)
+
+        def redate(data: pa.Table, wrong: int = wrong) -> pa.Table:
+            column = data.schema.get_field_index("partition_date")
+            dates = [date(2024, 5, 7)] * wrong + data["partition_date"].to_pylist()[wrong:]
+            return data.set_column(column, data.schema.field(column), pa.array(dates, data.schema.field(column).type))
+
+        rewrite_parquet_object(env.s3, env.bucket, keys[table], redate)
+
+    result = env.materialize([snowflake_conversations], raise_on_error=False)
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    message = " ".join(failure.event_specific_data.error.to_string().split())
+    assert "Loading partition 2024-05-08 failed at partition_date check of tables conversations, " in message
+    assert (f"rolled back, every table is as it was before: rows with a partition_date other than 2024-05-08 (or "
+            f"none): sessions 2 in s3://{env.bucket}/{keys['sessions']}, session_metrics 3 in "
+            f"s3://{env.bucket}/{keys['session_metrics']}") in message  # fmt: skip
+    assert env.everything() == before
+    assert env.query("SELECT TABLE_NAME FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_NAME LIKE '%LOADING%'") == []
+
+
+@pytest.mark.slow
+def test_a_range_whose_second_day_fails_keeps_the_first_and_leaves_no_staging_table(env: Env) -> None:
+    """Days share the run's staging tables, emptied inside each day's transaction: the first day is
+    loaded whole, the failing second day is as it was, and the staging tables are dropped at the end."""
+    days = ["2024-05-07", DAY]
+    write_partition(env.storage, DAY, conversations=4, run_id="run-1")
+    assert env.materialize().success
+    before = [r for r in env.rows("segments") if r["partition_date"] == date(2024, 5, 8)]
+    tables = {day: write_partition(env.storage, day, conversations=5, run_id="run-2") for day in days}
+    assert env.materialize([s3_conversations], days=(days[0], days[1])).success
+    key = env.publishing.table_key("participants", DAY)
+    env.s3.put_object(Bucket=env.bucket, Key=key, Body=b"PAR1 this is not parquet PAR1")
+
+    result = env.materialize([snowflake_conversations], days=(days[0], days[1]), raise_on_error=False)
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert "Loading partition 2024-05-08 failed at COPY of table participants" in failure.event_specific_data.error.to_string()
+    for table in TABLES:
+        rows = [r for r in env.rows(table.name) if r["partition_date"] == date(2024, 5, 7)]
+        assert rows == expected_rows(tables[days[0]], table.name), table.name
+    assert [r for r in env.rows("segments") if r["partition_date"] == date(2024, 5, 8)] == before
+    assert env.query("SELECT TABLE_NAME FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_NAME LIKE '%LOADING%'") == []
+
+
 def test_corrupt_flattened_file_stops_publishing_before_any_upload(env: Env) -> None:
     write_partition(env.storage, DAY, conversations=4)
     (env.root / "flat" / DAY / "participants.parquet").write_bytes(b"garbage")
@@ -594,8 +651,10 @@ def test_a_table_made_by_an_earlier_version_gets_the_new_columns(env: Env) -> No
 class RecordingCursor:
     """A DB-API cursor that answers like Snowflake and records what it was sent."""
 
-    def __init__(self, rows_by_table: dict[str, int], fail_on: str = "", copy_status: str = "LOADED") -> None:
+    def __init__(self, rows_by_table: dict[str, int], fail_on: str = "", copy_status: str = "LOADED",
+                 outside_day: Optional[dict[str, int]] = None) -> None:  # fmt: skip
         self.rows_by_table, self.fail_on, self.copy_status = rows_by_table, fail_on, copy_status
+        self.outside_day = outside_day or {}  # table -> copied rows of another day
         self.statements: list[tuple[str, Any]] = []
         self.description: Any = None
         self.rowcount = 0
@@ -607,8 +666,11 @@ class RecordingCursor:
             raise RuntimeError("boom")
         verb = sql.split()[0]
         self._result, self.description, self.rowcount = [], None, 0
-        if sql.startswith("SELECT COLUMN_NAME"):  # an up-to-date table has every contract column
-            self._result = [{"COLUMN_NAME": c.name.upper()} for c in TABLES_BY_NAME[params[1].lower()].columns]
+        if sql.startswith("SELECT TABLE_NAME, COLUMN_NAME"):  # up-to-date tables have every contract column
+            self._result = [{"TABLE_NAME": name, "COLUMN_NAME": c.name.upper()}
+                            for name in params[1:] for c in TABLES_BY_NAME[name.lower()].columns]  # fmt: skip
+        elif sql.startswith("SELECT %s AS TABLE_NAME, COUNT(*)"):  # the partition_date check
+            self._result = [{"TABLE_NAME": t, "N": self.outside_day.get(t, 0)} for t in params[::2]]
         elif sql.startswith("SELECT CURRENT_DATABASE"):
             self._result = [{"DATABASE_NAME": "DB", "SCHEMA_NAME": "SCH"}]
         elif verb == "SHOW":
@@ -617,8 +679,6 @@ class RecordingCursor:
             table = sql.split("@GENESYS_S3_STAGE/")[1].split("/")[0]
             self._result = [{"file": f"s3://bkt/pre/x/{params[0]}", "status": self.copy_status,
                              "rows_loaded": self.rows_by_table[table], "first_error": None}]  # fmt: skip
-        elif sql.startswith("SELECT COUNT(*)"):
-            self._result = [{"N": 0}]
         elif verb == "INSERT" and "LOAD_HISTORY" not in sql:
             self.rowcount = self.rows_by_table[sql.split()[2].lower()]
         elif verb == "DELETE":
@@ -638,10 +698,20 @@ class RecordingConnection:
         return self._cursor
 
 
-def _files(rows: dict[str, int]) -> dict[str, PublishedObject]:
+def _files(rows: dict[str, int], day: str = DAY) -> dict[str, PublishedObject]:
     publishing = S3Publishing(bucket="bkt", prefix="pre")
-    keys = {t: publishing.table_key(t, DAY) for t in rows}
+    keys = {t: publishing.table_key(t, day) for t in rows}
     return {t: PublishedObject(keys[t], publishing.uri(keys[t]), n, 100, "etag", "AES256") for t, n in rows.items()}
+
+
+def _failed_load(cursor: RecordingCursor) -> str:
+    """The LoadError's message of a load of DAY (the six tables) that must fail."""
+    loader = WarehouseLoader(RecordingConnection(cursor), SnowflakeTarget(storage_integration="I"),
+                             S3Publishing(bucket="bkt", prefix="pre"), tables=SIX)  # fmt: skip
+    loader.prepare()
+    with pytest.raises(LoadError) as raised:
+        loader.load_partition(DAY, _files(ROWS), "parquet", "run")
+    return str(raised.value)
 
 
 def _kinds(statements: list[tuple[str, Any]]) -> list[str]:
@@ -657,20 +727,30 @@ def test_statements_of_a_load_in_order_with_values_bound() -> None:
     cursor = RecordingCursor(ROWS)
     logged: list[str] = []
     target = SnowflakeTarget(stage_aws_key_id="AKIA-TEST", stage_aws_secret_key="very-secret")
-    loader = WarehouseLoader(RecordingConnection(cursor), target, S3Publishing(bucket="bkt", prefix="pre"),
-                             log=logged.append, tables=SIX)  # fmt: skip
-    loader.prepare()
-    loads = loader.load_partition(DAY, _files(ROWS), "parquet", "run-9")
+    with WarehouseLoader(RecordingConnection(cursor), target, S3Publishing(bucket="bkt", prefix="pre"),
+                         log=logged.append, tables=SIX) as loader:  # fmt: skip
+        loader.prepare()
+        loads = loader.load_partition(DAY, _files(ROWS), "parquet", "run-9")
 
-    per_table = ["DELETE FROM", "COPY INTO", "SELECT COUNT(*)", "INSERT INTO", "INSERT INTO"]
     assert _kinds(cursor.statements) == (
         ["SELECT CURRENT_DATABASE()", "ALTER SESSION", "ALTER SESSION"]
-        + ["CREATE TABLE", "SELECT COLUMN_NAME"] * 6 + ["CREATE TABLE"]
+        + ["SELECT TABLE_NAME,", "CREATE TABLE"]  # the tables' columns in one query (all there), the history
         + ["CREATE STAGE", "SHOW STAGES"]
         + ["ALTER SESSION", "SHOW TRANSACTIONS", "SELECT TABLE_NAME,"]  # the day's QUERY_TAG, dead loads
-        + ["CREATE OR"] * 6 + ["BEGIN TRANSACTION"] + per_table * 5 + ["DELETE FROM", "INSERT INTO"]  # no COPY of 0 rows
-        + ["COMMIT"] + ["DROP TABLE"] * 6
+        + ["CREATE OR"] * 6 + ["BEGIN TRANSACTION"]
+        + ["DELETE FROM", "COPY INTO"] * 5 + ["DELETE FROM"]  # no COPY of 0 rows
+        + ["SELECT %s"] + ["INSERT INTO"] * 5 + ["INSERT INTO"]  # one check, the INSERTs, one load history INSERT
+        + ["COMMIT"] + ["DROP TABLE"] * 6  # at the end of the `with`
     )  # fmt: skip
+    columns = next(s for s in cursor.statements if s[0].startswith("SELECT TABLE_NAME, COLUMN_NAME"))
+    assert columns[1] == ("SCH", *(table.name.upper() for table in SIX))
+    check = next(s for s in cursor.statements if s[0].startswith("SELECT %s"))
+    assert check[0].count("UNION ALL") == 4 and "FROM SEGMENTS_LOADING_" in check[0]
+    assert check[1] == [value for table in list(ROWS)[:5] for value in (table, date(2024, 5, 8))]
+    history = next(s for s in cursor.statements if s[0].startswith("INSERT INTO GENESYS_LOAD_HISTORY"))
+    assert history[0].count("UNION ALL") == 5 and len(history[1]) == 6 * 10
+    assert [history[1][i + 3] for i in range(0, 60, 10)] == [table.upper() for table in ROWS]
+    assert [history[1][i + 7] for i in range(0, 60, 10)] == list(ROWS.values())  # rows loaded
     assert cursor.statements[1] == ("ALTER SESSION SET LOCK_TIMEOUT = 900 STATEMENT_TIMEOUT_IN_SECONDS = 3600", None)
     tag_sql, (tag,) = next(s for s in cursor.statements if s[0] == "ALTER SESSION SET QUERY_TAG = %s" and "run-9" in s[1][0])
     assert json.loads(tag) == {"pipeline": "genesys_pipeline", "run_id": "run-9", "partition": DAY, "load": loader.load_token}
@@ -713,20 +793,23 @@ def test_csv_copy_uses_the_documented_file_format() -> None:
     ("fail_on", "copy_status", "step"),
     [("COPY INTO SESSIONS_", "LOADED", "COPY of table sessions"),
      ("", "PARTIALLY_LOADED", "COPY of table conversations"),
-     ("INSERT INTO GENESYS_LOAD_HISTORY", "LOADED", "load history of table conversations"),
+     ("SELECT %s AS TABLE_NAME", "LOADED", "partition_date check of tables conversations, participants, sessions, "
+                                           "segments, session_metrics"),
+     ("INSERT INTO SEGMENTS ", "LOADED", "INSERT of table segments"),
+     ("INSERT INTO GENESYS_LOAD_HISTORY", "LOADED", "load history of 6 tables"),
      ("COMMIT", "LOADED", "COMMIT of the transaction")],
 )  # fmt: skip
 def test_any_error_rolls_back_and_names_the_step(fail_on: str, copy_status: str, step: str) -> None:
     cursor = RecordingCursor(ROWS, fail_on=fail_on, copy_status=copy_status)
-    loader = WarehouseLoader(RecordingConnection(cursor), SnowflakeTarget(storage_integration="I"),
-                             S3Publishing(bucket="bkt", prefix="pre"), tables=SIX)  # fmt: skip
-    loader.prepare()
-    with pytest.raises(LoadError, match=f"Loading partition 2024-05-08 failed at {step}") as raised:
-        loader.load_partition(DAY, _files(ROWS), "parquet", "run")
+    with pytest.raises(LoadError, match=f"Loading partition 2024-05-08 failed at {step}") as raised:  # noqa: PT012
+        with WarehouseLoader(RecordingConnection(cursor), SnowflakeTarget(storage_integration="I"),
+                             S3Publishing(bucket="bkt", prefix="pre"), tables=SIX) as loader:  # fmt: skip
+            loader.prepare()
+            loader.load_partition(DAY, _files(ROWS), "parquet", "run")
     kinds = _kinds(cursor.statements)
     assert "ROLLBACK" in kinds and ("COMMIT" not in kinds or fail_on == "COMMIT")
     assert kinds[-6:] == ["DROP TABLE"] * 6
-    if "table" in step:
+    if "of table " in step:  # one table's step names its file
         assert "s3://bkt/pre/" in str(raised.value)
 
 
@@ -744,12 +827,7 @@ def test_a_rollback_that_cannot_be_sent_is_not_reported_as_rolled_back(fail_on: 
             super().execute(sql, params)
 
     cursor = ConnectionLost(ROWS, fail_on=fail_on)
-    loader = WarehouseLoader(RecordingConnection(cursor), SnowflakeTarget(storage_integration="I"),
-                             S3Publishing(bucket="bkt", prefix="pre"), tables=SIX)  # fmt: skip
-    loader.prepare()
-    with pytest.raises(LoadError) as raised:
-        loader.load_partition(DAY, _files(ROWS), "parquet", "run")
-    message = str(raised.value)
+    message = _failed_load(cursor)
     (name,) = [sql.split()[-1] for sql, _ in cursor.statements if sql.startswith("BEGIN TRANSACTION NAME ")]
     assert f"Loading partition 2024-05-08 failed at {step}" in message and "boom" in message
     assert "rolled back" not in message and "ROLLBACK could not be sent" in message and "Connection is closed" in message
@@ -758,6 +836,57 @@ def test_a_rollback_that_cannot_be_sent_is_not_reported_as_rolled_back(fail_on: 
         assert "Whether Snowflake applied the COMMIT is unknown" in message and "A rerun replaces the day either way" in message
     else:
         assert "nothing was committed and readers still see every table as it was before" in message
+
+
+def test_a_day_sends_one_check_and_one_load_history_insert_for_all_thirteen_tables() -> None:
+    """The statements of a two-day run over the thirteen tables, counted by kind. The staging tables are
+    made once (before the first BEGIN) and dropped once (after the last day); the second day empties them
+    inside its transaction; each day checks partition_date and writes the load history in one statement
+    each; the run's first look at dead loads and at the tables' columns covers every day and table."""
+    rows = {table.name: 2 + i for i, table in enumerate(TABLES)}
+    cursor = RecordingCursor(rows)
+    days = ["2024-05-07", DAY]
+    with WarehouseLoader(RecordingConnection(cursor), SnowflakeTarget(storage_integration="I"),
+                         S3Publishing(bucket="bkt", prefix="pre")) as loader:  # fmt: skip
+        loader.prepare(days)
+        per_run = len(cursor.statements)
+        marks = []
+        for day in days:
+            loader.load_partition(day, _files(rows, day), "parquet", "run")
+            marks.append(len(cursor.statements))
+    first, second, end = (cursor.statements[per_run:marks[0]], cursor.statements[marks[0]:marks[1]],
+                          cursor.statements[marks[1]:])  # fmt: skip
+
+    def counted(statements: list[tuple[str, Any]]) -> dict[str, int]:
+        kinds = [" ".join(sql.split()[:2]) if not sql.startswith("DELETE FROM") or "_LOADING_" not in sql
+                 else "empty staging" for sql, _ in statements]  # fmt: skip
+        return {kind: kinds.count(kind) for kind in sorted(set(kinds))}
+
+    n = len(TABLES)
+    assert n == 13
+    assert counted(cursor.statements[:per_run]) == {
+        "SELECT CURRENT_DATABASE()": 1, "ALTER SESSION": 2, "SHOW TRANSACTIONS": 1, "SELECT TABLE_NAME,": 2,
+        "CREATE TABLE": 1, "CREATE STAGE": 1, "SHOW STAGES": 1,  # CREATE TABLE: the load history's (IF NOT EXISTS)
+    }  # fmt: skip
+    assert counted(first) == {"ALTER SESSION": 1, "CREATE OR": n, "BEGIN TRANSACTION": 1, "DELETE FROM": n,
+                              "COPY INTO": n, "SELECT %s": 1, "INSERT INTO": n + 1, "COMMIT": 1}  # fmt: skip
+    assert counted(second) == {"ALTER SESSION": 1, "BEGIN TRANSACTION": 1, "empty staging": n, "DELETE FROM": n,
+                               "COPY INTO": n, "SELECT %s": 1, "INSERT INTO": n + 1, "COMMIT": 1}  # fmt: skip
+    assert counted(end) == {"DROP TABLE": n}
+    assert (per_run, len(first), len(second), len(end)) == (9, 4 * n + 5, 4 * n + 5, n)  # 57 a day (was 96)
+    begin = next(i for i, (sql, _) in enumerate(second) if sql.startswith("BEGIN"))
+    assert all("_LOADING_" in sql for sql, _ in second[begin + 1 : begin + 1 + n])  # emptied inside the transaction
+
+
+def test_a_wrong_partition_date_in_any_table_rolls_back_and_names_every_such_table() -> None:
+    cursor = RecordingCursor(ROWS, outside_day={"sessions": 2, "session_metrics": 1})
+    message = _failed_load(cursor)
+    assert message.startswith("Loading partition 2024-05-08 failed at partition_date check of tables conversations, ")
+    assert "rolled back, every table is as it was before: rows with a partition_date other than 2024-05-08 (or " \
+           "none): sessions 2 in s3://bkt/pre/sessions/year=2024/month=05/day=08/sessions-2024-05-08.parquet, " \
+           "session_metrics 1 in s3://bkt/pre/session_metrics/" in message
+    kinds = _kinds(cursor.statements)
+    assert kinds[kinds.index("SELECT %s") + 1 :] == ["ROLLBACK"]  # no INSERT, no load history
 
 
 def test_asset_checks_are_exported() -> None:

@@ -53,9 +53,9 @@ def snowflake_conversations(
     client = s3.get_client()
     loads: list[TableLoad] = []
     tables = selected_tables()
-    with snowflake.get_connection() as connection:
-        loader = WarehouseLoader(connection, snowflake_target, s3_publishing, log=context.log.debug,
-                                 warn=context.log.warning, tables=tables)
+    with snowflake.get_connection() as connection, WarehouseLoader(
+        connection, snowflake_target, s3_publishing, log=context.log.debug, warn=context.log.warning, tables=tables
+    ) as loader:  # its staging tables are dropped when the block ends, whatever happened
         loader.prepare(context.partition_keys)
         # Before any day is replaced: a schema without CREATE VIEW fails the run with every table as it was.
         views = create_views(loader.session, snowflake_target, tables)

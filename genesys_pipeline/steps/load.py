@@ -1,38 +1,47 @@
 """The Snowflake load: replace one day of the conversation tables, all or nothing.
 
 The tables are the selected ones (GENESYS_TABLES, `WarehouseLoader(tables=...)`): a table left out is
-not created, and no statement below touches it; its rows stay as they were.
+not created, and no statement below touches it; its rows stay as they were. "Each table" below is each
+selected table (thirteen by default).
 
 Per run (outside any transaction: in Snowflake every DDL statement commits an open transaction):
     SELECT CURRENT_DATABASE(), CURRENT_SCHEMA()                          the target, for names and checks
     ALTER SESSION SET LOCK_TIMEOUT = n STATEMENT_TIMEOUT_IN_SECONDS = m  SnowflakeTarget's; then QUERY_TAG
-    SHOW TRANSACTIONS; SELECT SYSTEM$ABORT_TRANSACTION(%s); ...          dead loads of the run's days, as below
-    CREATE TABLE IF NOT EXISTS <table> (...)                             x6, types from contracts/tables.py
+    SHOW TRANSACTIONS; SELECT SYSTEM$ABORT_TRANSACTION(%s); ...          dead loads of the run's days (snowflake_recovery.py)
+    SELECT TABLE_NAME, CREATED FROM INFORMATION_SCHEMA.TABLES ...; DROP TABLE IF EXISTS ...   their staging tables
+    SELECT TABLE_NAME, COLUMN_NAME FROM INFORMATION_SCHEMA.COLUMNS ...   every table's columns, in one query
+    CREATE TABLE IF NOT EXISTS <table> (...)                             for a missing table, types from contracts/tables.py
     ALTER TABLE <table> ADD COLUMN IF NOT EXISTS <column> <type>         for columns an older table lacks
     CREATE TABLE IF NOT EXISTS <load history> (...)
     CREATE STAGE IF NOT EXISTS <stage> URL = %s STORAGE_INTEGRATION = <int> | CREDENTIALS = (AWS_KEY_ID = %s AWS_SECRET_KEY = %s)
     SHOW STAGES LIKE %s                                                  the stage must point at our prefix
+    CREATE OR REPLACE TEMPORARY|TRANSIENT TABLE <table>_LOADING_<token> (...)   each table, VARIANT columns as VARCHAR;
+                                                                         before the first day's BEGIN
 Per partition:
     ALTER SESSION SET QUERY_TAG = %s                                     pipeline, run id, day, load token
-    SHOW TRANSACTIONS; SELECT SYSTEM$ABORT_TRANSACTION(%s)              dead loads of this day (snowflake_recovery.py)
-    SELECT TABLE_NAME, CREATED FROM INFORMATION_SCHEMA.TABLES ...; DROP TABLE IF EXISTS ...   their staging tables
-    CREATE OR REPLACE TEMPORARY|TRANSIENT TABLE <table>_LOADING_<token> (...)   x6, VARIANT columns as VARCHAR
+    (SHOW TRANSACTIONS ... as above, only for a day the run's first look could not cover)
     BEGIN TRANSACTION NAME GENESYS_LOAD_<target>_<YYYYMMDD>_<token>
+      DELETE FROM <table>_LOADING_<token>                                each staging table an earlier day filled
       per table:
         DELETE FROM <table> WHERE partition_date = %s
         COPY INTO <table>_LOADING FROM @<stage>/<table>/year=YYYY/month=MM/day=DD/ FILES = (%s)
              FILE_FORMAT = (...) [MATCH_BY_COLUMN_NAME = CASE_INSENSITIVE] FORCE = TRUE ON_ERROR = ABORT_STATEMENT
                                                                          (skipped for a 0-row file)
-        SELECT COUNT(*) FROM <table>_LOADING WHERE partition_date IS NULL OR partition_date <> %s   must be 0
+      SELECT %s, COUNT(*) FROM <table>_LOADING WHERE partition_date IS NULL OR partition_date <> %s
+        UNION ALL ...                                                    every copied table's count: all must be 0
+      per copied table:
         INSERT INTO <table> (...) SELECT ..., PARSE_JSON(<variant column>), ... FROM <table>_LOADING
-        INSERT INTO <load history> SELECT %s, ... , PARSE_JSON(%s), ...
+      INSERT INTO <load history> SELECT %s, ..., PARSE_JSON(%s), ... UNION ALL ...   one row per table
     COMMIT                                   (ROLLBACK on any error: every table exactly as before)
-    DROP TABLE IF EXISTS <table>_LOADING_<token>                         x6
+At the end of the run (`with WarehouseLoader(...)`, whether it succeeded or not):
+    DROP TABLE IF EXISTS <table>_LOADING_<token>                         each table
 
 Why a staging table: the VARIANT columns travel as JSON array text. COPY ... MATCH_BY_COLUMN_NAME of a
 Parquet string into a VARIANT column stores a JSON *string* in Snowflake, and COPY transformations
 (`PARSE_JSON($1:col)`) are not available for CSV on the stand-in; `INSERT ... SELECT PARSE_JSON(...)`
 from a session-private temporary table works the same way for both formats on both engines.
+Why the staging tables are emptied by DELETE inside the day's transaction: a day rolled back leaves
+them as they were, and no DDL (which would commit the transaction) runs between the days.
 Why FORCE = TRUE: a rerun writes the same key, often with the same bytes; Snowflake's load metadata
 would skip it after the DELETE had emptied the day.
 """
@@ -69,6 +78,8 @@ from genesys_pipeline.steps.snowflake_sql import (
     create_stage_sql,
     create_staging_sql,
     delete_day_sql,
+    drop_table_sql,
+    empty_table_sql,
     insert_from_staging_sql,
     insert_load_history_sql,
     rows_outside_day_sql,
@@ -93,6 +104,8 @@ class TableLoad:
 class WarehouseLoader:
     """Runs the statements of the module docstring on one connection (a `snowflake.connector` one).
 
+    Use it as a context manager: its staging tables live for the whole run (emptied between days) and
+    are dropped when the `with` block ends, whether the run succeeded or not.
     `log` gets every statement; `warn` (default: `log`) what the load did about earlier loads that died.
     `tables`: the tables loaded (GENESYS_TABLES); no statement touches the others.
     """
@@ -112,6 +125,15 @@ class WarehouseLoader:
         self.publishing = publishing
         self.warn = warn or log
         self.load_token = new_load_token()
+        self._recovered_days: set[str] = set()  # days whose dead loads the run's first look cleared
+        self._staging_created = False
+        self._staging_with_rows: set[str] = set()  # tables whose staging table holds an earlier day's rows
+
+    def __enter__(self) -> WarehouseLoader:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.drop_staging()
 
     def staging_name(self, table: str) -> str:
         return self.target.staging_name(table, self.load_token)
@@ -126,9 +148,10 @@ class WarehouseLoader:
         and create the tables and the stage if they are missing."""
         self.session.resolve_target(LoadError)
         configure_session(self.session, self.target, self.load_token)
-        self._recover(partition_keys)
-        for table in self.tables:  # an existing table gets the columns a newer contract added
-            self.session.ensure_table(table, self.target.table_name(table.name))
+        if self._recover(partition_keys):
+            self._recovered_days.update(partition_keys)
+        # an existing table gets the columns a newer contract added
+        self.session.ensure_tables([(table, self.target.table_name(table.name)) for table in self.tables])
         self.session.execute(create_load_history_sql(self.target.load_history_table))
         if self.target.create_stage:
             self.session.execute(*create_stage_sql(self.target, self.publishing.stage_url))
@@ -151,6 +174,18 @@ class WarehouseLoader:
                 f"{self.publishing.stage_url!r}: drop the stage or configure another stage name"
             )
 
+    def drop_staging(self) -> None:
+        """Drop the run's staging tables (the `with` block's end); the next load drops what this could not
+        (snowflake_recovery.py), and temporary ones end with the session anyway."""
+        if not self._staging_created:
+            return
+        self._staging_created, self._staging_with_rows = False, set()
+        for table in self.tables:
+            try:
+                self.session.execute(drop_table_sql(self.staging_name(table.name)))
+            except Exception as error:
+                self.session.log(f"could not drop {self.staging_name(table.name)}: {error}")
+
     # ----- once per partition
 
     def load_partition(
@@ -168,15 +203,21 @@ class WarehouseLoader:
         if unknown:
             raise LoadError(f"Partition {partition_key}: the S3 manifest lists unknown tables {unknown}")
         tag_day(self.session, run_id, partition_key, self.load_token)
-        self._recover([partition_key])
-        try:
-            for table in self.tables:  # DDL: before BEGIN, as it would commit the transaction in Snowflake
+        if partition_key not in self._recovered_days:  # prepare() did not cover it, or could not look
+            self._recover([partition_key])
+        if not self._staging_created:  # DDL: before BEGIN, as it would commit the transaction in Snowflake
+            self._staging_created = True  # even if a CREATE fails: drop_staging() then drops what exists
+            for table in self.tables:
                 self.session.execute(
                     create_staging_sql(table, self.staging_name(table.name), self.target.staging_tables)
                 )
-            return self._replace_partition(partition_key, files, file_format, run_id)
-        finally:
-            self._drop_staging()
+        try:
+            loads = self._replace_partition(partition_key, files, file_format, run_id)
+        except BaseException:
+            self._staging_with_rows = {table.name for table in self.tables}  # not known: empty them all next time
+            raise
+        self._staging_with_rows = {load.table for load in loads if load.rows_in_file}
+        return loads
 
     def _replace_partition(
         self, partition_key: str, files: Mapping[str, PublishedObject], file_format: str, run_id: str
@@ -188,56 +229,43 @@ class WarehouseLoader:
         def failure(progress: Progress, outcome: str, error: Exception) -> LoadError:
             return LoadError(load_failure_message(partition_key, progress, name, error, outcome))
 
-        loads: list[TableLoad] = []
         with replace_in_transaction(self.session, failure, name) as progress:
+            progress.step = "DELETE"
+            for table in self.tables:
+                if table.name in self._staging_with_rows:
+                    progress.subject = f"staging table {self.staging_name(table.name)}"
+                    self.session.execute(empty_table_sql(self.staging_name(table.name)))
+            copied: dict[str, int] = {}  # table -> rows COPY loaded
+            deleted: dict[str, int] = {}
             for table in self.tables:
                 file = files[table.name]
                 progress.subject = f"table {table.name} from {file.uri}"
-                loads.append(self._replace_table(progress, table, day, file, file_format, run_id))
+                progress.step = "DELETE"
+                self.session.execute(delete_day_sql(self.target.table_name(table.name)), (day,))
+                deleted[table.name] = self.session.rowcount
+                if file.rows:  # a 0-row file is not copied: COPY's answer for one differs between engines
+                    progress.step = "COPY"
+                    copied[table.name] = self._copy(table, partition_key, file, file_format)
+            self._check_partition_dates(progress, day, files, list(copied))
+            for table in self.tables:
+                if table.name in copied:
+                    progress.step, progress.subject = "INSERT", f"table {table.name} from {files[table.name].uri}"
+                    self._insert_from_staging(table, copied[table.name])
+            loads = [
+                TableLoad(partition_key, table.name, self.qualified(self.target.table_name(table.name)),
+                          files[table.name].uri, files[table.name].rows, copied.get(table.name, 0), deleted[table.name])
+                for table in self.tables
+            ]  # fmt: skip
+            progress.step, progress.subject = "load history", f"{len(loads)} tables"
+            self._record_loads(loads, day, file_format, run_id)
         return loads
 
-    def _replace_table(
-        self, progress: Progress, table: Table, day: date, file: PublishedObject, file_format: str, run_id: str
-    ) -> TableLoad:
-        target_name = self.target.table_name(table.name)
-        staging = self.staging_name(table.name)
-        partition_key = day.isoformat()
-
-        progress.step = "DELETE"
-        self.session.execute(delete_day_sql(target_name), (day,))
-        rows_deleted = self.session.rowcount
-
-        rows_loaded = 0
-        if file.rows:  # a 0-row file is not copied: COPY's answer for one differs between engines
-            progress.step = "COPY"
-            rows_loaded = self._copy(table, staging, partition_key, file, file_format)
-
-            progress.step = "partition_date check"
-            (wrong,) = self.session.execute(rows_outside_day_sql(staging), (day,))
-            if wrong["n"]:
-                raise LoadError(f"{wrong['n']} rows have a partition_date other than {partition_key}")
-
-            progress.step = "INSERT"
-            self.session.execute(insert_from_staging_sql(table, target_name, staging))
-            if self.session.cursor.rowcount != rows_loaded:
-                raise LoadError(f"COPY loaded {rows_loaded} rows but INSERT moved {self.session.cursor.rowcount}")
-
-        progress.step = "load history"
-        self.session.execute(
-            insert_load_history_sql(self.target.load_history_table),
-            (
-                uuid.uuid4().hex, run_id, day, target_name, file_format, json.dumps([file.uri]), file.rows,
-                rows_loaded, rows_deleted, datetime.now(timezone.utc),
-            ),
-        )  # fmt: skip
-        return TableLoad(partition_key, table.name, self.qualified(target_name), file.uri, file.rows, rows_loaded,
-                         rows_deleted)  # fmt: skip
-
-    def _copy(self, table: Table, staging: str, partition_key: str, file: PublishedObject, file_format: str) -> int:
+    def _copy(self, table: Table, partition_key: str, file: PublishedObject, file_format: str) -> int:
         day_path = self.publishing.day_path(table.name, partition_key)
         expected_key = self.publishing.prefix + "/" + day_path + file.file_name
         if file.key != expected_key:  # the stage can only reach files under its own prefix
             raise LoadError(f"the manifest's key {file.key!r} is not under the stage's {expected_key!r}")
+        staging = self.staging_name(table.name)
         results = self.session.execute(copy_sql(staging, self.target.stage, day_path, file_format), (file.file_name,))
         # By column name: Snowflake and the stand-in agree on names, not on every position, and a COPY
         # of zero files answers with a single `status` column.
@@ -251,20 +279,52 @@ class WarehouseLoader:
             )
         return int(result["rows_loaded"])
 
-    def _recover(self, partition_keys: Collection[str]) -> None:
-        if not partition_keys:
+    def _check_partition_dates(
+        self, progress: Progress, day: date, files: Mapping[str, PublishedObject], tables: list[str]
+    ) -> None:
+        """Every copied row belongs to the day: one query over all the staging tables."""
+        if not tables:
             return
+        progress.step, progress.subject = "partition_date check", f"tables {', '.join(tables)}"
+        counts = self.session.execute(
+            rows_outside_day_sql([self.staging_name(table) for table in tables]),
+            [value for table in tables for value in (table, day)],
+        )
+        wrong = {str(row["table_name"]): int(row["n"]) for row in counts if row["n"]}
+        if wrong:
+            raise LoadError(
+                f"rows with a partition_date other than {day.isoformat()} (or none): "
+                + ", ".join(f"{table} {n} in {files[table].uri}" for table, n in wrong.items())
+            )
+
+    def _insert_from_staging(self, table: Table, rows_copied: int) -> None:
+        staging = self.staging_name(table.name)
+        self.session.execute(insert_from_staging_sql(table, self.target.table_name(table.name), staging))
+        if self.session.cursor.rowcount != rows_copied:
+            raise LoadError(f"COPY loaded {rows_copied} rows but INSERT moved {self.session.cursor.rowcount}")
+
+    def _record_loads(self, loads: list[TableLoad], day: date, file_format: str, run_id: str) -> None:
+        """One load history row per table, in one statement."""
+        loaded_at = datetime.now(timezone.utc)
+        values = [
+            value
+            for load in loads
+            for value in (uuid.uuid4().hex, run_id, day, self.target.table_name(load.table), file_format,
+                          json.dumps([load.file_uri]), load.rows_in_file, load.rows_loaded, load.rows_deleted,
+                          loaded_at)  # fmt: skip
+        ]
+        self.session.execute(insert_load_history_sql(self.target.load_history_table, len(loads)), values)
+
+    def _recover(self, partition_keys: Collection[str]) -> bool:
+        """Whether the look at the days' dead loads went through (see snowflake_recovery.py)."""
+        if not partition_keys:
+            return False
         try:
             recover(self.session, self.target, [date.fromisoformat(k) for k in partition_keys], self.load_token, self.warn)
         except Exception as error:  # best effort: a dead load's locks then cost at most LOCK_TIMEOUT
             self.warn(f"could not look for earlier loads of {', '.join(partition_keys)} that never finished: {error}")
-
-    def _drop_staging(self) -> None:  # the next load drops what this could not (snowflake_recovery.py)
-        for table in self.tables:
-            try:
-                self.session.execute(f"DROP TABLE IF EXISTS {self.staging_name(table.name)}")
-            except Exception as error:  # temporary tables end with the session anyway
-                self.session.log(f"could not drop {self.staging_name(table.name)}: {error}")
+            return False
+        return True
 
 
 def load_failure_message(partition_key: str, progress: Progress, transaction: str, error: Exception, outcome: str) -> str:

@@ -23,6 +23,7 @@ from genesys_pipeline.steps.snowflake_sql import (
     add_column_sql,
     begin_sql,
     create_table_sql,
+    tables_columns_sql,
 )
 
 
@@ -81,6 +82,27 @@ class SnowflakeSession:
         for column in missing:
             self.execute(add_column_sql(name, column))
         return [column.name for column in missing]
+
+    def ensure_tables(self, tables: Sequence[tuple[Table, str]]) -> dict[str, list[str]]:
+        """`ensure_table` for several tables (contract, name) in one look at their columns: only a missing
+        table is created, and only a missing column added; returns the columns added to each name."""
+        if not tables:
+            return {}
+        rows = self.execute(tables_columns_sql(len(tables)), (self.schema, *(name for _, name in tables)))
+        present: dict[str, set[str]] = {}
+        for row in rows:
+            present.setdefault(str(row["table_name"]).upper(), set()).add(str(row["column_name"]).lower())
+        added: dict[str, list[str]] = {}
+        for table, name in tables:
+            if name.upper() not in present:
+                self.execute(create_table_sql(table, name))  # IF NOT EXISTS: a table made meanwhile stays
+                added[name] = []
+                continue
+            missing = [column for column in table.columns if column.name not in present[name.upper()]]
+            for column in missing:
+                self.execute(add_column_sql(name, column))
+            added[name] = [column.name for column in missing]
+        return added
 
 
 @dataclasses.dataclass

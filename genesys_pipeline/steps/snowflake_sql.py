@@ -7,7 +7,7 @@ cannot be bound.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 from genesys_pipeline.contracts.columns import Column, Table
 from genesys_pipeline.resources.warehouse import SnowflakeTarget
@@ -91,11 +91,14 @@ def insert_from_staging_sql(table: Table, target: str, staging: str) -> str:
     return f"INSERT INTO {target} ({', '.join(names)}) SELECT {', '.join(values)} FROM {staging}"
 
 
-def insert_load_history_sql(name: str) -> str:
+def insert_load_history_sql(name: str, rows: int = 1) -> str:
+    """One statement for `rows` rows of LOAD_HISTORY_COLUMNS' values (bound, row after row)."""
     # INSERT ... SELECT, not VALUES: Snowflake rejects PARSE_JSON inside a VALUES clause.
-    return (
-        f"INSERT INTO {name} ({', '.join(column for column, _ in LOAD_HISTORY_COLUMNS)}) "
-        "SELECT %s, %s, %s::DATE, %s, %s, PARSE_JSON(%s), %s, %s, %s, %s::TIMESTAMP_TZ"
+    if rows < 1:
+        raise ValueError(f"a load history INSERT needs at least one row, got {rows}")
+    row = "SELECT %s, %s, %s::DATE, %s, %s, PARSE_JSON(%s), %s, %s, %s, %s::TIMESTAMP_TZ"
+    return f"INSERT INTO {name} ({', '.join(column for column, _ in LOAD_HISTORY_COLUMNS)}) " + " UNION ALL ".join(
+        [row] * rows
     )
 
 
@@ -123,9 +126,20 @@ def delete_day_sql(name: str) -> str:
     return f"DELETE FROM {name} WHERE PARTITION_DATE = %s"
 
 
-def rows_outside_day_sql(staging: str) -> str:
-    """Rows of a copied file that do not belong to the day being loaded (must be none)."""
-    return f"SELECT COUNT(*) AS N FROM {staging} WHERE PARTITION_DATE IS NULL OR PARTITION_DATE <> %s"
+def rows_outside_day_sql(stagings: Sequence[str]) -> str:
+    """Per staging table, the copied rows that do not belong to the day being loaded (must be none): one
+    row each, in order; binds (a label for the row, the day) per table."""
+    if not stagings:
+        raise ValueError("the partition_date check needs at least one staging table")
+    return " UNION ALL ".join(
+        f"SELECT %s AS TABLE_NAME, COUNT(*) AS N FROM {staging} WHERE PARTITION_DATE IS NULL OR PARTITION_DATE <> %s"
+        for staging in stagings
+    )
+
+
+def empty_table_sql(name: str) -> str:
+    """Every row: DML inside the day's transaction, so a day rolled back leaves the table as it was."""
+    return f"DELETE FROM {name}"
 
 
 def insert_values_sql(name: str, columns: list[str]) -> str:
@@ -137,6 +151,14 @@ def count_rows_and_ids_sql(name: str, id_column: str) -> str:
 
 
 TABLE_COLUMNS_SQL = "SELECT COLUMN_NAME FROM INFORMATION_SCHEMA.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s"
+
+
+def tables_columns_sql(tables: int) -> str:
+    """The columns of several tables at once (binds: the schema, then each table's name)."""
+    return (
+        "SELECT TABLE_NAME, COLUMN_NAME FROM INFORMATION_SCHEMA.COLUMNS WHERE TABLE_SCHEMA = %s "
+        f"AND TABLE_NAME IN ({', '.join(['%s'] * tables)})"
+    )
 
 
 def add_column_sql(name: str, column: Column) -> str:
