@@ -10,13 +10,15 @@ minutes, or after 4 hours. A load does not wait for that:
    for hours.
 2. Its transaction is named `GENESYS_LOAD_<target>_<YYYYMMDD>_<token>` (BEGIN TRANSACTION NAME ...):
    the target (a hash of database, schema and table prefix), the day and the load token.
-3. Before anything else (for every day of the run) and again before each day's transaction, it
-   aborts with SYSTEM$ABORT_TRANSACTION every transaction that SHOW TRANSACTIONS (the current user's)
-   lists under a name of this pipeline, for the same target and one of its days. Runs that touch the
-   same day never overlap, so no live load owns one: it is a dead load's.
+3. Before anything else (for every day of the run), and again before a day's transaction if that
+   first look failed or did not cover the day, it aborts with SYSTEM$ABORT_TRANSACTION every
+   transaction that SHOW TRANSACTIONS (the current user's) lists under a name of this pipeline, for the
+   same target and one of its days. Runs that touch the same day never overlap, so no live load owns
+   one: it is a dead load's, and none can appear later in the run.
 4. It drops the staging tables (`<TABLE>_LOADING_<token>`) of loads that are over: those of a
    transaction it has just aborted, and those older than the statement timeout whose token no running
-   transaction carries (a live load is inside its transaction for all but a few DDL statements).
+   transaction carries (a live load is inside a day's transaction for all but a few statements before
+   its first day and between its days; its staging tables live from its first day to its end).
 
 Transactions of other days are left alone: their own next load aborts them, or Snowflake does once
 they block someone for 5 minutes (hence a lock timeout above that). Temporary staging tables are
