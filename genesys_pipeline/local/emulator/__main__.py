@@ -67,6 +67,8 @@ HELP = {
     "list_default_wrapup_code": "list the Default Wrap-up Code among the wrap-up codes (left out by default)",
     "live_drift": "shift query pages as live data does, serving some records twice",
     "exact_total_hits": "details-query totalHits is the exact count, not the real API's estimate (a few %% off)",
+    "render_cache": "keep the JSON of records served, so one served again is not rendered again (same bytes); "
+    "--no-render-cache renders every time",
 }
 
 

@@ -31,13 +31,16 @@ from .querying import (
     Interval,
     approximate_total_hits,
     day_matched_plans,
+    decided_by_plan,
     has_filters,
+    plan_fields,
     record_matches,
     sort_plans,
     validate_filters,
     validate_order,
 )
 from .ratelimit import SlidingWindowLimiter
+from .render_cache import SHARED
 from .synthetic import ContactCentre, Shapes
 
 JSON_TYPE = "application/json; charset=UTF-8"
@@ -118,6 +121,7 @@ class EmulatorApp:
         self.centre = ContactCentre(
             config.seed, config.daily_volume, config.site_timezone, shapes=shapes,
             newer_media_type=config.newer_media_type, unknown_fields=config.unknown_fields,
+            render_cache=SHARED if config.render_cache else None,
         )  # fmt: skip
         self.tokens = TokenIssuer(config.client_id, config.client_secret, config.token_lifetime_seconds)
         self.limiter = SlidingWindowLimiter(config.rate_limit_per_minute)
@@ -263,7 +267,9 @@ class EmulatorApp:
         now_ms = self.clock.now_ms()
         plans = list(day_matched_plans(self.centre.day_plans, interval, now_ms))
         records: dict[str, dict[str, Any]] = {}
-        if filtered:
+        if filtered and decided_by_plan(body):
+            plans = [plan for plan in plans if record_matches(plan_fields(plan, now_ms), body)]
+        elif filtered:
             kept = []
             for plan in plans:
                 record = self.centre.render(plan, now_ms, with_attributes=False)
@@ -286,7 +292,7 @@ class EmulatorApp:
         if not page:
             return {"totalHits": total_hits}
         conversations = [
-            records.get(plan.conversation_id) or self.centre.render(plan, now_ms, with_attributes=False)
+            records.get(plan.conversation_id) or self.centre.served(plan, now_ms, with_attributes=False)
             for plan in page
         ]
         return {"conversations": conversations, "totalHits": total_hits}
@@ -306,9 +312,9 @@ class EmulatorApp:
             raise bad_request(f"paging.pageNumber must be at least 1, got {page_number!r}", "invalid.value")
         return page_size, page_number
 
-    def _single_get(self, _: Request, match: re.Match[str]) -> dict[str, Any]:
+    def _single_get(self, _: Request, match: re.Match[str]) -> orjson.Fragment:
         plan = self.centre.find_plan(match["id"])
-        record = plan and self.centre.render(plan, self.clock.now_ms(), with_attributes=False)
+        record = plan and self.centre.served(plan, self.clock.now_ms(), with_attributes=False)
         if not record:
             raise not_found()
         return record
@@ -323,7 +329,7 @@ class EmulatorApp:
         found = []
         for conversation_id in dict.fromkeys(ids):
             plan = self.centre.find_plan(conversation_id)
-            record = plan and self.centre.render(plan, now_ms, with_attributes=False)
+            record = plan and self.centre.served(plan, now_ms, with_attributes=False)
             if record:
                 found.append(record)
         return {"conversations": found}

@@ -104,6 +104,11 @@ class EmulatorConfig:
     # few per cent off (`querying.approximate_total_hits`). For tests that assert on exact totals.
     exact_total_hits: bool = False
 
+    # --- the emulator's own cost ---
+    # Keep the JSON of the records served (render_cache.py), so a record served again is not rendered
+    # again. The bytes served are the same either way; off only to measure or to compare.
+    render_cache: bool = True
+
     def __post_init__(self) -> None:
         if self.now is not None and self.now.tzinfo is None:
             raise ValueError(f"EmulatorConfig.now must be timezone-aware, got {self.now!r}")

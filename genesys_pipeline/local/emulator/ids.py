@@ -101,10 +101,14 @@ def _date_prefix(day: int) -> str:
     return day_from_number(day).isoformat()
 
 
+# The time of day and the milliseconds as ready-made pieces, "T17:31:47." and "956Z": joining three
+# strings is several times cheaper than formatting four numbers, on the hot path of rendering.
+_TIME_OF_DAY = [f"T{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}." for second in range(86_400)]
+_MILLIS = [f"{millis:03d}Z" for millis in range(1000)]
+
+
 def iso_ms(epoch_ms: int) -> str:
     """`2024-04-29T17:31:47.956Z`: the real API's timestamp format (UTC, milliseconds, Z)."""
     day, rest = divmod(epoch_ms, 86_400_000)
-    hours, rest = divmod(rest, 3_600_000)
-    minutes, rest = divmod(rest, 60_000)
-    seconds, millis = divmod(rest, 1000)
-    return f"{_date_prefix(day)}T{hours:02d}:{minutes:02d}:{seconds:02d}.{millis:03d}Z"
+    second, millis = divmod(rest, 1000)
+    return _date_prefix(day) + _TIME_OF_DAY[second] + _MILLIS[millis]

@@ -22,8 +22,10 @@ from .errors import ApiError, bad_request, not_found
 from .querying import (
     Interval,
     day_matched_plans,
+    decided_by_plan,
     has_filters,
     overlapping_plans,
+    plan_fields,
     record_matches,
     sort_plans,
     validate_filters,
@@ -130,7 +132,7 @@ class JobStore:
             raise bad_request(f"Pagination may not exceed {self._config.job_result_cap} results")
         response: dict[str, Any] = {
             "conversations": [
-                self._centre.render(plan, job.as_of_ms, with_attributes=True)
+                self._centre.served(plan, job.as_of_ms, with_attributes=True)
                 for plan in job.results[offset:page_end]
             ]
         }
@@ -216,7 +218,9 @@ class JobStore:
             # UNCONFIRMED behaviour of the data lake (genesys-api-more.md s2.1): a conversation that
             # had not ended at the watermark is left out, with no error and no flag.
             plans = [plan for plan in plans if plan.end_ms <= job.as_of_ms]
-        if has_filters(body):
+        if has_filters(body) and decided_by_plan(body):
+            plans = [plan for plan in plans if record_matches(plan_fields(plan, job.as_of_ms), body)]
+        elif has_filters(body):
             plans = [
                 plan
                 for plan in plans

@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from .clock import parse_iso, to_epoch_ms
 from .errors import bad_request
+from .ids import iso_ms
 from .synthetic import ConversationPlan
 
 DAY_MS = 86_400_000
@@ -47,6 +48,8 @@ CONVERSATION_DIMENSIONS = {
     "conversationStart", "customerParticipation", "divisionId", "externalTag",
     "mediaStatsMinConversationMos", "originatingDirection", "originatingSocialMediaPublic",
 }  # fmt: skip
+# Conversation dimensions a plan gives without building the record (see `decided_by_plan`).
+PLAN_DIMENSIONS = frozenset({"conversationEnd", "conversationId", "conversationStart", "originatingDirection"})
 
 
 class Interval:
@@ -155,6 +158,29 @@ def sort_plans(plans: list[ConversationPlan], order: str, order_by: str, as_of_m
 
 
 # --- filters ---------------------------------------------------------------------------------
+
+
+def decided_by_plan(body: dict[str, Any]) -> bool:
+    """Whether the body's filters name only conversation dimensions a plan knows (PLAN_DIMENSIONS):
+    then `record_matches(plan_fields(plan, as_of_ms), body)` is what it is on the rendered record, and
+    a filtered query renders only the records it serves (the pipeline's "still open" query filters a
+    whole day on conversationEnd, and rendering every record of the day cost more than the rest)."""
+    if any(body.get(key) for key in FILTER_KEYS if key != "conversationFilters"):
+        return False
+    return all(
+        "metric" not in predicate and predicate.get("dimension") in PLAN_DIMENSIONS
+        for query_filter in body.get("conversationFilters") or []
+        for predicate in _all_predicates(query_filter)
+    )
+
+
+def plan_fields(plan: ConversationPlan, as_of_ms: int) -> dict[str, Any]:
+    """The PLAN_DIMENSIONS of the record at `as_of_ms`, as `records.materialize` shows them."""
+    fields = {"conversationId": plan.conversation_id, "conversationStart": iso_ms(plan.start_ms),
+              "originatingDirection": plan.originating_direction}  # fmt: skip
+    if plan.end_ms <= as_of_ms:
+        fields["conversationEnd"] = iso_ms(plan.end_ms)
+    return fields
 
 
 def record_matches(record: dict[str, Any], body: dict[str, Any]) -> bool:

@@ -5,6 +5,8 @@
 - `find_plan(conversation_id)`: the plan behind an id, decoded from the id itself (see ids.py);
 - `render(plan, as_of_ms, with_attributes=...)`: the conversation-detail record at an instant, ongoing
   or complete, later restated by evaluations, surveys and late wrap-up codes;
+- `served(plan, as_of_ms, ...)`: that record as a response carries it (its JSON), through the
+  process's render cache (render_cache.py) when the centre has one;
 - `divisions`, `queues`, `wrapup_codes`, `users`, `flow_outcomes`: the lookup entities (directory.py).
 
 How a conversation is made: a per-conversation seed gives its start time (a diurnal curve in the
@@ -32,11 +34,14 @@ from datetime import date, datetime, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import orjson
+
 from .builder import WRAP_UP_TIMEOUT, build_conversation
 from .directory import Directory
 from .ids import MAX_DAILY_VOLUME, ConversationIdCodec, day_number, derive_key, mix64
 from .probes import add_unknown_fields
 from .records import materialize
+from .render_cache import FINAL, RenderCache
 from .restatements import second_stream
 from .scenarios import MAX_LIFETIME_MS, MAX_ORDINARY_LIFETIME_MS, draws_digital
 from .shapes import LINGER_STRIDE, Shapes, draw_timeline
@@ -79,6 +84,7 @@ class ContactCentre:
         shapes: Shapes = Shapes(),
         newer_media_type: str = "",
         unknown_fields: bool = False,
+        render_cache: RenderCache | None = None,
     ) -> None:
         if not 0 <= daily_volume <= MAX_DAILY_VOLUME:
             raise ValueError(f"daily_volume must be within [0, {MAX_DAILY_VOLUME}], got {daily_volume}")
@@ -89,6 +95,9 @@ class ContactCentre:
         # session of one conversation in 20 (by id), in every response, as a new channel would be.
         self.newer_media_type = newer_media_type
         self.unknown_fields = unknown_fields  # made-up fields at every level (probes.py), for drift tests
+        self._render_cache = render_cache
+        # What a record depends on besides its plan: the directory (from the seed) and the two options.
+        self._render_identity = (seed, newer_media_type, unknown_fields)
         ZoneInfo(site_timezone)  # fail now on an unknown zone, not on the first request
         self._directory = Directory(seed)
         # Full API entities, sorted by name. Shared: callers must not mutate them.
@@ -174,6 +183,21 @@ class ContactCentre:
         if self.unknown_fields:
             add_unknown_fields(record)
         return record
+
+    def served(self, plan: ConversationPlan, as_of_ms: int, *, with_attributes: bool) -> orjson.Fragment | None:
+        """`render`'s record as it goes out in a response body: its JSON (the bytes orjson makes of the
+        record), through the render cache when there is one; None before it starts."""
+        if plan.start_ms > as_of_ms:
+            return None
+        if self._render_cache is None:
+            return orjson.Fragment(orjson.dumps(self.render(plan, as_of_ms, with_attributes=with_attributes)))
+        shown_at = FINAL if as_of_ms >= plan.last_change_ms else as_of_ms  # the record is final from then on
+        key = (self._render_identity, plan, with_attributes, shown_at)
+        encoded = self._render_cache.get(key)
+        if encoded is None:
+            encoded = orjson.dumps(self.render(plan, as_of_ms, with_attributes=with_attributes))
+            self._render_cache.put(key, encoded)
+        return orjson.Fragment(encoded)
 
     def _seed(self, number: int, index: int) -> int:
         return mix64(self._plan_key ^ (number * (MAX_DAILY_VOLUME + 1) + index))  # distinct per (day, index)
