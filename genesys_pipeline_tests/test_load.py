@@ -878,6 +878,24 @@ def test_a_day_sends_one_check_and_one_load_history_insert_for_all_thirteen_tabl
     assert all("_LOADING_" in sql for sql, _ in second[begin + 1 : begin + 1 + n])  # emptied inside the transaction
 
 
+def test_a_day_looks_for_dead_loads_again_only_if_the_runs_first_look_failed_or_missed_it() -> None:
+    class ShowTransactionsFailsOnce(RecordingCursor):
+        def execute(self, sql: str, params: Any = None) -> None:
+            self.fail_on = "SHOW TRANSACTIONS" if "SHOW TRANSACTIONS" not in _kinds(self.statements) else ""
+            super().execute(sql, params)
+
+    warnings: list[str] = []
+    for cursor, prepared, again in [(RecordingCursor(ROWS), [DAY], 0), (RecordingCursor(ROWS), ["2024-05-07"], 1),
+                                    (ShowTransactionsFailsOnce(ROWS), [DAY], 1)]:  # fmt: skip
+        loader = WarehouseLoader(RecordingConnection(cursor), SnowflakeTarget(storage_integration="I"),
+                                 S3Publishing(bucket="bkt", prefix="pre"), warn=warnings.append, tables=SIX)  # fmt: skip
+        loader.prepare(prepared)
+        first_look = _kinds(cursor.statements).count("SHOW TRANSACTIONS")
+        loader.load_partition(DAY, _files(ROWS), "parquet", "run")
+        assert (first_look, _kinds(cursor.statements).count("SHOW TRANSACTIONS") - first_look) == (1, again), prepared
+    assert warnings == ["could not look for earlier loads of 2024-05-08 that never finished: boom"]
+
+
 def test_a_wrong_partition_date_in_any_table_rolls_back_and_names_every_such_table() -> None:
     cursor = RecordingCursor(ROWS, outside_day={"sessions": 2, "session_metrics": 1})
     message = _failed_load(cursor)
