@@ -16,7 +16,7 @@ Per run (outside any transaction: in Snowflake every DDL statement commits an op
     CREATE STAGE IF NOT EXISTS <stage> URL = %s STORAGE_INTEGRATION = <int> | CREDENTIALS = (AWS_KEY_ID = %s AWS_SECRET_KEY = %s)
     SHOW STAGES LIKE %s                                                  the stage must point at our prefix
     CREATE OR REPLACE TEMPORARY|TRANSIENT TABLE <table>_LOADING_<token> (...)   each table, VARIANT columns as VARCHAR;
-                                                                         before the first day's BEGIN
+                                                                         sent by the first day, before its BEGIN
 Per partition:
     ALTER SESSION SET QUERY_TAG = %s                                     pipeline, run id, day, load token
     (SHOW TRANSACTIONS ... as above, only for a day the run's first look could not cover)
@@ -29,6 +29,7 @@ Per partition:
                                                                          (skipped for a 0-row file)
       SELECT %s, COUNT(*) FROM <table>_LOADING WHERE partition_date IS NULL OR partition_date <> %s
         UNION ALL ...                                                    every copied table's count: all must be 0
+                                                                         (no statement if no file had rows)
       per copied table:
         INSERT INTO <table> (...) SELECT ..., PARSE_JSON(<variant column>), ... FROM <table>_LOADING
       INSERT INTO <load history> SELECT %s, ..., PARSE_JSON(%s), ... UNION ALL ...   one row per table
