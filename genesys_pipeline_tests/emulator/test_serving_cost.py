@@ -17,6 +17,7 @@ import pytest
 
 from genesys_pipeline.local.emulator import EmulatorServer
 from genesys_pipeline.local.emulator.render_cache import SHARED, RenderCache
+from genesys_pipeline.local.emulator.synthetic import ContactCentre
 from genesys_pipeline_tests.conftest import CLOCK, PAST_DAY
 from genesys_pipeline_tests.emulator.conftest import (
     DETAILS,
@@ -34,18 +35,17 @@ CURSOR = re.compile(rb'"cursor":"[^"]*"')
 
 
 class RenderCounter:
-    """Counts the records an emulator's centre renders (the cost the cache and the filter avoid)."""
+    """Counts the records the emulator renders (the cost the cache and the filter avoid)."""
 
-    def __init__(self, emulator: EmulatorServer) -> None:
-        centre = emulator.app.centre
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.calls = 0
-        original = centre.render
+        original = ContactCentre.render
 
         def counted(*args: Any, **kwargs: Any) -> Any:
             self.calls += 1
             return original(*args, **kwargs)
 
-        centre.render = counted  # type: ignore[method-assign]
+        monkeypatch.setattr(ContactCentre, "render", counted)
 
 
 def served_bytes(session: ApiSession) -> Iterator[tuple[str, bytes]]:
@@ -96,26 +96,26 @@ def test_cached_records_are_the_bytes_rendered_afresh_at_every_clock(start_emula
         assert SHARED.hits - hits_before >= 600  # the second pass: every job record at least came from the cache
 
 
-def test_a_record_served_again_is_not_rendered_again(start_emulator):
+def test_a_record_served_again_is_not_rendered_again(start_emulator, monkeypatch):
     """A rerun of a day (a second job over it at the same watermark) renders nothing."""
     emulator = start_emulator()
     api = ApiSession(emulator)
     conversations, _ = api.run_job({"interval": day_interval(PAST_DAY)})
     assert len(conversations) >= 300
-    counter = RenderCounter(emulator)
+    counter = RenderCounter(monkeypatch)
     again, _ = api.run_job({"interval": day_interval(PAST_DAY)})
     assert again == conversations
     assert counter.calls == 0
 
 
-def test_still_open_query_renders_only_the_page_it_serves(start_emulator):
+def test_still_open_query_renders_only_the_page_it_serves(start_emulator, monkeypatch):
     """The extraction's 'still open' query over today decides the filter from the plans: it renders
     the records of its page only, not every record of the day so far (and answers as the rendering
     path does)."""
     emulator = start_emulator(render_cache=False, exact_total_hits=True)
     api = ApiSession(emulator)
     started_today = len(emulator.app.conversations_started(CLOCK.date()))
-    counter = RenderCounter(emulator)
+    counter = RenderCounter(monkeypatch)
     body = {"interval": day_interval(CLOCK.date()), "paging": {"pageSize": 25, "pageNumber": 1}}
     decided = api.post(f"{DETAILS}/query", {**body, "conversationFilters": STILL_OPEN}).json()
     assert decided["conversations"] and started_today > 25
@@ -162,7 +162,7 @@ def test_render_cache_keeps_to_its_capacity():
 
 def test_emulators_of_other_options_share_no_cached_record(start_emulator):
     """The cache is the process's; a record of the same seed with --unknown-fields or a newer media
-    type is another record."""
+    type is another record, and a centre whose `render` a test replaced is served what it renders."""
     plain, probed = ApiSession(start_emulator()), ApiSession(start_emulator(unknown_fields=True))
     newer = ApiSession(start_emulator(newer_media_type="hologram"))
     page = {"interval": day_interval(PAST_DAY), "paging": {"pageSize": 100, "pageNumber": 1}}
@@ -170,3 +170,5 @@ def test_emulators_of_other_options_share_no_cached_record(start_emulator):
     assert b"emulatorProbeRecord" in bodies[1] and b"emulatorProbeRecord" not in bodies[0]
     assert b'"mediaType":"hologram"' in bodies[2] and b"hologram" not in bodies[0]
     assert bodies[3] == bodies[0]
+    plain.emulator.app.centre.render = lambda *args, **kwargs: {"conversationId": "replaced"}  # type: ignore[method-assign]
+    assert plain.post(f"{DETAILS}/query", page).json()["conversations"][0] == {"conversationId": "replaced"}
