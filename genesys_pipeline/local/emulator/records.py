@@ -14,6 +14,7 @@ nested objects and arrays (and an evaluation's or survey's o* scores last). Null
 from __future__ import annotations
 
 import dataclasses
+import operator
 from typing import Any
 
 from .ids import iso_ms
@@ -96,10 +97,13 @@ class Conversation:
     resolutions: list[Restated] = dataclasses.field(default_factory=list)
 
 
+_EMISSION_ORDER = operator.itemgetter(0, 1)  # (emit epoch ms, name): ties keep their drawing order
+
+
 def make_session(scalars: dict[str, Any], segments: list[Segment], metrics: list[tuple[int, str, int]],
                  **extra: Any) -> Session:
     """A session with its scalars in the API's (alphabetical) order and its metrics in emission order."""
-    metrics.sort(key=lambda metric: (metric[0], metric[1]))
+    metrics.sort(key=_EMISSION_ORDER)
     return Session(dict(sorted(scalars.items())), segments, metrics, **extra)
 
 
