@@ -19,7 +19,7 @@ import collections
 import threading
 from typing import Hashable
 
-DEFAULT_CAPACITY_BYTES = 64 * 2**20  # about 10,000 records: a test's days, a benchmark day's overlap
+DEFAULT_CAPACITY_BYTES = 32 * 2**20  # ~5,000 records of a job (~6 KB each): a test file's days, a day's overlap
 FINAL = "final"
 
 
