@@ -670,7 +670,7 @@ class RecordingCursor:
             self._result = [{"TABLE_NAME": name, "COLUMN_NAME": c.name.upper()}
                             for name in params[1:] for c in TABLES_BY_NAME[name.lower()].columns]  # fmt: skip
         elif sql.startswith("SELECT %s AS TABLE_NAME, COUNT(*)"):  # the partition_date check
-            self._result = [{"TABLE_NAME": t, "N": self.outside_day.get(t, 0)} for t in params[::2]]
+            self._result = [{"TABLE_NAME": t, "N": self.rows_by_table[t] - self.outside_day.get(t, 0)} for t in params[::2]]
         elif sql.startswith("SELECT CURRENT_DATABASE"):
             self._result = [{"DATABASE_NAME": "DB", "SCHEMA_NAME": "SCH"}]
         elif verb == "SHOW":
@@ -839,23 +839,25 @@ def test_a_rollback_that_cannot_be_sent_is_not_reported_as_rolled_back(fail_on: 
 
 
 def test_a_day_sends_one_check_and_one_load_history_insert_for_all_thirteen_tables() -> None:
-    """The statements of a two-day run over the thirteen tables, counted by kind. The staging tables are
-    made once (before the first BEGIN) and dropped once (after the last day); the second day empties them
-    inside its transaction; each day checks partition_date and writes the load history in one statement
-    each; the run's first look at dead loads and at the tables' columns covers every day and table."""
+    """The statements of a run over the thirteen tables, counted by kind, day by day. The staging tables
+    are made once (before the first BEGIN) and dropped once (at the end); later days copy into them as
+    they are (the check and the INSERT take the day's rows); each day checks partition_date and writes
+    the load history in one statement each; the run's first look at dead loads and at the tables'
+    columns covers every day and table. A day loaded again by the same run, and the day after a failed
+    one, empty the staging tables first, inside the transaction."""
     rows = {table.name: 2 + i for i, table in enumerate(TABLES)}
     cursor = RecordingCursor(rows)
-    days = ["2024-05-07", DAY]
+    days = ["2024-05-06", "2024-05-07", "2024-05-07", "2024-05-05", DAY]
     with WarehouseLoader(RecordingConnection(cursor), SnowflakeTarget(storage_integration="I"),
                          S3Publishing(bucket="bkt", prefix="pre")) as loader:  # fmt: skip
         loader.prepare(days)
-        per_run = len(cursor.statements)
-        marks = []
+        marks = [len(cursor.statements)]
         for day in days:
-            loader.load_partition(day, _files(rows, day), "parquet", "run")
+            cursor.fail_on = "COPY INTO SURVEYS_" if day == "2024-05-05" else ""
+            with pytest.raises(LoadError) if cursor.fail_on else contextlib.nullcontext():
+                loader.load_partition(day, _files(rows, day), "parquet", "run")
             marks.append(len(cursor.statements))
-    first, second, end = (cursor.statements[per_run:marks[0]], cursor.statements[marks[0]:marks[1]],
-                          cursor.statements[marks[1]:])  # fmt: skip
+    parts = [cursor.statements[a:b] for a, b in zip([0, *marks], [*marks, len(cursor.statements)])]
 
     def counted(statements: list[tuple[str, Any]]) -> dict[str, int]:
         kinds = [" ".join(sql.split()[:2]) if not sql.startswith("DELETE FROM") or "_LOADING_" not in sql
@@ -864,18 +866,23 @@ def test_a_day_sends_one_check_and_one_load_history_insert_for_all_thirteen_tabl
 
     n = len(TABLES)
     assert n == 13
-    assert counted(cursor.statements[:per_run]) == {
+    assert counted(parts[0]) == {
         "SELECT CURRENT_DATABASE()": 1, "ALTER SESSION": 2, "SHOW TRANSACTIONS": 1, "SELECT TABLE_NAME,": 2,
         "CREATE TABLE": 1, "CREATE STAGE": 1, "SHOW STAGES": 1,  # CREATE TABLE: the load history's (IF NOT EXISTS)
     }  # fmt: skip
-    assert counted(first) == {"ALTER SESSION": 1, "CREATE OR": n, "BEGIN TRANSACTION": 1, "DELETE FROM": n,
-                              "COPY INTO": n, "SELECT %s": 1, "INSERT INTO": n + 1, "COMMIT": 1}  # fmt: skip
-    assert counted(second) == {"ALTER SESSION": 1, "BEGIN TRANSACTION": 1, "empty staging": n, "DELETE FROM": n,
-                               "COPY INTO": n, "SELECT %s": 1, "INSERT INTO": n + 1, "COMMIT": 1}  # fmt: skip
-    assert counted(end) == {"DROP TABLE": n}
-    assert (per_run, len(first), len(second), len(end)) == (9, 4 * n + 5, 4 * n + 5, n)  # 57 a day (was 96)
-    begin = next(i for i, (sql, _) in enumerate(second) if sql.startswith("BEGIN"))
-    assert all("_LOADING_" in sql for sql, _ in second[begin + 1 : begin + 1 + n])  # emptied inside the transaction
+    day = {"ALTER SESSION": 1, "BEGIN TRANSACTION": 1, "DELETE FROM": n, "COPY INTO": n, "SELECT %s": 1,
+           "INSERT INTO": n + 1, "COMMIT": 1}  # fmt: skip
+    assert counted(parts[1]) == day | {"CREATE OR": n}  # the first day makes the staging tables
+    assert counted(parts[2]) == day  # 44 statements (96 before)
+    assert counted(parts[3]) == day | {"empty staging": n}  # 2024-05-07 again
+    assert counted(parts[5]) == day | {"empty staging": n}  # after the failed 2024-05-05
+    assert counted(parts[6]) == {"DROP TABLE": n}
+    assert (len(parts[0]), len(parts[1]), len(parts[2])) == (9, 4 * n + 5, 3 * n + 5)
+    for part in (parts[3], parts[5]):
+        begin = next(i for i, (sql, _) in enumerate(part) if sql.startswith("BEGIN"))
+        assert all("_LOADING_" in sql for sql, _ in part[begin + 1 : begin + 1 + n])  # inside the transaction
+    insert = next(s for s in parts[2] if s[0].startswith("INSERT INTO SEGMENTS "))
+    assert insert[0].endswith(" WHERE PARTITION_DATE = %s") and insert[1] == (date(2024, 5, 7),)
 
 
 def test_a_day_looks_for_dead_loads_again_only_if_the_runs_first_look_failed_or_missed_it() -> None:

@@ -21,17 +21,19 @@ Per partition:
     ALTER SESSION SET QUERY_TAG = %s                                     pipeline, run id, day, load token
     (SHOW TRANSACTIONS ... as above, only for a day the run's first look could not cover)
     BEGIN TRANSACTION NAME GENESYS_LOAD_<target>_<YYYYMMDD>_<token>
-      DELETE FROM <table>_LOADING_<token>                                each staging table an earlier day filled
+      DELETE FROM <table>_LOADING_<token>                                each table, only after a failed day or
+                                                                         for a day the run loaded before
       per table:
         DELETE FROM <table> WHERE partition_date = %s
         COPY INTO <table>_LOADING FROM @<stage>/<table>/year=YYYY/month=MM/day=DD/ FILES = (%s)
              FILE_FORMAT = (...) [MATCH_BY_COLUMN_NAME = CASE_INSENSITIVE] FORCE = TRUE ON_ERROR = ABORT_STATEMENT
                                                                          (skipped for a 0-row file)
-      SELECT %s, COUNT(*) FROM <table>_LOADING WHERE partition_date IS NULL OR partition_date <> %s
-        UNION ALL ...                                                    every copied table's count: all must be 0
+      SELECT %s, COUNT(*) FROM <table>_LOADING WHERE partition_date = %s UNION ALL ...   each copied table's
+                                                                         count must be what COPY loaded
                                                                          (no statement if no file had rows)
       per copied table:
         INSERT INTO <table> (...) SELECT ..., PARSE_JSON(<variant column>), ... FROM <table>_LOADING
+             WHERE partition_date = %s
       INSERT INTO <load history> SELECT %s, ..., PARSE_JSON(%s), ... UNION ALL ...   one row per table
     COMMIT                                   (ROLLBACK on any error: every table exactly as before)
 At the end of the run (`with WarehouseLoader(...)`, whether it succeeded or not):
@@ -41,8 +43,10 @@ Why a staging table: the VARIANT columns travel as JSON array text. COPY ... MAT
 Parquet string into a VARIANT column stores a JSON *string* in Snowflake, and COPY transformations
 (`PARSE_JSON($1:col)`) are not available for CSV on the stand-in; `INSERT ... SELECT PARSE_JSON(...)`
 from a session-private temporary table works the same way for both formats on both engines.
-Why the staging tables are emptied by DELETE inside the day's transaction: a day rolled back leaves
-them as they were, and no DDL (which would commit the transaction) runs between the days.
+Why the staging tables keep the run's earlier days: emptying them would cost a statement per table and
+day. Each earlier day's rows were checked to be of that day, and a run's days differ, so a table's rows
+of the day are exactly the copied ones when the check's count is what COPY loaded (a copied row of any
+other day, or of none, makes it smaller); the INSERT then takes those rows only.
 Why FORCE = TRUE: a rerun writes the same key, often with the same bytes; Snowflake's load metadata
 would skip it after the DELETE had emptied the day.
 """
@@ -83,7 +87,7 @@ from genesys_pipeline.steps.snowflake_sql import (
     empty_table_sql,
     insert_from_staging_sql,
     insert_load_history_sql,
-    rows_outside_day_sql,
+    rows_of_day_sql,
 )
 
 
@@ -128,7 +132,9 @@ class WarehouseLoader:
         self.load_token = new_load_token()
         self._recovered_days: set[str] = set()  # days whose dead loads the run's first look cleared
         self._staging_created = False
-        self._staging_with_rows: set[str] = set()  # tables whose staging table holds an earlier day's rows
+        # The days whose rows the staging tables hold (each checked to be its day's when it was loaded);
+        # None: not known (a day failed), so the next day empties them first.
+        self._staged_days: Optional[set[str]] = set()
 
     def __enter__(self) -> WarehouseLoader:
         return self
@@ -180,7 +186,7 @@ class WarehouseLoader:
         (snowflake_recovery.py), and temporary ones end with the session anyway."""
         if not self._staging_created:
             return
-        self._staging_created, self._staging_with_rows = False, set()
+        self._staging_created, self._staged_days = False, set()
         for table in self.tables:
             try:
                 self.session.execute(drop_table_sql(self.staging_name(table.name)))
@@ -212,17 +218,16 @@ class WarehouseLoader:
                 self.session.execute(
                     create_staging_sql(table, self.staging_name(table.name), self.target.staging_tables)
                 )
-        try:
-            loads = self._replace_partition(partition_key, files, file_format, run_id)
-        except BaseException:
-            self._staging_with_rows = {table.name for table in self.tables}  # not known: empty them all next time
-            raise
-        self._staging_with_rows = {load.table for load in loads if load.rows_in_file}
+        staged, self._staged_days = self._staged_days, None  # None until the day's COMMIT went through
+        empty_first = staged is None or partition_key in staged  # the same day again: its old rows would count
+        loads = self._replace_partition(partition_key, files, file_format, run_id, empty_first)
+        self._staged_days = {partition_key} | (set() if empty_first or staged is None else staged)
         return loads
 
     def _replace_partition(
-        self, partition_key: str, files: Mapping[str, PublishedObject], file_format: str, run_id: str
-    ) -> list[TableLoad]:
+        self, partition_key: str, files: Mapping[str, PublishedObject], file_format: str, run_id: str,
+        empty_staging: bool,
+    ) -> list[TableLoad]:  # fmt: skip
         day = date.fromisoformat(partition_key)
         name = transaction_name(target_id(self.session.database, self.session.schema, self.target.table_prefix),
                                 day, self.load_token)  # fmt: skip
@@ -232,10 +237,9 @@ class WarehouseLoader:
 
         with replace_in_transaction(self.session, failure, name) as progress:
             progress.step = "DELETE"
-            for table in self.tables:
-                if table.name in self._staging_with_rows:
-                    progress.subject = f"staging table {self.staging_name(table.name)}"
-                    self.session.execute(empty_table_sql(self.staging_name(table.name)))
+            for table in self.tables if empty_staging else ():
+                progress.subject = f"staging table {self.staging_name(table.name)}"
+                self.session.execute(empty_table_sql(self.staging_name(table.name)))
             copied: dict[str, int] = {}  # table -> rows COPY loaded
             deleted: dict[str, int] = {}
             for table in self.tables:
@@ -247,11 +251,11 @@ class WarehouseLoader:
                 if file.rows:  # a 0-row file is not copied: COPY's answer for one differs between engines
                     progress.step = "COPY"
                     copied[table.name] = self._copy(table, partition_key, file, file_format)
-            self._check_partition_dates(progress, day, files, list(copied))
+            self._check_partition_dates(progress, day, files, copied)
             for table in self.tables:
                 if table.name in copied:
                     progress.step, progress.subject = "INSERT", f"table {table.name} from {files[table.name].uri}"
-                    self._insert_from_staging(table, copied[table.name])
+                    self._insert_from_staging(table, day, copied[table.name])
             loads = [
                 TableLoad(partition_key, table.name, self.qualified(self.target.table_name(table.name)),
                           files[table.name].uri, files[table.name].rows, copied.get(table.name, 0), deleted[table.name])
@@ -281,39 +285,38 @@ class WarehouseLoader:
         return int(result["rows_loaded"])
 
     def _check_partition_dates(
-        self, progress: Progress, day: date, files: Mapping[str, PublishedObject], tables: list[str]
+        self, progress: Progress, day: date, files: Mapping[str, PublishedObject], copied: Mapping[str, int]
     ) -> None:
-        """Every copied row belongs to the day: one query over all the staging tables."""
-        if not tables:
+        """Every copied row belongs to the day: one query over all the staging tables. The rows they hold
+        of the run's earlier days are of other days, so the day's rows are exactly the copied ones when
+        their counts agree."""
+        if not copied:
             return
-        progress.step, progress.subject = "partition_date check", f"tables {', '.join(tables)}"
+        progress.step, progress.subject = "partition_date check", f"tables {', '.join(copied)}"
         counts = self.session.execute(
-            rows_outside_day_sql([self.staging_name(table) for table in tables]),
-            [value for table in tables for value in (table, day)],
+            rows_of_day_sql([self.staging_name(table) for table in copied]),
+            [value for table in copied for value in (table, day)],
         )
-        wrong = {str(row["table_name"]): int(row["n"]) for row in counts if row["n"]}
+        of_day = {str(row["table_name"]): int(row["n"]) for row in counts}
+        wrong = {table: rows - of_day.get(table, 0) for table, rows in copied.items() if of_day.get(table) != rows}
         if wrong:
             raise LoadError(
                 f"rows with a partition_date other than {day.isoformat()} (or none): "
                 + ", ".join(f"{table} {n} in {files[table].uri}" for table, n in wrong.items())
             )
 
-    def _insert_from_staging(self, table: Table, rows_copied: int) -> None:
+    def _insert_from_staging(self, table: Table, day: date, rows_copied: int) -> None:
         staging = self.staging_name(table.name)
-        self.session.execute(insert_from_staging_sql(table, self.target.table_name(table.name), staging))
+        self.session.execute(insert_from_staging_sql(table, self.target.table_name(table.name), staging), (day,))
         if self.session.cursor.rowcount != rows_copied:
             raise LoadError(f"COPY loaded {rows_copied} rows but INSERT moved {self.session.cursor.rowcount}")
 
     def _record_loads(self, loads: list[TableLoad], day: date, file_format: str, run_id: str) -> None:
         """One load history row per table, in one statement."""
         loaded_at = datetime.now(timezone.utc)
-        values = [
-            value
-            for load in loads
-            for value in (uuid.uuid4().hex, run_id, day, self.target.table_name(load.table), file_format,
-                          json.dumps([load.file_uri]), load.rows_in_file, load.rows_loaded, load.rows_deleted,
-                          loaded_at)  # fmt: skip
-        ]
+        values = [value for load in loads for value in (
+            uuid.uuid4().hex, run_id, day, self.target.table_name(load.table), file_format, json.dumps([load.file_uri]),
+            load.rows_in_file, load.rows_loaded, load.rows_deleted, loaded_at)]  # fmt: skip
         self.session.execute(insert_load_history_sql(self.target.load_history_table, len(loads)), values)
 
     def _recover(self, partition_keys: Collection[str]) -> bool:

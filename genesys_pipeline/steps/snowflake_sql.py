@@ -84,11 +84,12 @@ def copy_sql(staging: str, stage: str, day_path: str, file_format: str) -> str:
 
 
 def insert_from_staging_sql(table: Table, target: str, staging: str) -> str:
+    """The day's rows of the staging table (bound: the day), which may still hold the run's earlier days."""
     names = [c.name.upper() for c in table.columns]
     values = [
         f"PARSE_JSON({c.name.upper()})" if c.snowflake_type == "VARIANT" else c.name.upper() for c in table.columns
     ]
-    return f"INSERT INTO {target} ({', '.join(names)}) SELECT {', '.join(values)} FROM {staging}"
+    return f"INSERT INTO {target} ({', '.join(names)}) SELECT {', '.join(values)} FROM {staging} WHERE PARTITION_DATE = %s"
 
 
 def insert_load_history_sql(name: str, rows: int = 1) -> str:
@@ -126,14 +127,13 @@ def delete_day_sql(name: str) -> str:
     return f"DELETE FROM {name} WHERE PARTITION_DATE = %s"
 
 
-def rows_outside_day_sql(stagings: Sequence[str]) -> str:
-    """Per staging table, the copied rows that do not belong to the day being loaded (must be none): one
-    row each, in order; binds (a label for the row, the day) per table."""
+def rows_of_day_sql(stagings: Sequence[str]) -> str:
+    """Per staging table, its rows of the day being loaded: one row each, in order; binds (a label for the
+    row, the day) per table. Every row the COPY loaded must be among them."""
     if not stagings:
         raise ValueError("the partition_date check needs at least one staging table")
     return " UNION ALL ".join(
-        f"SELECT %s AS TABLE_NAME, COUNT(*) AS N FROM {staging} WHERE PARTITION_DATE IS NULL OR PARTITION_DATE <> %s"
-        for staging in stagings
+        f"SELECT %s AS TABLE_NAME, COUNT(*) AS N FROM {staging} WHERE PARTITION_DATE = %s" for staging in stagings
     )
 
 
