@@ -172,3 +172,17 @@ def test_emulators_of_other_options_share_no_cached_record(start_emulator):
     assert bodies[3] == bodies[0]
     plain.emulator.app.centre.render = lambda *args, **kwargs: {"conversationId": "replaced"}  # type: ignore[method-assign]
     assert plain.post(f"{DETAILS}/query", page).json()["conversations"][0] == {"conversationId": "replaced"}
+
+
+def test_a_filtered_querys_next_page_renders_nothing_again(start_emulator, monkeypatch):
+    """A filter on what only the rendered record shows (a segment's media type) decides on every record
+    of the day, for each page; the records are rendered for the first page only."""
+    api = ApiSession(start_emulator())
+    counter = RenderCounter(monkeypatch)
+    body = {"interval": day_interval(PAST_DAY), "segmentFilters": [
+        {"type": "and", "predicates": [{"dimension": "mediaType", "value": "voice"}]}]}  # fmt: skip
+    first = api.post(f"{DETAILS}/query", {**body, "paging": {"pageSize": 50, "pageNumber": 1}}).json()
+    rendered_for_the_first_page = counter.calls
+    second = api.post(f"{DETAILS}/query", {**body, "paging": {"pageSize": 50, "pageNumber": 2}}).json()
+    assert len(first["conversations"]) == len(second["conversations"]) == 50
+    assert counter.calls == rendered_for_the_first_page

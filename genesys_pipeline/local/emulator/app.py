@@ -266,17 +266,13 @@ class EmulatorApp:
             )
         now_ms = self.clock.now_ms()
         plans = list(day_matched_plans(self.centre.day_plans, interval, now_ms))
-        records: dict[str, dict[str, Any]] = {}
         if filtered and decided_by_plan(body):
             plans = [plan for plan in plans if record_matches(plan_fields(plan, now_ms), body)]
         elif filtered:
-            kept = []
-            for plan in plans:
-                record = self.centre.render(plan, now_ms, with_attributes=False)
-                if record is not None and record_matches(record, body):
-                    kept.append(plan)
-                    records[plan.conversation_id] = record
-            plans = kept
+            # Each record decided as served (through the render cache: the query's next page does
+            # not render the whole day again).
+            shown = self.centre.record_as_served
+            plans = [plan for plan in plans if record_matches(shown(plan, now_ms, with_attributes=False), body)]
         sort_plans(plans, order, order_by, now_ms)
         total_hits = len(plans) if self.config.exact_total_hits else approximate_total_hits(
             len(plans), interval, body, self.config.seed
@@ -291,10 +287,7 @@ class EmulatorApp:
         page = plans[start : start + page_size]
         if not page:
             return {"totalHits": total_hits}
-        conversations = [
-            records.get(plan.conversation_id) or self.centre.served(plan, now_ms, with_attributes=False)
-            for plan in page
-        ]
+        conversations = [self.centre.served(plan, now_ms, with_attributes=False) for plan in page]
         return {"conversations": conversations, "totalHits": total_hits}
 
     def _paging(self, paging: Any) -> tuple[int, int]:

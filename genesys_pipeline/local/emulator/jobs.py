@@ -224,7 +224,7 @@ class JobStore:
             plans = [
                 plan
                 for plan in plans
-                if record_matches(self._centre.render(plan, job.as_of_ms, with_attributes=True), body)
+                if record_matches(self._centre.record_as_served(plan, job.as_of_ms, with_attributes=True), body)
             ]
         order, order_by = validate_order(body)
         sort_plans(plans, order, order_by, job.as_of_ms)
