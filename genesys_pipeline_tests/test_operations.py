@@ -166,9 +166,10 @@ def repository_instance_config() -> dict[str, Any]:
 
 def instance_like_production() -> Any:
     """A SQLite instance with the repository's dagster.yaml, launching runs synchronously in-process."""
-    return dg.instance_for_test(
-        overrides=repository_instance_config(), synchronous_run_coordinator=True, synchronous_run_launcher=True
-    )
+    # dagster.yaml's queued coordinator (for its 1 s dequeue) would override the synchronous one: no
+    # daemon dequeues here, so a backfill's runs would stay queued.
+    config = {key: value for key, value in repository_instance_config().items() if key != "run_coordinator"}
+    return dg.instance_for_test(overrides=config, synchronous_run_coordinator=True, synchronous_run_launcher=True)
 
 
 def tick_context(tick: datetime, instance: Any = None) -> dg.ScheduleEvaluationContext:
