@@ -338,6 +338,7 @@ def main() -> None:
                         help="the runs' config, as a launch from the UI sets it, e.g. the production executor: "
                         '\'{"execution": {"config": {"multiprocess": {}}}}\' (default: none, the code location\'s own)')
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the tables")
+    processes.exit_on_termination()  # a `timeout` stops the services too
     args = parser.parse_args()
     if args.days < 1 or args.per_day < 0:
         parser.error(f"--days must be >= 1 and --per-day >= 0, got {args.days} and {args.per_day}")

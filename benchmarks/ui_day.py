@@ -241,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
                         help='the runs\' config as JSON, e.g. \'{"execution": {"config": {"multiprocess": {}}}}\' '
                              "(the production default, steps forked from the forkserver; locally runs are in-process)")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON object at the end")
+    processes.exit_on_termination()  # a `timeout` stops the services too
     args = parser.parse_args(argv)
     results = measure(args.repeat, args.range_days, args.daily_volume, args.keep, args.timeout, args.run_config)
     singles = [r["check_result"] for r in results["days"] if r["check_result"] is not None]

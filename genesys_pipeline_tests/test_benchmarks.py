@@ -5,8 +5,12 @@ breakdown in which every stage of the chain appears."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -63,3 +67,54 @@ def test_the_backfill_benchmark_smallest_case_reports_sane_figures(tmp_path: Pat
     for field in ("wall, launch to last check result", "API floor", "physical limit", "wall / limit", "429s served"):
         assert field in printed
     assert f"| {result['wall_over_limit']} |" in printed
+
+
+def _processes_marked(marker: str) -> list[int]:
+    """Our processes whose environment holds the marker: the benchmark's and everything it started."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and marker.encode() in (entry / "environ").read_bytes():
+                found.append(int(entry.name))
+        except OSError:  # gone, or not ours
+            continue
+    return found
+
+
+def _command_line(pid: int) -> str:
+    try:
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()[:200]
+    except OSError:
+        return "(gone)"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_a_terminated_benchmark_stops_the_services_it_started(tmp_path: Path) -> None:
+    """`timeout` (SIGTERM) ends the benchmark as Ctrl-C does: the emulator, the stand-ins and `dagster dev`
+    (each in a session of its own, which the signal does not reach) are stopped, not left running."""
+    marker = f"BACKFILL_BENCHMARK_TEST={uuid.uuid4().hex}"
+    name, value = marker.split("=")
+    command = [sys.executable, str(ROOT / "benchmarks" / "backfill.py"), "--days", "1", "--per-day", "50"]
+    benchmark = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                 env=dict(os.environ, **{name: value}))  # fmt: skip
+    try:
+        for line in benchmark.stderr:  # type: ignore[union-attr]
+            if "Dagster is ready" in line:
+                break
+        else:
+            pytest.fail(f"the benchmark ended before Dagster was ready (exit {benchmark.wait()})")
+        services = [pid for pid in _processes_marked(marker) if pid != benchmark.pid]
+        assert len(services) >= 4, services  # emulator, stand-ins, dagster dev and what it started
+        benchmark.send_signal(signal.SIGTERM)
+        assert benchmark.wait(timeout=180) == 128 + signal.SIGTERM, benchmark.stderr.read()[-3000:]  # type: ignore[union-attr]
+        deadline = time.monotonic() + 30
+        while _processes_marked(marker) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        left = {pid: _command_line(pid) for pid in _processes_marked(marker)}
+        assert left == {}
+    finally:
+        if benchmark.poll() is None:
+            benchmark.kill()
+        for pid in _processes_marked(marker):
+            os.kill(pid, signal.SIGKILL)

@@ -61,6 +61,18 @@ class StopSignals:
         return self._event.wait(timeout)
 
 
+def exit_on_termination() -> None:
+    """SIGTERM and SIGHUP end this process as Ctrl-C does: as an exception in the main thread, so the
+    `with` blocks that started child sessions stop them (a `timeout` or a closed terminal would otherwise
+    kill only this process and leave the emulator, the stand-ins and `dagster dev` running)."""
+
+    def _exit(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _exit)
+
+
 def start_session(command: list[str], **popen: Any) -> subprocess.Popen[bytes]:
     """`subprocess.Popen(command, **popen)` as the leader of a new session, with no stdin.
 
