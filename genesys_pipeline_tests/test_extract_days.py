@@ -22,8 +22,8 @@ from genesys_pipeline.contracts.paths import (
     raw_records_path,
 )
 from genesys_pipeline.defs.raw_conversations import raw_conversations
-from genesys_pipeline.genesys.client import format_interval
 from genesys_pipeline.genesys.errors import GenesysError
+from genesys_pipeline.genesys.timestamps import format_interval
 from genesys_pipeline.local.emulator import (
     DEMO_CLIENT_ID,
     DEMO_CLIENT_SECRET,

@@ -37,9 +37,10 @@ from genesys_pipeline.genesys import (
     RequestThrottle,
 )
 from genesys_pipeline.genesys import responses as genesys_responses
-from genesys_pipeline.genesys.client import AVAILABILITY_PATH, format_interval
+from genesys_pipeline.genesys.detail_jobs import AVAILABILITY_PATH
 from genesys_pipeline.genesys.job_slots import JobSlotsBusy
 from genesys_pipeline.genesys.regions import GENESYS_REGIONS
+from genesys_pipeline.genesys.timestamps import format_interval
 from genesys_pipeline.local.emulator import (
     DEMO_CLIENT_ID,
     DEMO_CLIENT_SECRET,

@@ -2,11 +2,7 @@
 throttle and the errors. Plain Python, no Dagster: `resources/genesys.py` wraps it as a Dagster
 resource."""
 
-from genesys_pipeline.genesys.client import (
-    DetailJobStream,
-    DetailsQueryStream,
-    GenesysClient,
-)
+from genesys_pipeline.genesys.client import GenesysClient
 from genesys_pipeline.genesys.errors import (
     DetailJobError,
     GenesysApiError,

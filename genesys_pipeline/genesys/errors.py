@@ -3,11 +3,17 @@
 Every message is built from non-secret parts only (method, path, status, ErrorBody code and
 message, correlation id). The client secret and access tokens are never passed to these classes,
 so `str(error)`, `repr(error)` and Dagster's error display cannot leak them.
+
+`cap_answer_raises` turns the API's bare 400 to a page past a pagination cap into the cap error
+that says what to do; the query's paging and the job's results paging both use it.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from typing import Any, Callable, Iterator
+
+_CAP_MESSAGE = "Pagination may not exceed"  # in the 400 of both pagination caps
 
 
 class GenesysError(Exception):
@@ -161,3 +167,14 @@ class DetailJobError(GenesysError):
         detail = f": {error_message}" if error_message else ""
         super().__init__(f"Detail job {job_id} ended {state}{detail}")
 
+
+@contextlib.contextmanager
+def cap_answer_raises(cap_error: Callable[[], GenesysError]) -> Iterator[None]:
+    """Raise `cap_error()` for the API's 400 to a page past a pagination cap: a cap error says to
+    split the interval, which the bare 400 does not. Any other error passes through."""
+    try:
+        yield
+    except GenesysApiError as error:
+        if error.status == 400 and _CAP_MESSAGE in error.message:
+            raise cap_error() from error
+        raise

@@ -35,11 +35,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from typing import IO, Any, Callable, ContextManager, Iterable
 
-from genesys_pipeline.genesys.client import (
-    GenesysClient,
-    parse_datetime,
-)
+from genesys_pipeline.genesys.client import GenesysClient
 from genesys_pipeline.genesys.errors import JobResultCapExceeded, QueryCapExceeded
+from genesys_pipeline.genesys.timestamps import parse_datetime
 from genesys_pipeline.steps.prefetch import prefetched
 from genesys_pipeline.steps.raw_records import (
     DedupWriter,

@@ -13,7 +13,7 @@ from genesys_pipeline.contracts.columns import Table
 from genesys_pipeline.contracts.dimension_tables import Dimension
 from genesys_pipeline.contracts.manifests import FlatManifest, PublishedManifest
 from genesys_pipeline.contracts.tables import CONVERSATIONS, TABLES
-from genesys_pipeline.genesys.client import OrgLimits
+from genesys_pipeline.genesys.org_limits import OrgLimits
 from genesys_pipeline.resources.warehouse import S3Publishing
 from genesys_pipeline.steps.dimensions import DimensionLoad
 from genesys_pipeline.steps.flatten import FlattenReport, Lookups

@@ -17,11 +17,8 @@ from typing import IO, Any, Callable, Iterable
 
 import orjson
 
-from genesys_pipeline.genesys.client import (
-    DetailJobStream,
-    DetailsQueryStream,
-    parse_datetime,
-)
+from genesys_pipeline.genesys.streams import DetailJobStream, DetailsQueryStream
+from genesys_pipeline.genesys.timestamps import parse_datetime
 
 Newer = dict[str, dict[str, Any]]  # live records by conversationId
 Protect = Callable[[dict[str, Any]], dict[str, Any]]  # a record -> the record as it may be written
