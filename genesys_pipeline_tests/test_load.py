@@ -16,7 +16,7 @@ import io
 import json
 import re
 import uuid
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
@@ -46,7 +46,7 @@ from genesys_pipeline.local.emulator import EmulatorServer
 from genesys_pipeline.resources.warehouse import S3Publishing, SnowflakeTarget
 from genesys_pipeline.resources.working_storage import WorkingStorage
 from genesys_pipeline.settings import SETTINGS, SettingsError, load_settings
-from genesys_pipeline.steps.load import LoadError, WarehouseLoader
+from genesys_pipeline.steps.load import DayFiles, LoadError, WarehouseLoader
 from genesys_pipeline.steps.publish import PublishError, publish_partition
 from genesys_pipeline.steps.row_counts import (
     arrow_s3_filesystem,
@@ -324,7 +324,7 @@ def test_rows_of_another_day_in_two_files_roll_back_every_table_and_name_both(en
     write_partition(env.storage, DAY, conversations=9, run_id="run-1")
     assert env.materialize().success
     before = env.everything()
-    write_partition(env.storage, DAY, conversations=6, run_id="run-2")
+    new = write_partition(env.storage, DAY, conversations=6, run_id="run-2")
     assert env.materialize([s3_conversations]).success
     keys = {}
     for table, wrong in (("sessions", 2), ("session_metrics", 3)):
@@ -342,35 +342,52 @@ def test_rows_of_another_day_in_two_files_roll_back_every_table_and_name_both(en
     (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     message = " ".join(failure.event_specific_data.error.to_string().split())
     assert "Loading partition 2024-05-08 failed at partition_date check of tables conversations, " in message
-    assert (f"rolled back, every table is as it was before: rows with a partition_date other than 2024-05-08 (or "
-            f"none): sessions 2 in s3://{env.bucket}/{keys['sessions']}, session_metrics 3 in "
+    assert (f"rolled back, every table is as it was before: rows with a partition_date other than their file's "
+            f"day (or none): sessions 2 of {new['sessions'].num_rows} in s3://{env.bucket}/{keys['sessions']}, "
+            f"session_metrics 3 of {new['session_metrics'].num_rows} in "
             f"s3://{env.bucket}/{keys['session_metrics']}") in message  # fmt: skip
     assert env.everything() == before
     assert env.query("SELECT TABLE_NAME FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_NAME LIKE '%LOADING%'") == []
 
 
 @pytest.mark.slow
-def test_a_range_whose_second_day_fails_keeps_the_first_and_leaves_no_staging_table(env: Env) -> None:
-    """Days share the run's staging tables, emptied inside each day's transaction: the first day is
-    loaded whole, the failing second day is as it was, and the staging tables are dropped at the end."""
-    days = ["2024-05-07", DAY]
-    write_partition(env.storage, DAY, conversations=4, run_id="run-1")
-    assert env.materialize().success
-    before = [r for r in env.rows("segments") if r["partition_date"] == date(2024, 5, 8)]
-    tables = {day: write_partition(env.storage, day, conversations=5, run_id="run-2") for day in days}
-    assert env.materialize([s3_conversations], days=(days[0], days[1])).success
-    key = env.publishing.table_key("participants", DAY)
+def test_a_bad_file_on_the_second_of_three_days_rolls_back_all_three_in_every_table(env: Env) -> None:
+    """A range run loads its days in one transaction: the second day's corrupt participants file fails
+    the run, and all three days of every table (and the load history) are exactly as before, with no
+    staging table left. Republished, a rerun of the range converges: each day's new rows, no duplicates,
+    and a load history row per table and day saying how many rows each day held before."""
+    days = ["2024-05-06", "2024-05-07", DAY]
+    for day in days:
+        write_partition(env.storage, day, conversations=4, run_id="run-1")
+    assert env.materialize(days=(days[0], days[-1])).success
+    before = env.everything()
+    tables = {day: write_partition(env.storage, day, conversations=5 + i, run_id="run-2") for i, day in enumerate(days)}
+    assert env.materialize([s3_conversations], days=(days[0], days[-1])).success
+    key = env.publishing.table_key("participants", days[1])
     env.s3.put_object(Bucket=env.bucket, Key=key, Body=b"PAR1 this is not parquet PAR1")
 
-    result = env.materialize([snowflake_conversations], days=(days[0], days[1]), raise_on_error=False)
+    result = env.materialize([snowflake_conversations], days=(days[0], days[-1]), raise_on_error=False)
     assert not result.success
     (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
-    assert "Loading partition 2024-05-08 failed at COPY of table participants" in failure.event_specific_data.error.to_string()
-    for table in TABLES:
-        rows = [r for r in env.rows(table.name) if r["partition_date"] == date(2024, 5, 7)]
-        assert rows == expected_rows(tables[days[0]], table.name), table.name
-    assert [r for r in env.rows("segments") if r["partition_date"] == date(2024, 5, 8)] == before
+    message = " ".join(failure.event_specific_data.error.to_string().split())
+    assert f"Loading partitions {', '.join(days)} failed at COPY of table participants from " in message
+    assert f"s3://{env.bucket}/{key}" in message
+    assert "rolled back, every table is as it was before for every one of these days" in message
+    assert env.everything() == before
     assert env.query("SELECT TABLE_NAME FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_NAME LIKE '%LOADING%'") == []
+
+    assert env.materialize([s3_conversations, snowflake_conversations], days=(days[0], days[-1])).success
+    for table in TABLES:
+        by_day = {day: expected_rows(tables[day], table.name) for day in days}
+        assert env.rows(table.name) == sorted(
+            [row for day in days for row in by_day[day]],
+            key=lambda row: (*(row[k] for k in table.key), row["partition_date"]),
+        ), table.name
+    history = env.query("SELECT PARTITION_DATE, ROWS_LOADED, ROWS_DELETED FROM GENESYS_LOAD_HISTORY WHERE "
+                        "TABLE_NAME = 'CONVERSATIONS' AND RUN_ID <> %s ORDER BY PARTITION_DATE", (before["history"][0]["run_id"],))  # fmt: skip
+    assert [(str(h["partition_date"]), h["rows_loaded"], h["rows_deleted"]) for h in history] == [
+        (day, 5 + i, 4) for i, day in enumerate(days)
+    ]
 
 
 def test_corrupt_flattened_file_stops_publishing_before_any_upload(env: Env) -> None:
@@ -649,16 +666,18 @@ def test_a_table_made_by_an_earlier_version_gets_the_new_columns(env: Env) -> No
 
 
 class RecordingCursor:
-    """A DB-API cursor that answers like Snowflake and records what it was sent."""
+    """A DB-API cursor that answers like Snowflake and records what it was sent. Each table holds `held`
+    rows of every day before the load; each file has `rows_by_table` rows."""
 
     def __init__(self, rows_by_table: dict[str, int], fail_on: str = "", copy_status: str = "LOADED",
-                 outside_day: Optional[dict[str, int]] = None) -> None:  # fmt: skip
-        self.rows_by_table, self.fail_on, self.copy_status = rows_by_table, fail_on, copy_status
-        self.outside_day = outside_day or {}  # table -> copied rows of another day
+                 outside_day: Optional[dict[str, int]] = None, held: int = 5) -> None:  # fmt: skip
+        self.rows_by_table, self.fail_on, self.copy_status, self.held = rows_by_table, fail_on, copy_status, held
+        self.outside_day = outside_day or {}  # table -> copied rows of no day (NULL)
         self.statements: list[tuple[str, Any]] = []
         self.description: Any = None
         self.rowcount = 0
         self._result: list[dict[str, Any]] = []
+        self.copied: dict[str, list[date]] = {}  # table -> the days of the files COPY loaded
 
     def execute(self, sql: str, params: Any = None) -> None:
         self.statements.append((sql, params))
@@ -667,27 +686,45 @@ class RecordingCursor:
         verb = sql.split()[0]
         self._result, self.description, self.rowcount = [], None, 0
         if sql.startswith("SELECT TABLE_NAME, COLUMN_NAME"):  # up-to-date tables have every contract column
-            self._result = [{"TABLE_NAME": name, "COLUMN_NAME": c.name.upper()}
-                            for name in params[1:] for c in TABLES_BY_NAME[name.lower()].columns]  # fmt: skip
-        elif sql.startswith("SELECT %s AS TABLE_NAME, COUNT(*)"):  # the partition_date check
-            self._result = [{"TABLE_NAME": t, "N": self.rows_by_table[t] - self.outside_day.get(t, 0)} for t in params[::2]]
+            self._result = [{"TABLE_NAME": name, "COLUMN_NAME": c.name.upper()} for name in params[1:]
+                            for c in (TABLES_BY_NAME[name.lower()].columns if name.lower() in TABLES_BY_NAME
+                                      else [dataclasses.replace(TABLES[0].columns[0], name="load_id")])]  # fmt: skip
+        elif sql.startswith("SELECT %s AS TABLE_NAME, PARTITION_DATE"):
+            per = len(params) // sql.count("SELECT %s")
+            for label, binds in [(params[k], params[k + 1 : k + per]) for k in range(0, len(params), per)]:
+                if binds:  # the count of the rows to replace
+                    self._result += [{"TABLE_NAME": label, "PARTITION_DATE": d, "N": self.held}
+                                     for d in _condition_days(sql, binds)]  # fmt: skip
+                    continue
+                wrong = self.outside_day.get(label, 0)  # the partition_date check
+                self._result += [{"TABLE_NAME": label, "PARTITION_DATE": d, "N": self.rows_by_table[label] - wrong}
+                                 for d in self.copied[label]] + ([{"TABLE_NAME": label, "PARTITION_DATE": None, "N": wrong}]
+                                                                 if wrong else [])  # fmt: skip
         elif sql.startswith("SELECT CURRENT_DATABASE"):
             self._result = [{"DATABASE_NAME": "DB", "SCHEMA_NAME": "SCH"}]
         elif verb == "SHOW":
             self._result = [{"name": "GENESYS_S3_STAGE", "schema_name": "SCH", "url": "s3://bkt/pre/"}]
         elif verb == "COPY":
             table = sql.split("@GENESYS_S3_STAGE/")[1].split("/")[0]
-            self._result = [{"file": f"s3://bkt/pre/x/{params[0]}", "status": self.copy_status,
-                             "rows_loaded": self.rows_by_table[table], "first_error": None}]  # fmt: skip
+            self.copied[table] = [date(*(int(part.split("=")[1]) for part in name.split("/")[:3])) for name in params]
+            self._result = [{"file": f"s3://bkt/pre/{table}/{name}", "status": self.copy_status,
+                             "rows_loaded": self.rows_by_table[table], "first_error": None} for name in params]  # fmt: skip
         elif verb == "INSERT" and "LOAD_HISTORY" not in sql:
-            self.rowcount = self.rows_by_table[sql.split()[2].lower()]
+            table = sql.split()[2].lower()
+            self.rowcount = self.rows_by_table[table] * len(self.copied[table])
         elif verb == "DELETE":
-            self.rowcount = 5
+            self.rowcount = self.held * len(_condition_days(sql, params))
         if self._result:
             self.description = [("x",)]
 
     def fetchall(self) -> list[dict[str, Any]]:
         return self._result
+
+
+def _condition_days(sql: str, binds: Any) -> list[date]:
+    if "BETWEEN" in sql:
+        return [binds[0] + timedelta(days=i) for i in range((binds[1] - binds[0]).days + 1)]
+    return list(binds)
 
 
 class RecordingConnection:
@@ -704,13 +741,17 @@ def _files(rows: dict[str, int], day: str = DAY) -> dict[str, PublishedObject]:
     return {t: PublishedObject(keys[t], publishing.uri(keys[t]), n, 100, "etag", "AES256") for t, n in rows.items()}
 
 
+def _day(rows: dict[str, int], day: str = DAY, file_format: str = "parquet") -> DayFiles:
+    return DayFiles(day, _files(rows, day), file_format)
+
+
 def _failed_load(cursor: RecordingCursor) -> str:
     """The LoadError's message of a load of DAY (the six tables) that must fail."""
     loader = WarehouseLoader(RecordingConnection(cursor), SnowflakeTarget(storage_integration="I"),
                              S3Publishing(bucket="bkt", prefix="pre"), tables=SIX)  # fmt: skip
-    loader.prepare()
+    loader.prepare([DAY], "run")
     with pytest.raises(LoadError) as raised:
-        loader.load_partition(DAY, _files(ROWS), "parquet", "run")
+        loader.load_partitions([_day(ROWS)], "run")
     return str(raised.value)
 
 
@@ -729,48 +770,133 @@ def test_statements_of_a_load_in_order_with_values_bound() -> None:
     target = SnowflakeTarget(stage_aws_key_id="AKIA-TEST", stage_aws_secret_key="very-secret")
     with WarehouseLoader(RecordingConnection(cursor), target, S3Publishing(bucket="bkt", prefix="pre"),
                          log=logged.append, tables=SIX) as loader:  # fmt: skip
-        loader.prepare()
-        loads = loader.load_partition(DAY, _files(ROWS), "parquet", "run-9")
+        loader.prepare([DAY], "run-9")
+        loads = loader.load_partitions([_day(ROWS)], "run-9")
 
     assert _kinds(cursor.statements) == (
-        ["SELECT CURRENT_DATABASE()", "ALTER SESSION", "ALTER SESSION"]
-        + ["SELECT TABLE_NAME,", "CREATE TABLE"]  # the tables' columns in one query (all there), the history
+        ["SELECT CURRENT_DATABASE()", "ALTER SESSION", "ALTER SESSION"]  # the timeouts, the run's QUERY_TAG
+        + ["SHOW TRANSACTIONS", "SELECT TABLE_NAME,"]  # dead loads and their staging tables
+        + ["SELECT TABLE_NAME,"]  # the tables' and the load history's columns in one query (all there)
         + ["CREATE STAGE", "SHOW STAGES"]
-        + ["ALTER SESSION", "SHOW TRANSACTIONS", "SELECT TABLE_NAME,"]  # the day's QUERY_TAG, dead loads
-        + ["CREATE OR"] * 6 + ["BEGIN TRANSACTION"]
-        + ["DELETE FROM", "COPY INTO"] * 5 + ["DELETE FROM"]  # no COPY of 0 rows
+        + ["CREATE OR"] * 5 + ["BEGIN TRANSACTION"]  # no staging table for a table without rows
+        + ["DELETE FROM"] * 6 + ["COPY INTO"] * 5  # no COPY of 0 rows; one day: no count before the DELETEs
         + ["SELECT %s"] + ["INSERT INTO"] * 5 + ["INSERT INTO"]  # one check, the INSERTs, one load history INSERT
-        + ["COMMIT"] + ["DROP TABLE"] * 6  # at the end of the `with`
+        + ["COMMIT"] + ["DROP TABLE"] * 5  # at the end of the `with`
     )  # fmt: skip
     columns = next(s for s in cursor.statements if s[0].startswith("SELECT TABLE_NAME, COLUMN_NAME"))
-    assert columns[1] == ("SCH", *(table.name.upper() for table in SIX))
+    assert columns[1] == ("SCH", *(table.name.upper() for table in SIX), "GENESYS_LOAD_HISTORY")
     check = next(s for s in cursor.statements if s[0].startswith("SELECT %s"))
-    assert check[0].count("UNION ALL") == 4 and "FROM SEGMENTS_LOADING_" in check[0]
-    assert check[1] == [value for table in list(ROWS)[:5] for value in (table, date(2024, 5, 8))]
+    assert check[0].count("UNION ALL") == 4 and "FROM SEGMENTS_LOADING_" in check[0] and "WHERE" not in check[0]
+    assert check[1] == list(ROWS)[:5]
     history = next(s for s in cursor.statements if s[0].startswith("INSERT INTO GENESYS_LOAD_HISTORY"))
     assert history[0].count("UNION ALL") == 5 and len(history[1]) == 6 * 10
     assert [history[1][i + 3] for i in range(0, 60, 10)] == [table.upper() for table in ROWS]
     assert [history[1][i + 7] for i in range(0, 60, 10)] == list(ROWS.values())  # rows loaded
     assert cursor.statements[1] == ("ALTER SESSION SET LOCK_TIMEOUT = 900 STATEMENT_TIMEOUT_IN_SECONDS = 3600", None)
-    tag_sql, (tag,) = next(s for s in cursor.statements if s[0] == "ALTER SESSION SET QUERY_TAG = %s" and "run-9" in s[1][0])
+    (tag,) = cursor.statements[2][1]
     assert json.loads(tag) == {"pipeline": "genesys_pipeline", "run_id": "run-9", "partition": DAY, "load": loader.load_token}
     begin = next(sql for sql, _ in cursor.statements if sql.startswith("BEGIN"))
-    assert re.fullmatch(rf"BEGIN TRANSACTION NAME GENESYS_LOAD_[0-9A-F]{{8}}_20240508_{loader.load_token}", begin)
+    assert re.fullmatch(rf"BEGIN TRANSACTION NAME GENESYS_LOAD_[0-9A-F]{{8}}_20240508_20240508_{loader.load_token}", begin)
     statements = dict(cursor.statements)
     delete = next(s for s in cursor.statements if s[0].startswith("DELETE FROM SEGMENTS"))
     assert delete == ("DELETE FROM SEGMENTS WHERE PARTITION_DATE = %s", (date(2024, 5, 8),))
     copy = next(s for s in cursor.statements if s[0].startswith("COPY INTO SEGMENTS_LOADING_"))
     assert copy[0].endswith(
-        "FROM @GENESYS_S3_STAGE/segments/year=2024/month=05/day=08/ FILES = (%s) FILE_FORMAT = (TYPE = PARQUET "
+        "FROM @GENESYS_S3_STAGE/segments/ FILES = (%s) FILE_FORMAT = (TYPE = PARQUET "
         "USE_LOGICAL_TYPE = TRUE) MATCH_BY_COLUMN_NAME = CASE_INSENSITIVE FORCE = TRUE ON_ERROR = ABORT_STATEMENT"
-    ) and copy[1] == ("segments-2024-05-08.parquet",)
+    ) and copy[1] == ["year=2024/month=05/day=08/segments-2024-05-08.parquet"]
     insert = next(s for s in statements if s.startswith("INSERT INTO CONVERSATIONS "))
-    assert "PARSE_JSON(MEDIA_TYPES)" in insert and "PARSE_JSON(AGENT_NAMES)" in insert and "FROM CONVERSATIONS_LOADING_" in insert
+    assert "PARSE_JSON(MEDIA_TYPES)" in insert and "PARSE_JSON(AGENT_NAMES)" in insert
+    assert insert.endswith(" FROM CONVERSATIONS_LOADING_" + loader.load_token) and statements[insert] is None
     stage = next(s for s in cursor.statements if s[0].startswith("CREATE STAGE"))
     assert stage[1] == ("s3://bkt/pre/", "AKIA-TEST", "very-secret") and "very-secret" not in stage[0]
     assert not any("very-secret" in line for line in logged)
     assert [(l.table, l.rows_loaded, l.rows_deleted) for l in loads][:2] == [("conversations", 3, 5), ("participants", 6, 5)]
     assert loads[0].target == "DB.SCH.CONVERSATIONS"
+    assert [(l.table, l.rows_loaded) for l in loads][-1] == ("participant_attributes", 0)
+
+
+def test_a_run_of_three_days_sends_statements_per_table_not_per_day() -> None:
+    """Thirteen tables, three days, one transaction: the same statements as one day plus one count of the
+    rows to replace (78, where the per-day load sent 167); each DELETE and COPY covers the three days, and
+    the load history still gets a row per table and day, each with its day's counts."""
+    rows = {table.name: 2 + i for i, table in enumerate(TABLES)}
+    days = ["2024-05-06", "2024-05-07", DAY]
+    cursor = RecordingCursor(rows, held=4)
+    with WarehouseLoader(RecordingConnection(cursor), SnowflakeTarget(storage_integration="I"),
+                         S3Publishing(bucket="bkt", prefix="pre")) as loader:  # fmt: skip
+        loader.prepare(days, "run")
+        prepared = len(cursor.statements)
+        loads = loader.load_partitions([_day(rows, day) for day in reversed(days)], "run")  # any order
+    n = len(TABLES)
+    assert n == 13
+
+    def counted(statements: list[tuple[str, Any]]) -> dict[str, int]:
+        kinds = _kinds(statements)
+        return {kind: kinds.count(kind) for kind in sorted(set(kinds))}
+
+    assert counted(cursor.statements[:prepared]) == {
+        "SELECT CURRENT_DATABASE()": 1, "ALTER SESSION": 2, "SHOW TRANSACTIONS": 1, "SELECT TABLE_NAME,": 2,
+        "CREATE STAGE": 1, "SHOW STAGES": 1,  # no CREATE TABLE: the tables and the load history are there
+    }  # fmt: skip
+    assert counted(cursor.statements[prepared:]) == {
+        "CREATE OR": n, "BEGIN TRANSACTION": 1, "SELECT %s": 2, "DELETE FROM": n, "COPY INTO": n,
+        "INSERT INTO": n + 1, "COMMIT": 1, "DROP TABLE": n,
+    }  # fmt: skip
+    assert len(cursor.statements) == 78
+    first, last = date(2024, 5, 6), date(2024, 5, 8)
+    delete = next(s for s in cursor.statements if s[0].startswith("DELETE FROM SEGMENTS"))
+    assert delete == ("DELETE FROM SEGMENTS WHERE PARTITION_DATE BETWEEN %s AND %s", (first, last))
+    count = next(s for s in cursor.statements if s[0].startswith("SELECT %s") and "WHERE" in s[0])
+    assert count[0].count("UNION ALL") == n - 1 and count[1][:3] == ["conversations", first, last]
+    assert cursor.statements.index(count) < cursor.statements.index(next(s for s in cursor.statements if s[0].startswith("DELETE")))
+    copy = next(s for s in cursor.statements if s[0].startswith("COPY INTO SEGMENTS_LOADING_"))
+    assert " FROM @GENESYS_S3_STAGE/segments/ FILES = (%s, %s, %s) " in copy[0]
+    assert copy[1] == [f"year=2024/month=05/day=0{d}/segments-2024-05-0{d}.parquet" for d in (6, 7, 8)]
+    begin = next(sql for sql, _ in cursor.statements if sql.startswith("BEGIN"))
+    assert begin.endswith(f"_20240506_20240508_{loader.load_token}")
+    (tag,) = cursor.statements[2][1]
+    assert json.loads(tag)["partition"] == "2024-05-06...2024-05-08"
+    history = next(s for s in cursor.statements if s[0].startswith("INSERT INTO GENESYS_LOAD_HISTORY"))
+    assert history[0].count("UNION ALL") == 3 * n - 1 and len(history[1]) == 3 * n * 10
+    values = [history[1][i : i + 10] for i in range(0, 3 * n * 10, 10)]
+    assert [(v[2], v[3], v[7], v[8]) for v in values] == [
+        (date.fromisoformat(day), table.name.upper(), rows[table.name], 4) for day in days for table in TABLES
+    ]
+    assert [(l.partition_key, l.table) for l in loads] == [(day, table.name) for day in days for table in TABLES]
+
+
+def test_days_that_are_not_consecutive_are_deleted_with_in() -> None:
+    cursor = RecordingCursor(ROWS)
+    with WarehouseLoader(RecordingConnection(cursor), SnowflakeTarget(storage_integration="I"),
+                         S3Publishing(bucket="bkt", prefix="pre"), tables=SIX) as loader:  # fmt: skip
+        loader.prepare()
+        loader.load_partitions([_day(ROWS, "2024-05-06"), _day(ROWS, DAY)], "run")
+    delete = next(s for s in cursor.statements if s[0].startswith("DELETE FROM SEGMENTS"))
+    assert delete == ("DELETE FROM SEGMENTS WHERE PARTITION_DATE IN (%s, %s)", (date(2024, 5, 6), date(2024, 5, 8)))
+
+
+def test_rows_deleted_that_the_count_did_not_see_fail_the_load() -> None:
+    """For several days, a table's DELETE must remove what the count before it found (another writer
+    otherwise: the counts in the load history would be wrong)."""
+
+    class ExtraRow(RecordingCursor):
+        def execute(self, sql: str, params: Any = None) -> None:
+            super().execute(sql, params)
+            if sql.startswith("DELETE FROM SESSIONS "):
+                self.rowcount += 1
+
+    cursor = ExtraRow(ROWS)
+    loader = WarehouseLoader(RecordingConnection(cursor), SnowflakeTarget(storage_integration="I"),
+                             S3Publishing(bucket="bkt", prefix="pre"), tables=SIX)  # fmt: skip
+    loader.prepare()
+    with pytest.raises(LoadError) as raised:
+        loader.load_partitions([_day(ROWS, "2024-05-07"), _day(ROWS, DAY)], "run")
+    assert str(raised.value).startswith(
+        "Loading partitions 2024-05-07, 2024-05-08 failed at DELETE of table sessions; rolled back, every table is "
+        "as it was before for every one of these days: DELETE removed 11 rows but the table held 10 of these days"
+    )
+    assert _kinds(cursor.statements)[-1] == "ROLLBACK"
 
 
 def test_csv_copy_uses_the_documented_file_format() -> None:
@@ -779,7 +905,7 @@ def test_csv_copy_uses_the_documented_file_format() -> None:
                              S3Publishing(bucket="bkt", prefix="pre", file_format="csv"), tables=SIX)  # fmt: skip
     loader.prepare()
     files = {t: dataclasses.replace(f, key=f.key.replace(".parquet", ".csv.gz")) for t, f in _files(ROWS).items()}
-    loader.load_partition(DAY, files, "csv", "run")
+    loader.load_partitions([DayFiles(DAY, files, "csv")], "run")
     copy = next(s for s, _ in cursor.statements if s.startswith("COPY INTO"))
     assert copy.endswith(
         "FILE_FORMAT = (TYPE = CSV COMPRESSION = GZIP FIELD_DELIMITER = ',' SKIP_HEADER = 1 FIELD_OPTIONALLY_ENCLOSED_BY = '\"' "
@@ -805,10 +931,10 @@ def test_any_error_rolls_back_and_names_the_step(fail_on: str, copy_status: str,
         with WarehouseLoader(RecordingConnection(cursor), SnowflakeTarget(storage_integration="I"),
                              S3Publishing(bucket="bkt", prefix="pre"), tables=SIX) as loader:  # fmt: skip
             loader.prepare()
-            loader.load_partition(DAY, _files(ROWS), "parquet", "run")
+            loader.load_partitions([_day(ROWS)], "run")
     kinds = _kinds(cursor.statements)
     assert "ROLLBACK" in kinds and ("COMMIT" not in kinds or fail_on == "COMMIT")
-    assert kinds[-6:] == ["DROP TABLE"] * 6
+    assert kinds[-5:] == ["DROP TABLE"] * 5
     if "of table " in step:  # one table's step names its file
         assert "s3://bkt/pre/" in str(raised.value)
 
@@ -838,54 +964,7 @@ def test_a_rollback_that_cannot_be_sent_is_not_reported_as_rolled_back(fail_on: 
         assert "nothing was committed and readers still see every table as it was before" in message
 
 
-def test_a_day_sends_one_check_and_one_load_history_insert_for_all_thirteen_tables() -> None:
-    """The statements of a run over the thirteen tables, counted by kind, day by day. The staging tables
-    are made once (before the first BEGIN) and dropped once (at the end); later days copy into them as
-    they are (the check and the INSERT take the day's rows); each day checks partition_date and writes
-    the load history in one statement each; the run's first look at dead loads and at the tables'
-    columns covers every day and table. A day loaded again by the same run, and the day after a failed
-    one, empty the staging tables first, inside the transaction."""
-    rows = {table.name: 2 + i for i, table in enumerate(TABLES)}
-    cursor = RecordingCursor(rows)
-    days = ["2024-05-06", "2024-05-07", "2024-05-07", "2024-05-05", DAY]
-    with WarehouseLoader(RecordingConnection(cursor), SnowflakeTarget(storage_integration="I"),
-                         S3Publishing(bucket="bkt", prefix="pre")) as loader:  # fmt: skip
-        loader.prepare(days)
-        marks = [len(cursor.statements)]
-        for day in days:
-            cursor.fail_on = "COPY INTO SURVEYS_" if day == "2024-05-05" else ""
-            with pytest.raises(LoadError) if cursor.fail_on else contextlib.nullcontext():
-                loader.load_partition(day, _files(rows, day), "parquet", "run")
-            marks.append(len(cursor.statements))
-    parts = [cursor.statements[a:b] for a, b in zip([0, *marks], [*marks, len(cursor.statements)])]
-
-    def counted(statements: list[tuple[str, Any]]) -> dict[str, int]:
-        kinds = [" ".join(sql.split()[:2]) if not sql.startswith("DELETE FROM") or "_LOADING_" not in sql
-                 else "empty staging" for sql, _ in statements]  # fmt: skip
-        return {kind: kinds.count(kind) for kind in sorted(set(kinds))}
-
-    n = len(TABLES)
-    assert n == 13
-    assert counted(parts[0]) == {
-        "SELECT CURRENT_DATABASE()": 1, "ALTER SESSION": 2, "SHOW TRANSACTIONS": 1, "SELECT TABLE_NAME,": 2,
-        "CREATE TABLE": 1, "CREATE STAGE": 1, "SHOW STAGES": 1,  # CREATE TABLE: the load history's (IF NOT EXISTS)
-    }  # fmt: skip
-    day = {"ALTER SESSION": 1, "BEGIN TRANSACTION": 1, "DELETE FROM": n, "COPY INTO": n, "SELECT %s": 1,
-           "INSERT INTO": n + 1, "COMMIT": 1}  # fmt: skip
-    assert counted(parts[1]) == day | {"CREATE OR": n}  # the first day makes the staging tables
-    assert counted(parts[2]) == day  # 44 statements (96 before)
-    assert counted(parts[3]) == day | {"empty staging": n}  # 2024-05-07 again
-    assert counted(parts[5]) == day | {"empty staging": n}  # after the failed 2024-05-05
-    assert counted(parts[6]) == {"DROP TABLE": n}
-    assert (len(parts[0]), len(parts[1]), len(parts[2])) == (9, 4 * n + 5, 3 * n + 5)
-    for part in (parts[3], parts[5]):
-        begin = next(i for i, (sql, _) in enumerate(part) if sql.startswith("BEGIN"))
-        assert all("_LOADING_" in sql for sql, _ in part[begin + 1 : begin + 1 + n])  # inside the transaction
-    insert = next(s for s in parts[2] if s[0].startswith("INSERT INTO SEGMENTS "))
-    assert insert[0].endswith(" WHERE PARTITION_DATE = %s") and insert[1] == (date(2024, 5, 7),)
-
-
-def test_a_day_looks_for_dead_loads_again_only_if_the_runs_first_look_failed_or_missed_it() -> None:
+def test_the_load_looks_for_dead_loads_again_only_if_the_runs_first_look_failed_or_missed_a_day() -> None:
     class ShowTransactionsFailsOnce(RecordingCursor):
         def execute(self, sql: str, params: Any = None) -> None:
             self.fail_on = "SHOW TRANSACTIONS" if "SHOW TRANSACTIONS" not in _kinds(self.statements) else ""
@@ -898,7 +977,7 @@ def test_a_day_looks_for_dead_loads_again_only_if_the_runs_first_look_failed_or_
                                  S3Publishing(bucket="bkt", prefix="pre"), warn=warnings.append, tables=SIX)  # fmt: skip
         loader.prepare(prepared)
         first_look = _kinds(cursor.statements).count("SHOW TRANSACTIONS")
-        loader.load_partition(DAY, _files(ROWS), "parquet", "run")
+        loader.load_partitions([_day(ROWS)], "run")
         assert (first_look, _kinds(cursor.statements).count("SHOW TRANSACTIONS") - first_look) == (1, again), prepared
     assert warnings == ["could not look for earlier loads of 2024-05-08 that never finished: boom"]
 
@@ -907,11 +986,20 @@ def test_a_wrong_partition_date_in_any_table_rolls_back_and_names_every_such_tab
     cursor = RecordingCursor(ROWS, outside_day={"sessions": 2, "session_metrics": 1})
     message = _failed_load(cursor)
     assert message.startswith("Loading partition 2024-05-08 failed at partition_date check of tables conversations, ")
-    assert "rolled back, every table is as it was before: rows with a partition_date other than 2024-05-08 (or " \
-           "none): sessions 2 in s3://bkt/pre/sessions/year=2024/month=05/day=08/sessions-2024-05-08.parquet, " \
-           "session_metrics 1 in s3://bkt/pre/session_metrics/" in message
+    assert "rolled back, every table is as it was before: rows with a partition_date other than their file's day " \
+           "(or none): sessions 2 of 6 in s3://bkt/pre/sessions/year=2024/month=05/day=08/sessions-2024-05-08.parquet, " \
+           "session_metrics 1 of 18 in s3://bkt/pre/session_metrics/" in message
     kinds = _kinds(cursor.statements)
     assert kinds[kinds.index("SELECT %s") + 1 :] == ["ROLLBACK"]  # no INSERT, no load history
+
+
+def test_a_run_of_days_is_refused_when_a_day_is_listed_twice_or_none_is() -> None:
+    loader = WarehouseLoader(RecordingConnection(RecordingCursor(ROWS)), SnowflakeTarget(storage_integration="I"),
+                             S3Publishing(bucket="bkt", prefix="pre"), tables=SIX)  # fmt: skip
+    with pytest.raises(LoadError, match="Partitions 2024-05-08 are listed twice"):
+        loader.load_partitions([_day(ROWS), _day(ROWS)], "run")
+    with pytest.raises(LoadError, match="No day to load"):
+        loader.load_partitions([], "run")
 
 
 def test_asset_checks_are_exported() -> None:

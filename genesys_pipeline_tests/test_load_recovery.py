@@ -50,7 +50,7 @@ CHILD = textwrap.dedent("""
     import snowflake.connector
     from genesys_pipeline.contracts.manifests import PublishedObject
     from genesys_pipeline.resources.warehouse import S3Publishing, SnowflakeTarget
-    from genesys_pipeline.steps.load import WarehouseLoader
+    from genesys_pipeline.steps.load import DayFiles, WarehouseLoader
     from genesys_pipeline.steps.snowflake_session import SnowflakeSession
 
     job = json.loads(sys.argv[1])
@@ -67,9 +67,9 @@ CHILD = textwrap.dedent("""
     connection = snowflake.connector.connect(user="fake", password="snow", account="fakesnow",
                                              database=job["database"], schema=job["schema"], **job["connection"])
     loader = WarehouseLoader(connection, SnowflakeTarget(**job["target"]), S3Publishing(**job["publishing"]))
-    loader.prepare([job["day"]])
+    loader.prepare([job["day"]], "the-killed-run")
     files = {table: PublishedObject(**entry) for table, entry in job["files"].items()}
-    loader.load_partition(job["day"], files, job["format"], "the-killed-run")
+    loader.load_partitions([DayFiles(job["day"], files, job["format"])], "the-killed-run")
     print("FINISHED", flush=True)
 """)
 
@@ -138,14 +138,14 @@ def test_a_load_killed_inside_its_transaction_is_recovered_by_a_plain_rerun(env:
 
     killed_at = start_load_and_kill_it(env, pause_after)
     (detached,) = open_transactions(env)
-    assert detached.name.startswith("GENESYS_LOAD_") and "_20240508_" in detached.name
+    assert detached.name.startswith("GENESYS_LOAD_") and "_20240508_20240508_" in detached.name
     (session,) = [s for s in env.stack.snowflake.sessions.snapshot() if s.transaction is detached]
     assert (session.lock_timeout, session.statement_timeout) == (900, 3600)  # SnowflakeTarget's defaults
     tag = json.loads(session.query_tag)
     assert tag == {"pipeline": "genesys_pipeline", "run_id": "the-killed-run", "partition": DAY, "load": tag["load"]}
     assert detached.name.endswith(tag["load"])
     assert env.everything() == before  # a reader sees the old day, whole
-    assert len(leftover_staging(env)) == len(TABLES)
+    assert len(leftover_staging(env)) == len([t for t in TABLES if tables[t.name].num_rows])  # tables with rows
 
     instance = dg.DagsterInstance.ephemeral()
     result = env.materialize([snowflake_conversations, row_counts_match_across_stages], instance=instance)
@@ -171,9 +171,10 @@ def test_a_load_killed_before_its_transaction_leaves_nothing_once_its_staging_ta
     tables = write_partition(env.storage, DAY, conversations=4)
     assert env.materialize([s3_conversations]).success
     start_load_and_kill_it(env, f"CREATE OR REPLACE TRANSIENT TABLE {TABLES[-1].name.upper()}_LOADING_")  # the last
-    assert open_transactions(env) == [] and len(leftover_staging(env)) == len(TABLES)
+    with_rows = len([t for t in TABLES if tables[t.name].num_rows])  # a table without rows needs no staging
+    assert open_transactions(env) == [] and len(leftover_staging(env)) == with_rows
     assert env.materialize([snowflake_conversations]).success  # within the default hour: kept
-    assert len(leftover_staging(env)) == len(TABLES)
+    assert len(leftover_staging(env)) == with_rows
 
     time.sleep(2)
     env.statement_timeout_seconds = 1
@@ -206,12 +207,13 @@ def test_staging_tables_of_dead_loads_are_dropped_and_live_ones_kept(env: Env) -
 
 
 def test_transactions_of_other_days_and_other_targets_are_left_alone(env: Env) -> None:
-    """Only this target's transactions of the day being loaded are a dead load's for sure: one of
-    another day (its own next load handles it) and one of the same day in another schema stay open."""
+    """Only this target's transactions of days the load replaces are a dead load's for sure: one of
+    other days (its own next load handles it) and one of the same day in another schema stay open."""
     write_partition(env.storage, DAY, conversations=2)
     ours, elsewhere = target_id(env.database, SCHEMA, ""), target_id(env.database, "OTHER", "")
-    names = [transaction_name(ours, date(2024, 5, 7), new_load_token()),
-             transaction_name(elsewhere, date(2024, 5, 8), new_load_token())]  # fmt: skip
+    names = [transaction_name(ours, [date(2024, 5, 7)], new_load_token()),
+             transaction_name(ours, [date(2024, 5, 9), date(2024, 5, 12)], new_load_token()),
+             transaction_name(elsewhere, [date(2024, 5, 8)], new_load_token())]  # fmt: skip
     connections = [env.snowflake.get_connection() for _ in names]
     try:
         for name, connection in zip(names, [c.__enter__() for c in connections]):
@@ -222,3 +224,44 @@ def test_transactions_of_other_days_and_other_targets_are_left_alone(env: Env) -
         for connection in connections:
             connection.__exit__(None, None, None)
     assert open_transactions(env) == []  # close() ended them (the stand-in's masterToken)
+
+
+def test_dead_transactions_of_ranges_overlapping_the_run_and_of_the_old_one_day_names_are_aborted(env: Env) -> None:
+    """Dead loads hold the tables: a range load's transaction (first and last day in its name) whose days
+    overlap the run's, and a one-day load's of an earlier version (`GENESYS_LOAD_<target>_<day>_<token>`),
+    are aborted by the next load of a day they cover; a range that ends before the run stays open."""
+    days = ["2024-05-07", DAY]
+    for day in days:
+        write_partition(env.storage, day, conversations=3)
+    assert env.materialize([s3_conversations, snowflake_conversations], days=(days[0], days[-1])).success
+    for day in days:
+        write_partition(env.storage, day, conversations=2)
+    assert env.materialize([s3_conversations], days=(days[0], days[-1])).success
+    env.statement_timeout_seconds = 60  # and so the lock timeout: a dead load left in place fails the test soon
+    ours = target_id(env.database, SCHEMA, "")
+    overlapping = transaction_name(ours, [date(2024, 5, 8), date(2024, 5, 14)], new_load_token())
+    old_style = f"GENESYS_LOAD_{ours}_20240507_{new_load_token()}"
+    before = transaction_name(ours, [date(2024, 5, 1), date(2024, 5, 6)], new_load_token())
+    connections = [env.snowflake.get_connection() for _ in range(3)]
+    opened = [c.__enter__() for c in connections]
+    instance = dg.DagsterInstance.ephemeral()
+    try:
+        # the two dead loads each hold a table the run replaces (the one before the run holds nothing)
+        for name, table, connection in zip([overlapping, old_style, before], ["SESSIONS", "SEGMENTS", ""], opened):
+            cursor = connection.cursor()
+            cursor.execute(f"BEGIN TRANSACTION NAME {name}")
+            if table:
+                cursor.execute(f"DELETE FROM {table} WHERE PARTITION_DATE = %s", (date(2024, 5, 8),))
+        result = env.materialize([snowflake_conversations], days=(days[0], days[-1]), instance=instance)
+        assert result.success
+        assert [t.name for t in open_transactions(env)] == [before]
+    finally:
+        for connection, opened_connection in zip(connections, opened):
+            opened_connection.cursor().execute("ROLLBACK")  # an aborted transaction's session must send it
+            connection.__exit__(None, None, None)
+    log = logged(instance, result.run_id)
+    assert f"({overlapping}, started " in log and "an earlier load of 2024-05-08 that never finished" in log
+    assert f"({old_style}, started " in log and "an earlier load of 2024-05-07 that never finished" in log
+    assert f"({before}, " not in log
+    counts = env.query("SELECT PARTITION_DATE, COUNT(*) AS N FROM CONVERSATIONS GROUP BY 1 ORDER BY 1")
+    assert [(str(c["partition_date"]), c["n"]) for c in counts] == [(day, 2) for day in days]

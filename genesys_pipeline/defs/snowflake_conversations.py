@@ -10,7 +10,7 @@ from genesys_pipeline.defs.partitions import daily_asset, range_window
 from genesys_pipeline.defs.resources import selected_tables
 from genesys_pipeline.resources.warehouse import S3Publishing, SnowflakeTarget
 from genesys_pipeline.settings import SETTINGS
-from genesys_pipeline.steps.load import TableLoad, WarehouseLoader
+from genesys_pipeline.steps.load import DayFiles, WarehouseLoader
 from genesys_pipeline.steps.metadata import load_metadata, tables_definition_metadata
 from genesys_pipeline.steps.publish import read_published_manifest
 from genesys_pipeline.steps.views import create_views
@@ -37,8 +37,8 @@ freshness_policy = dg.FreshnessPolicy.cron(
         "resource's database and schema, with GENESYS_LOAD_HISTORY recording every load, and the views "
         "QUEUE_VISITS (one row per queue a conversation waited in) and AGENT_HANDLING (one row per agent "
         "who handled it: per-agent and per-queue handle time), each when the tables it reads are selected. "
-        "Each day is replaced in one transaction over all these tables: a reader sees the old day or the "
-        "new one, a failure leaves the tables as they were, and a rerun never duplicates rows. A table left "
+        "A run's days are replaced in one transaction over all these tables: a reader sees the old days or "
+        "the new ones, a failure leaves the tables as they were for every day of the run, and a rerun never duplicates rows. A table left "
         "out of GENESYS_TABLES is not created or touched: its rows stay as they were. The row-count check "
         "then proves every table matches the API, raw, flattened and S3 counts."
     ),
@@ -51,22 +51,23 @@ def snowflake_conversations(
     snowflake_target: SnowflakeTarget,
 ) -> dg.MaterializeResult:
     client = s3.get_client()
-    loads: list[TableLoad] = []
     tables = selected_tables()
+    manifests = [read_published_manifest(client, s3_publishing, key) for key in context.partition_keys]
+    days = [DayFiles(key, m.tables, m.format) for key, m in zip(context.partition_keys, manifests)]
     with snowflake.get_connection() as connection, WarehouseLoader(
         connection, snowflake_target, s3_publishing, log=context.log.debug, warn=context.log.warning, tables=tables
     ) as loader:  # its staging tables are dropped when the block ends, whatever happened
-        loader.prepare(context.partition_keys)
+        loader.prepare(context.partition_keys, context.run.run_id)
         # Before any day is replaced: a schema without CREATE VIEW fails the run with every table as it was.
         views = create_views(loader.session, snowflake_target, tables)
-        for partition_key in context.partition_keys:
-            manifest = read_published_manifest(client, s3_publishing, partition_key)
-            day = loader.load_partition(partition_key, manifest.tables, manifest.format, context.run.run_id)
-            loads += day
-            context.log.info(
-                f"{partition_key}: loaded "
-                + ", ".join(f"{load.table} {load.rows_loaded} (was {load.rows_deleted})" for load in day)
+        loads = loader.load_partitions(days, context.run.run_id)  # all the days in one transaction
+    for day in days:
+        context.log.info(
+            f"{day.partition_key}: loaded " + ", ".join(
+                f"{load.table} {load.rows_loaded} (was {load.rows_deleted})"
+                for load in loads if load.partition_key == day.partition_key
             )
+        )  # fmt: skip
     return dg.MaterializeResult(metadata=load_metadata(
         loads, context.partition_keys, range_window(context.partition_keys),
         stage=loader.qualified(snowflake_target.stage), stage_url=s3_publishing.stage_url,

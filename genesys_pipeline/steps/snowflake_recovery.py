@@ -5,20 +5,22 @@ its table locks, and a later DELETE of the same table waits for them (up to LOCK
 by default). Snowflake aborts such a transaction only after it has blocked another for 5 idle
 minutes, or after 4 hours. A load does not wait for that:
 
-1. Its session sets QUERY_TAG (pipeline, run id, day, load token: visible in Snowflake's query
-   history), LOCK_TIMEOUT and STATEMENT_TIMEOUT_IN_SECONDS (`SnowflakeTarget`), so no statement waits
-   for hours.
-2. Its transaction is named `GENESYS_LOAD_<target>_<YYYYMMDD>_<token>` (BEGIN TRANSACTION NAME ...):
-   the target (a hash of database, schema and table prefix), the day and the load token.
-3. Before anything else (for every day of the run), and again before a day's transaction if that
-   first look failed or did not cover the day, it aborts with SYSTEM$ABORT_TRANSACTION every
-   transaction that SHOW TRANSACTIONS (the current user's) lists under a name of this pipeline, for the
-   same target and one of its days. Runs that touch the same day never overlap, so no live load owns
-   one: it is a dead load's, and none can appear later in the run.
+1. Its session sets QUERY_TAG (pipeline, run id, the run's days, load token: visible in Snowflake's
+   query history), LOCK_TIMEOUT and STATEMENT_TIMEOUT_IN_SECONDS (`SnowflakeTarget`), so no statement
+   waits for hours.
+2. Its one transaction (all the run's days) is named `GENESYS_LOAD_<target>_<first>_<last>_<token>`
+   (BEGIN TRANSACTION NAME ...; the days as YYYYMMDD): the target (a hash of database, schema and table
+   prefix), the run's first and last day and the load token. Loads of earlier versions named theirs
+   `GENESYS_LOAD_<target>_<YYYYMMDD>_<token>`, one a day: they are recognised too.
+3. Before anything else, and again before its transaction if that first look failed or did not cover
+   the days, it aborts with SYSTEM$ABORT_TRANSACTION every transaction that SHOW TRANSACTIONS (the
+   current user's) lists under a name of this pipeline, for the same target and days overlapping its
+   own. Runs that touch the same day never overlap, so no live load owns one: it is a dead load's, and
+   none can appear later in the run.
 4. It drops the staging tables (`<TABLE>_LOADING_<token>`) of loads that are over: those of a
    transaction it has just aborted, and those older than the statement timeout whose token no running
-   transaction carries (a live load is inside a day's transaction for all but a few statements before
-   its first day and between its days; its staging tables live from its first day to its end).
+   transaction carries (a live load is inside its transaction for all but a few statements before
+   and after it; its staging tables live from just before its BEGIN to its end).
 
 Transactions of other days are left alone: their own next load aborts them, or Snowflake does once
 they block someone for 5 minutes (hence a lock timeout above that). Temporary staging tables are
@@ -33,7 +35,7 @@ import json
 import re
 import uuid
 from datetime import date, datetime, timedelta, timezone
-from typing import Any, Callable, Collection, Optional
+from typing import Any, Callable, Collection, Optional, Sequence
 
 from genesys_pipeline.contracts.tables import TABLES
 from genesys_pipeline.resources.warehouse import SnowflakeTarget
@@ -51,7 +53,8 @@ PIPELINE = "genesys_pipeline"
 TRANSACTION_PREFIX = "GENESYS_LOAD_"
 _TOKEN = r"\d{14}_[0-9A-F]{6}"  # the load's start, UTC, and a random part
 _OLD_TOKEN = r"[0-9A-F]{8}"  # staging tables of versions before the start was part of the token
-_TRANSACTION_NAME = re.compile(rf"{TRANSACTION_PREFIX}([0-9A-F]{{8}})_(\d{{8}})_({_TOKEN})")
+# GENESYS_LOAD_<target>_<first day>[_<last day>]_<token>: without a last day, one day (earlier versions)
+_TRANSACTION_NAME = re.compile(rf"{TRANSACTION_PREFIX}([0-9A-F]{{8}})_(\d{{8}})(?:_(\d{{8}}))?_({_TOKEN})")
 
 
 def new_load_token(now: Optional[datetime] = None) -> str:
@@ -71,12 +74,15 @@ def target_id(database: Optional[str], schema: Optional[str], table_prefix: str)
     return hashlib.sha256(where.encode()).hexdigest()[:8].upper()
 
 
-def transaction_name(target: str, day: date, token: str) -> str:
-    return f"{TRANSACTION_PREFIX}{target}_{day:%Y%m%d}_{token}"
+def transaction_name(target: str, days: Sequence[date], token: str) -> str:
+    """Names the run's days by the first and last (61 characters; Snowflake allows 255)."""
+    return f"{TRANSACTION_PREFIX}{target}_{min(days):%Y%m%d}_{max(days):%Y%m%d}_{token}"
 
 
-def query_tag(run_id: Optional[str], partition_key: Optional[str], token: str) -> str:
-    tag = {"pipeline": PIPELINE, "run_id": run_id, "partition": partition_key, "load": token}
+def query_tag(run_id: Optional[str], partition_keys: Sequence[str], token: str) -> str:
+    keys = sorted(partition_keys)
+    partition = (keys[0] if len(keys) == 1 else f"{keys[0]}...{keys[-1]}") if keys else None
+    tag = {"pipeline": PIPELINE, "run_id": run_id, "partition": partition, "load": token}
     return json.dumps({key: value for key, value in tag.items() if value is not None})
 
 
@@ -88,14 +94,16 @@ class Recovered:
     dropped: list[str]  # staging tables
 
 
-def configure_session(session: SnowflakeSession, target: SnowflakeTarget, token: str) -> None:
-    """The session's timeouts, and a QUERY_TAG until the first day sets its own; before anything else runs."""
+def configure_session(
+    session: SnowflakeSession, target: SnowflakeTarget, token: str, run_id: Optional[str], partition_keys: Sequence[str]
+) -> None:
+    """The session's timeouts and QUERY_TAG (the run and its days); before anything else runs."""
     session.execute(session_timeouts_sql(target.lock_timeout_seconds, target.statement_timeout_seconds))
-    session.execute(QUERY_TAG_SQL, (query_tag(None, None, token),))
+    tag_run(session, run_id, partition_keys, token)
 
 
-def tag_day(session: SnowflakeSession, run_id: str, partition_key: str, token: str) -> None:
-    session.execute(QUERY_TAG_SQL, (query_tag(run_id, partition_key, token),))
+def tag_run(session: SnowflakeSession, run_id: Optional[str], partition_keys: Sequence[str], token: str) -> None:
+    session.execute(QUERY_TAG_SQL, (query_tag(run_id, partition_keys, token),))
 
 
 def recover(
@@ -106,28 +114,31 @@ def recover(
     warn: Callable[[str], None],
     now: Optional[datetime] = None,
 ) -> Recovered:
-    """Abort this target's detached transactions of `days` and drop dead loads' staging tables (docstring)."""
-    ours_days = {f"{day:%Y%m%d}" for day in days}
+    """Abort this target's detached transactions of days overlapping `days`, and drop dead loads' staging
+    tables (docstring)."""
     ours = target_id(session.database, session.schema, target.table_prefix)
     aborted, aborted_tokens, running_tokens = [], set(), set()
     for row in session.execute(SHOW_TRANSACTIONS_SQL):
         match = _TRANSACTION_NAME.fullmatch(str(row.get("name") or ""))
-        if not match or match.group(1) != ours or match.group(3) == own_token:
+        if not match or match.group(1) != ours or match.group(4) == own_token:
             continue
-        day = date(int(match.group(2)[:4]), int(match.group(2)[4:6]), int(match.group(2)[6:]))
-        if match.group(2) not in ours_days:
-            running_tokens.add(match.group(3))
+        first = _day(match.group(2))
+        last = _day(match.group(3)) if match.group(3) else first
+        shared = sorted(day for day in days if first <= day <= last)
+        if not shared:
+            running_tokens.add(match.group(4))
             continue
         described = f"{row.get('id')} ({row.get('name')}, started {row.get('started_on')})"
+        of_days = ", ".join(str(day) for day in shared)
         try:
             session.execute(ABORT_TRANSACTION_SQL, (int(row["id"]),))
         except Exception as error:  # e.g. started by another user: the DELETE then waits, bounded by LOCK_TIMEOUT
-            warn(f"could not abort the transaction {described} of an earlier load of {day}: {error}")
-            running_tokens.add(match.group(3))
+            warn(f"could not abort the transaction {described} of an earlier load of {of_days}: {error}")
+            running_tokens.add(match.group(4))
             continue
-        warn(f"aborted the transaction {described}: an earlier load of {day} that never finished")
+        warn(f"aborted the transaction {described}: an earlier load of {of_days} that never finished")
         aborted.append(described)
-        aborted_tokens.add(match.group(3))
+        aborted_tokens.add(match.group(4))
     dropped = _drop_abandoned_staging(session, target, own_token, aborted_tokens, running_tokens, now, warn)
     return Recovered(aborted, dropped)
 
@@ -159,6 +170,10 @@ def _drop_abandoned_staging(
     if dropped:
         warn(f"dropped the staging tables of loads that never finished: {', '.join(dropped)}")
     return dropped
+
+
+def _day(yyyymmdd: str) -> date:
+    return date(int(yyyymmdd[:4]), int(yyyymmdd[4:6]), int(yyyymmdd[6:]))
 
 
 def _as_utc(value: Any) -> Optional[datetime]:

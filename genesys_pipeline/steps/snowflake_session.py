@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 from genesys_pipeline.contracts.columns import Table
 from genesys_pipeline.steps.snowflake_sql import (
@@ -83,15 +83,24 @@ class SnowflakeSession:
             self.execute(add_column_sql(name, column))
         return [column.name for column in missing]
 
-    def ensure_tables(self, tables: Sequence[tuple[Table, str]]) -> dict[str, list[str]]:
+    def ensure_tables(
+        self, tables: Sequence[tuple[Table, str]], others: Optional[Mapping[str, str]] = None
+    ) -> dict[str, list[str]]:
         """`ensure_table` for several tables (contract, name) in one look at their columns: only a missing
-        table is created, and only a missing column added; returns the columns added to each name."""
-        if not tables:
+        table is created, and only a missing column added; returns the columns added to each name.
+        `others`: more tables (name -> its CREATE TABLE IF NOT EXISTS) looked at in the same query and
+        created only if missing."""
+        others = others or {}
+        if not tables and not others:
             return {}
-        rows = self.execute(tables_columns_sql(len(tables)), (self.schema, *(name for _, name in tables)))
+        names = [name for _, name in tables] + list(others)
+        rows = self.execute(tables_columns_sql(len(names)), (self.schema, *names))
         present: dict[str, set[str]] = {}
         for row in rows:
             present.setdefault(str(row["table_name"]).upper(), set()).add(str(row["column_name"]).lower())
+        for name, create in others.items():
+            if name.upper() not in present:
+                self.execute(create)
         added: dict[str, list[str]] = {}
         for table, name in tables:
             if name.upper() not in present:

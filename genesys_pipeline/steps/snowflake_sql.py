@@ -7,6 +7,7 @@ cannot be bound.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any, Sequence
 
 from genesys_pipeline.contracts.columns import Column, Table
@@ -75,21 +76,25 @@ def file_format_clause(file_format: str) -> str:
     raise ValueError(f"unknown file format {file_format!r}")
 
 
-def copy_sql(staging: str, stage: str, day_path: str, file_format: str) -> str:
-    """COPY one named file (bound: FILES = (%s)) of one table's day folder into the staging table."""
+def copy_sql(staging: str, stage: str, table_folder: str, files: int, file_format: str) -> str:
+    """COPY `files` named files (bound: FILES = (%s, ...), each relative to the table's folder, e.g.
+    `year=2024/month=05/day=08/<name>`: Snowflake reads the stage URL + the FROM path + the name) into
+    the staging table; Snowflake takes up to 1,000 names."""
+    if not 1 <= files <= 1000:
+        raise ValueError(f"a COPY names 1 to 1000 files, got {files}")
     return (
-        f"COPY INTO {staging} FROM @{stage}/{day_path} FILES = (%s) {file_format_clause(file_format)} "
-        "FORCE = TRUE ON_ERROR = ABORT_STATEMENT"
+        f"COPY INTO {staging} FROM @{stage}/{table_folder} FILES = ({', '.join(['%s'] * files)}) "
+        f"{file_format_clause(file_format)} FORCE = TRUE ON_ERROR = ABORT_STATEMENT"
     )
 
 
 def insert_from_staging_sql(table: Table, target: str, staging: str) -> str:
-    """The day's rows of the staging table (bound: the day), which may still hold the run's earlier days."""
+    """Every row of the staging table (each checked to be of one of the run's days)."""
     names = [c.name.upper() for c in table.columns]
     values = [
         f"PARSE_JSON({c.name.upper()})" if c.snowflake_type == "VARIANT" else c.name.upper() for c in table.columns
     ]
-    return f"INSERT INTO {target} ({', '.join(names)}) SELECT {', '.join(values)} FROM {staging} WHERE PARTITION_DATE = %s"
+    return f"INSERT INTO {target} ({', '.join(names)}) SELECT {', '.join(values)} FROM {staging}"
 
 
 def insert_load_history_sql(name: str, rows: int = 1) -> str:
@@ -123,23 +128,32 @@ CURRENT_TARGET_SQL = "SELECT CURRENT_DATABASE() AS DATABASE_NAME, CURRENT_SCHEMA
 SHOW_STAGES_SQL = "SHOW STAGES LIKE %s"
 
 
-def delete_day_sql(name: str) -> str:
-    return f"DELETE FROM {name} WHERE PARTITION_DATE = %s"
+def days_condition(days: Sequence[date]) -> tuple[str, tuple[date, ...]]:
+    """`PARTITION_DATE` among `days` (sorted, distinct), and its binds: `=` for one day, BETWEEN for
+    consecutive days (a range run's), IN otherwise."""
+    if not days:
+        raise ValueError("a condition on the partition dates needs at least one day")
+    if len(days) == 1:
+        return "PARTITION_DATE = %s", (days[0],)
+    if (days[-1] - days[0]).days == len(days) - 1:
+        return "PARTITION_DATE BETWEEN %s AND %s", (days[0], days[-1])
+    return f"PARTITION_DATE IN ({', '.join(['%s'] * len(days))})", tuple(days)
 
 
-def rows_of_day_sql(stagings: Sequence[str]) -> str:
-    """Per staging table, its rows of the day being loaded: one row each, in order; binds (a label for the
-    row, the day) per table. Every row the COPY loaded must be among them."""
-    if not stagings:
-        raise ValueError("the partition_date check needs at least one staging table")
+def delete_days_sql(name: str, condition: str) -> str:
+    return f"DELETE FROM {name} WHERE {condition}"
+
+
+def rows_by_day_sql(names: Sequence[str], condition: str = "") -> str:
+    """Per table, its rows by PARTITION_DATE (a NULL one included), those matching `condition` if given:
+    binds per table a label for its rows, then the condition's. One statement for all the tables."""
+    if not names:
+        raise ValueError("counting rows by day needs at least one table")
+    where = f" WHERE {condition}" if condition else ""
     return " UNION ALL ".join(
-        f"SELECT %s AS TABLE_NAME, COUNT(*) AS N FROM {staging} WHERE PARTITION_DATE = %s" for staging in stagings
+        f"SELECT %s AS TABLE_NAME, PARTITION_DATE, COUNT(*) AS N FROM {name}{where} GROUP BY PARTITION_DATE"
+        for name in names
     )
-
-
-def empty_table_sql(name: str) -> str:
-    """Every row: DML inside the day's transaction, so a day rolled back leaves the table as it was."""
-    return f"DELETE FROM {name}"
 
 
 def insert_values_sql(name: str, columns: list[str]) -> str:
