@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator
 import dagster as dg
 import pytest
 
-import genesys_pipeline.local.emulator.app as emulator_app
+import genesys_pipeline.local.emulator.lookup_endpoints as emulator_lookup_endpoints
 import genesys_pipeline.local.emulator.ratelimit as emulator_ratelimit
 from genesys_pipeline.genesys import (
     ClientSettings,
@@ -46,7 +46,7 @@ from genesys_pipeline.local.emulator import (
     DEMO_CLIENT_SECRET,
     EmulatorServer,
 )
-from genesys_pipeline.local.emulator.app import Response as EmulatorResponse
+from genesys_pipeline.local.emulator.messages import Response as EmulatorResponse
 from genesys_pipeline.resources.genesys import GenesysResource
 from genesys_pipeline_tests.conftest import CLOCK, PAST_DAY, genesys_for
 
@@ -780,14 +780,14 @@ def test_lookups_return_every_entity_including_deleted_users(
 
 def _scripted_listing(monkeypatch: pytest.MonkeyPatch, change: Callable[[dict[str, Any]], None]) -> None:
     """The emulator's listings, each page passed through `change` before it is sent."""
-    original = emulator_app.listing
+    original = emulator_lookup_endpoints.listing
 
     def listing(*args: Any, **kwargs: Any) -> dict[str, Any]:
         body = original(*args, **kwargs)
         change(body)
         return body
 
-    monkeypatch.setattr(emulator_app, "listing", listing)
+    monkeypatch.setattr(emulator_lookup_endpoints, "listing", listing)
 
 
 def _without_page_count(body: dict[str, Any]) -> None:

@@ -14,8 +14,9 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from .app import EmulatorApp, Request
+from .app import EmulatorApp
 from .config import EmulatorConfig
+from .messages import Request
 
 log = logging.getLogger("genesys_pipeline.local.emulator")
 
