@@ -484,3 +484,37 @@ def test_the_s3_shim_reads_what_duckdb_asks_for_even_when_s3_returns_less_at_a_t
     stream = stand_ins.FullReads(Trickling(b"0123456789"))
     assert stream.read(7) == b"0123456" and stream.read(7) == b"789" and stream.read(7) == b""
     assert stream.closed is False  # everything else is the stream's
+
+
+def test_the_s3_shim_reads_again_a_file_that_came_back_empty_before_its_end() -> None:
+    """A ranged GET cut short can make pyarrow's S3 file read b"" in the middle: the shim asks again from
+    the same position; at the real end (or from a stream that cannot tell its size) an empty read ends it."""
+
+    class CutShort:  # a seekable file whose first read after `cut` comes back empty, once
+        def __init__(self, data: bytes, cut: int) -> None:
+            self.data, self.position, self.cut, self.seeks = data, 0, cut, []
+
+        def read(self, nbytes: int = -1) -> bytes:
+            if self.position == self.cut:
+                self.cut = -1
+                return b""
+            part = self.data[self.position : self.position + min(nbytes, 4)]
+            self.position += len(part)
+            return part
+
+        def tell(self) -> int:
+            return self.position
+
+        def seek(self, position: int) -> None:
+            self.seeks.append(position)
+            self.position = position
+
+        def size(self) -> int:
+            return len(self.data)
+
+    cut_short = CutShort(b"0123456789abcdef", cut=8)
+    stream = stand_ins.FullReads(cut_short)
+    assert stream.read(12) == b"0123456789ab"
+    assert cut_short.seeks == [8]
+    assert stream.read(100) == b"cdef" and stream.read(1) == b""  # the real end: no retry
+    assert cut_short.seeks == [8]

@@ -34,6 +34,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import types
 import weakref
 from dataclasses import dataclass, field
@@ -137,7 +138,11 @@ class FullReads:
     """A pyarrow S3 file whose `read(n)` returns n bytes unless the file ends first. pyarrow's S3 file may
     return fewer (seen: 1,673,489 of 2,097,152 while another load was reading), and DuckDB takes a short
     read of a Parquet file as an error ("Failed to read 2097152 bytes ... only 1673489 bytes returned"),
-    so COPY INTO of a table over 2 MB failed now and then."""
+    so COPY INTO of a table over 2 MB failed now and then. A read may even come back empty before the
+    end (a ranged GET cut short while the server was busy); then the file is read again from where it
+    stopped, a few times, before the short read is passed on."""
+
+    RETRIES_BEFORE_THE_END = 5
 
     def __init__(self, stream: Any) -> None:
         self._stream = stream
@@ -145,14 +150,25 @@ class FullReads:
     def read(self, nbytes: int | None = None) -> bytes:
         if nbytes is None or nbytes < 0:
             return self._stream.read()
-        parts, wanted = [], nbytes
+        parts, wanted, retries = [], nbytes, 0
         while wanted > 0:
             part = self._stream.read(wanted)
             if not part:
-                break  # the end of the file
+                if retries == self.RETRIES_BEFORE_THE_END or not self._ends_before_its_size():
+                    break  # the end of the file
+                retries += 1
+                time.sleep(0.05 * retries)
+                self._stream.seek(self._stream.tell())  # a new request from the same position
+                continue
             parts.append(part)
             wanted -= len(part)
         return b"".join(parts)
+
+    def _ends_before_its_size(self) -> bool:
+        try:
+            return self._stream.tell() < self._stream.size()
+        except (AttributeError, OSError):  # a stream that cannot tell: its empty read is its end
+            return False
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
