@@ -28,7 +28,7 @@ from snowflake.connector import DictCursor
 from snowflake.connector.errors import Error as SnowflakeError
 from snowflake.connector.errors import ProgrammingError
 
-from genesys_pipeline.local import stand_ins
+from genesys_pipeline.local import fakesnow_patches, stand_ins
 
 pytestmark = pytest.mark.filterwarnings("ignore:Arrow output on a DB-API result:UserWarning")
 
@@ -481,7 +481,7 @@ def test_the_s3_shim_reads_what_duckdb_asks_for_even_when_s3_returns_less_at_a_t
             part, self.data = self.data[: min(nbytes, 3)], self.data[min(nbytes, 3) :]
             return part
 
-    stream = stand_ins.FullReads(Trickling(b"0123456789"))
+    stream = fakesnow_patches.FullReads(Trickling(b"0123456789"))
     assert stream.read(7) == b"0123456" and stream.read(7) == b"789" and stream.read(7) == b""
     assert stream.closed is False  # everything else is the stream's
 
@@ -513,7 +513,7 @@ def test_the_s3_shim_reads_again_a_file_that_came_back_empty_before_its_end() ->
             return len(self.data)
 
     cut_short = CutShort(b"0123456789abcdef", cut=8)
-    stream = stand_ins.FullReads(cut_short)
+    stream = fakesnow_patches.FullReads(cut_short)
     assert stream.read(12) == b"0123456789ab"
     assert cut_short.seeks == [8]
     assert stream.read(100) == b"cdef" and stream.read(1) == b""  # the real end: no retry

@@ -12,9 +12,10 @@ prints their endpoints as one JSON line; `spawn_local_stack()` does that from Py
 fakesnow 0.12.1 is patched here, and only here (hence its exact pin in setup.py):
 1. DuckDB cannot read `s3://` here (its httpfs extension cannot be downloaded), so COPY INTO from an
    S3 stage fails: `install_fakesnow_s3_shim` registers an fsspec S3 filesystem instead.
+Patches 1-3 live in fakesnow_patches.py; 4 and 5 here and in fakesnow_sessions.py.
 2. DuckDB adds a column per `key=value/` path segment (our `year=/month=/day=` layout); Snowflake
-   never does. Turned off by `_fix_fakesnow`.
-3. The server sends a NULL TIMESTAMP_TZ/NTZ/LTZ as 1970-01-01. Fixed by `_fix_fakesnow`.
+   never does. Turned off by `fix_fakesnow`.
+3. The server sends a NULL TIMESTAMP_TZ/NTZ/LTZ as 1970-01-01. Fixed by `fix_fakesnow`.
 4. The server keeps ONE module-level in-memory database, and its `FAKESNOW_DB_PATH` session parameter
    fails on the 2nd login: `start_fakesnow_server` serves its own shared, optionally persistent one.
 5. The server has no session ids, transaction bookkeeping or table locks, so a client killed inside a
@@ -34,13 +35,12 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import types
-import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
+from genesys_pipeline.local import fakesnow_patches
+from genesys_pipeline.local.fakesnow_patches import fix_fakesnow, register_database
 from genesys_pipeline.local.fakesnow_sessions import Sessions
 from genesys_pipeline.local.fakesnow_statements import session_handlers
 
@@ -68,6 +68,11 @@ class MotoS3:
         self._server.stop()
 
 
+def install_fakesnow_s3_shim(endpoint_url: str) -> None:
+    """fakesnow's DuckDB reads `s3://` from the moto server at `endpoint_url` (fakesnow_patches.py)."""
+    fakesnow_patches.install_fakesnow_s3_shim(endpoint_url, REGION, DUMMY_AWS_KEY, DUMMY_AWS_SECRET)
+
+
 def start_moto_s3(host: str = "127.0.0.1", port: int = 0) -> MotoS3:
     """Start moto's S3 server in a daemon thread (port 0: a free one). Its state is in memory, and in
     module globals: all moto servers of one process serve the SAME buckets."""
@@ -78,135 +83,6 @@ def start_moto_s3(host: str = "127.0.0.1", port: int = 0) -> MotoS3:
     server.start()
     bound_host, bound_port = server.get_host_and_port()
     return MotoS3(endpoint_url=f"http://{bound_host}:{bound_port}", _server=server)
-
-
-_s3_shim_fs: Any = None  # the one filesystem object registered on every fakesnow DuckDB
-_server_databases: weakref.WeakSet[Any] = weakref.WeakSet()  # so servers started before the shim get it
-
-
-def install_fakesnow_s3_shim(endpoint_url: str) -> None:
-    """Make fakesnow's DuckDB read `s3://` URLs (COPY INTO from S3 stages) from `endpoint_url`.
-
-    Patches `fakesnow.instance.FakeSnow.__init__` to register an fsspec filesystem for `s3` (pyarrow's
-    S3 client, no httpfs) on every DuckDB created afterwards (server and patch mode) and on running
-    `start_fakesnow_server` databases. Idempotent; a later call repoints that one filesystem, so the
-    newest endpoint wins for every database.
-    Stage CREDENTIALS stay ignored: whatever a stage says, reads go to `endpoint_url`.
-    """
-    global _s3_shim_fs
-    import pyarrow.fs as pafs
-    from fakesnow.instance import FakeSnow
-    from fsspec.implementations.arrow import ArrowFSWrapper
-
-    _fix_fakesnow()
-    url = urlsplit(endpoint_url)
-    arrow_s3 = pafs.S3FileSystem(
-        endpoint_override=url.netloc, scheme=url.scheme or "http", region=REGION,
-        access_key=DUMMY_AWS_KEY, secret_key=DUMMY_AWS_SECRET, allow_bucket_creation=False,
-    )  # fmt: skip
-    if _s3_shim_fs is not None:
-        _s3_shim_fs.fs = arrow_s3
-        return
-
-    class S3ArrowFS(ArrowFSWrapper):
-        protocol = "s3"  # the URL scheme DuckDB routes to this filesystem
-        root_marker = ""
-
-        @classmethod
-        def _strip_protocol(cls, path: str) -> str:  # pyarrow wants "bucket/key"
-            return path.removeprefix("s3://").rstrip("/")
-
-        def _open(self, path: str, mode: str = "rb", *args: Any, **kwargs: Any) -> Any:
-            opened = super()._open(path, mode, *args, **kwargs)
-            if mode == "rb":
-                opened.stream = FullReads(opened.stream)
-            return opened
-
-    _s3_shim_fs = S3ArrowFS(arrow_s3, skip_instance_cache=True)
-    original_init = FakeSnow.__init__
-
-    def init_with_s3(self: FakeSnow, *args: Any, **kwargs: Any) -> None:
-        original_init(self, *args, **kwargs)
-        self.duck_conn.register_filesystem(_s3_shim_fs)
-
-    FakeSnow.__init__ = init_with_s3  # type: ignore[method-assign]
-    for fs in _server_databases:
-        fs.duck_conn.register_filesystem(_s3_shim_fs)
-
-
-class FullReads:
-    """A pyarrow S3 file whose `read(n)` returns n bytes unless the file ends first. pyarrow's S3 file may
-    return fewer (seen: 1,673,489 of 2,097,152 while another load was reading), and DuckDB takes a short
-    read of a Parquet file as an error ("Failed to read 2097152 bytes ... only 1673489 bytes returned"),
-    so COPY INTO of a table over 2 MB failed now and then. A read may even come back empty before the
-    end (a ranged GET cut short while the server was busy); then the file is read again from where it
-    stopped, a few times, before the short read is passed on."""
-
-    RETRIES_BEFORE_THE_END = 5
-
-    def __init__(self, stream: Any) -> None:
-        self._stream = stream
-
-    def read(self, nbytes: int | None = None) -> bytes:
-        if nbytes is None or nbytes < 0:
-            return self._stream.read()
-        parts, wanted, retries = [], nbytes, 0
-        while wanted > 0:
-            part = self._stream.read(wanted)
-            if not part:
-                if retries == self.RETRIES_BEFORE_THE_END or not self._ends_before_its_size():
-                    break  # the end of the file
-                retries += 1
-                time.sleep(0.05 * retries)
-                self._stream.seek(self._stream.tell())  # a new request from the same position
-                continue
-            parts.append(part)
-            wanted -= len(part)
-        return b"".join(parts)
-
-    def _ends_before_its_size(self) -> bool:
-        try:
-            return self._stream.tell() < self._stream.size()
-        except (AttributeError, OSError):  # a stream that cannot tell: its empty read is its end
-            return False
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._stream, name)
-
-
-def _fix_fakesnow() -> None:
-    """Patches 2 and 3 of the module docstring (class- and module-level, so once per process)."""
-    import fakesnow.arrow
-    import pyarrow as pa
-    from fakesnow.copy_into import ReadCSV, ReadParquet
-
-    if getattr(fakesnow.arrow, "_fixed_by_stand_ins", False):
-        return
-    fakesnow.arrow._fixed_by_stand_ins = True  # type: ignore[attr-defined]
-
-    # Else a CSV COPY from `.../year=2024/month=05/day=08/` fails ("Binder Error: table ... has 3
-    # columns but 6 values were supplied"), and Parquet gains year/month/day columns.
-    def without_hive_columns(read_expression: Any) -> Any:
-        def read(self: Any, url: str) -> Any:
-            expression = read_expression(self, url)
-            expression.append("expressions", self.make_eq("hive_partitioning", False))
-            return expression
-
-        return read
-
-    for reader in (ReadCSV, ReadParquet):
-        reader.read_expression = without_hive_columns(reader.read_expression)  # type: ignore[method-assign]
-
-    # fakesnow builds the connector's timestamp struct without a validity mask, so NULL reads as epoch 0.
-    to_struct = fakesnow.arrow.timestamp_to_sf_struct
-
-    def timestamp_to_sf_struct(ts: Any) -> Any:
-        struct, ts = to_struct(ts), ts.combine_chunks() if isinstance(ts, pa.ChunkedArray) else ts
-        if not ts.null_count:
-            return struct
-        return pa.StructArray.from_arrays(struct.flatten(), fields=list(struct.type), mask=ts.is_null())
-
-    fakesnow.arrow.timestamp_to_sf_struct = timestamp_to_sf_struct
 
 
 def _fakesnow_app(fs: Any, sessions: Sessions) -> Any:
@@ -266,11 +142,11 @@ def start_fakesnow_server(
     import uvicorn
     from fakesnow.instance import FakeSnow
 
-    _fix_fakesnow()
+    fix_fakesnow()
     if db_path:
         os.makedirs(db_path, exist_ok=True)
     fs = FakeSnow(db_path=db_path, nop_regexes=list(nop_regexes))
-    _server_databases.add(fs)
+    register_database(fs)
     sock = socket.socket()
     sock.bind((host, port))  # bound here, so the port is known (and ours) before the thread starts
     sessions = Sessions(detached_abort_seconds)
