@@ -206,6 +206,33 @@ def test_parquet_partition_load_round_trips_and_reruns_without_duplicates(
         assert select_all(snowflake, "conversations_pq") == sorted([parse_variant(r) for r in ROWS] + [other_day])
 
 
+def test_one_copy_names_several_days_files_relative_to_the_table_folder(
+    s3: Any, bucket: str, snowflake: SnowflakeResource
+) -> None:
+    """The load's COPY of a table for all a run's days (steps/load.py): FROM @stage/<table>/ with
+    FILES = ('year=.../month=.../day=.../<file>', ...), each name appended to the stage URL and the path
+    as Snowflake does; the answer is one row per file, named by its full URL, with its own rows_loaded.
+    A named file that is missing fails the statement (ON_ERROR = ABORT_STATEMENT)."""
+    create_table_and_stage(snowflake, bucket, "conversations_days", "days_stage")
+    names = {f"year=2024/month=05/day={day:02d}/part-{day}.parquet": rows for day, rows in ((7, 2), (8, 4))}
+    for name, rows in names.items():
+        s3.put_object(Bucket=bucket, Key=f"prefix/conversations/{name}", Body=parquet_bytes(ROWS[:rows]))
+    s3.put_object(Bucket=bucket, Key="prefix/conversations/year=2024/month=05/day=09/part-9.parquet",
+                  Body=parquet_bytes(ROWS))  # not named: not loaded  # fmt: skip
+    copy = ("COPY INTO conversations_days FROM @days_stage/conversations/ FILES = ({}) FILE_FORMAT = (TYPE = "
+            "PARQUET) MATCH_BY_COLUMN_NAME = CASE_INSENSITIVE FORCE = TRUE ON_ERROR = ABORT_STATEMENT")  # fmt: skip
+    with snowflake.get_connection() as conn:
+        cursor = conn.cursor(DictCursor)
+        cursor.execute(copy.format("%s, %s"), list(names))
+        results = [{k.lower(): v for k, v in row.items()} for row in cursor.fetchall()]
+        assert sorted((r["file"], r["status"], r["rows_loaded"]) for r in results) == [
+            (f"s3://{bucket}/prefix/conversations/{name}", "LOADED", rows) for name, rows in names.items()
+        ]
+        with pytest.raises(SnowflakeError):
+            cursor.execute(copy.format("%s"), ["year=2024/month=05/day=10/part-10.parquet"])
+    assert len(select_all(snowflake, "conversations_days")) == 2 + 4
+
+
 def test_failed_copy_in_a_transaction_leaves_the_table_unchanged(
     s3: Any, bucket: str, snowflake: SnowflakeResource
 ) -> None:
