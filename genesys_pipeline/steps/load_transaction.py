@@ -140,8 +140,10 @@ class RunTransaction:
             results = self.session.execute(sql, names)
             # By column name: Snowflake and the stand-in agree on names, not on every position, and a COPY
             # of zero files answers with a single `status` column. A row per file, named by its URL.
-            if len(results) != len(files) or any("rows_loaded" not in result for result in results):
-                raise LoadError(f"COPY processed {len(results)} files of {len(files)}: {results}")
+            if not any("rows_loaded" in result for result in results):
+                raise LoadError(f"COPY processed no file: {results}")
+            if len(results) != len(files):
+                raise LoadError(f"COPY answered for {len(results)} files, {len(files)} were named: {results}")
             for day, file in zip(days, files):
                 mine = [result for result in results if str(result.get("file", "")).endswith(file.key)]
                 if len(mine) != 1 or mine[0].get("status") != "LOADED":
