@@ -513,6 +513,45 @@ def test_the_s3_shim_reads_what_duckdb_asks_for_even_when_s3_returns_less_at_a_t
     assert stream.closed is False  # everything else is the stream's
 
 
+def test_the_s3_shim_reads_each_object_whole_and_again_on_a_new_stream_when_a_read_fails() -> None:
+    """DuckDB gets the object from memory, read whole and checked against its size: a stream that comes
+    back short or raises is replaced by a new one; one that never delivers fails naming the object."""
+
+    class Stream:
+        def __init__(self, data: bytes, deliver: int | None = None, error: str = "") -> None:
+            self.data, self.deliver, self.error, self.closed = data, deliver, error, False
+
+        def size(self) -> int:
+            return len(self.data)
+
+        def read(self, nbytes: int = -1) -> bytes:
+            if self.error:
+                raise OSError(self.error)
+            part, self.data = self.data[: self.deliver], b""  # at most `deliver` bytes, then the end
+            return part
+
+        def close(self) -> None:
+            self.closed = True
+
+    data = b"PAR1" + bytes(range(256)) * 40 + b"PAR1"
+    streams = [Stream(data, deliver=100), Stream(data, error="Cannot read past end of file"), Stream(data, deliver=None)]
+    opened: list[Stream] = []
+
+    def open_stream() -> Stream:
+        opened.append(streams[len(opened)])
+        return opened[-1]
+
+    whole = fakesnow_patches.whole_object(open_stream, "s3://bucket/key.parquet")
+    assert whole.size() == len(data) and whole.read() == data
+    whole.seek(len(data) - 4)
+    assert whole.read(4) == b"PAR1"
+    assert len(opened) == 3 and all(stream.closed for stream in opened)
+
+    with pytest.raises(OSError, match=r"s3://bucket/key.parquet: could not read the whole object in 2 attempts "
+                                      r"\(read 10 of \d+ bytes\)"):  # fmt: skip
+        fakesnow_patches.whole_object(lambda: Stream(data, deliver=10), "s3://bucket/key.parquet", attempts=2)
+
+
 def test_the_s3_shim_reads_again_a_file_that_came_back_empty_before_its_end() -> None:
     """A ranged GET cut short can make pyarrow's S3 file read b"" in the middle: the shim asks again from
     the same position; at the real end (or from a stream that cannot tell its size) an empty read ends it."""

@@ -2,7 +2,7 @@
 
 Separate from the servers (stand_ins.py) because these patch fakesnow's classes and modules for the
 whole process, once, while servers come and go: `install_fakesnow_s3_shim` lets DuckDB read `s3://`
-through pyarrow, `FullReads` makes those reads whole, `fix_fakesnow` turns off hive columns and fixes
+through pyarrow, `whole_object` reads each object whole (`FullReads`: reads that return all they are asked), `fix_fakesnow` turns off hive columns and fixes
 NULL timestamps, and `register_database` lets a shim installed later reach a running server's database.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import weakref
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import urlsplit
 
 _s3_shim_fs: Any = None  # the one filesystem object registered on every fakesnow DuckDB
@@ -29,7 +29,7 @@ def install_fakesnow_s3_shim(endpoint_url: str, region: str, access_key: str, se
     global _s3_shim_fs
     import pyarrow.fs as pafs
     from fakesnow.instance import FakeSnow
-    from fsspec.implementations.arrow import ArrowFSWrapper
+    from fsspec.implementations.arrow import ArrowFile, ArrowFSWrapper
 
     fix_fakesnow()
     url = urlsplit(endpoint_url)
@@ -50,10 +50,10 @@ def install_fakesnow_s3_shim(endpoint_url: str, region: str, access_key: str, se
             return path.removeprefix("s3://").rstrip("/")
 
         def _open(self, path: str, mode: str = "rb", *args: Any, **kwargs: Any) -> Any:
-            opened = super()._open(path, mode, *args, **kwargs)
-            if mode == "rb":
-                opened.stream = FullReads(opened.stream)
-            return opened
+            if mode != "rb":
+                return super()._open(path, mode, *args, **kwargs)
+            key = self._strip_protocol(path)
+            return ArrowFile(self, whole_object(lambda: self.fs.open_input_file(key), path), path, mode)
 
     _s3_shim_fs = S3ArrowFS(arrow_s3, skip_instance_cache=True)
     original_init = FakeSnow.__init__
@@ -65,6 +65,33 @@ def install_fakesnow_s3_shim(endpoint_url: str, region: str, access_key: str, se
     FakeSnow.__init__ = init_with_s3  # type: ignore[method-assign]
     for fs in _server_databases:
         fs.duck_conn.register_filesystem(_s3_shim_fs)
+
+
+def whole_object(open_stream: Callable[[], Any], name: str, attempts: int = 5) -> Any:
+    """The object's bytes, read whole into memory once, as a pyarrow file DuckDB reads from.
+
+    Streamed from S3, a Parquet file's ranged reads came back short now and then while moto was busy
+    (DuckDB: "Failed to read 2097152 bytes ... only 1673489 returned", or pyarrow's "Cannot read past end
+    of file"), failing a COPY of several large files. One whole read is checked against the object's
+    size and, short or failed, made again on a new stream. Our files are a few MB: memory is no concern.
+    """
+    import pyarrow as pa
+
+    problem = ""
+    for attempt in range(1, attempts + 1):
+        stream = open_stream()
+        try:
+            size = stream.size()
+            data = FullReads(stream).read(size)
+            if len(data) == size:
+                return pa.BufferReader(data)
+            problem = f"read {len(data)} of {size} bytes"
+        except OSError as error:
+            problem = str(error)
+        finally:
+            stream.close()
+        time.sleep(0.05 * attempt)
+    raise OSError(f"{name}: could not read the whole object in {attempts} attempts ({problem})")
 
 
 class FullReads:
